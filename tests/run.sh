@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the unit tests (built with ASan/UBSan) and the end-to-end tests, one line per test,
+# and ends with "N passed, N failed, N skipped". Each test has a time limit.
+set -u
+cd "$(dirname "$0")/.."
+pass=0 fail=0 skip=0
+failed=()
+logdir=build/test-logs
+mkdir -p "$logdir"
+only=${TEST_ONLY:-}
+
+run_one() {	# name, limit seconds, command...
+	local name=$1 limit=$2; shift 2
+	[ -n "$only" ] && [[ "$name" != *"$only"* ]] && return
+	local log="$logdir/${name//\//_}.log" start=$SECONDS rc
+	timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		pass=$((pass + 1)); printf 'PASS %-50s %3ds\n' "$name" $((SECONDS - start))
+	elif [ $rc -eq 77 ]; then
+		skip=$((skip + 1)); printf 'SKIP %-50s %s\n' "$name" "$(tail -1 "$log")"
+	else
+		fail=$((fail + 1)); failed+=("$name")
+		printf 'FAIL %-50s rc=%d (log: %s)\n' "$name" $rc "$log"
+		tail -25 "$log" | sed 's/^/    | /'
+	fi
+}
+
+for t in build/unit/*_test; do
+	[ -x "$t" ] || continue
+	run_one "unit/$(basename "$t")" 120 "$t"
+done
+for t in tests/e2e/test_*.sh; do
+	[ -f "$t" ] || continue
+	run_one "e2e/$(basename "$t" .sh)" 300 bash "$t"
+done
+
+echo
+[ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ] && [ $pass -gt 0 ]
