@@ -45,6 +45,14 @@ struct tls_cert {
 struct tls_cert *tls_ca_issue(const struct tls_ca *ca, const char *spiffe_id, unsigned ttl_seconds);
 void tls_cert_free(struct tls_cert **cert);
 
+/* Writes cert as PEM: the leaf then its chain to cert_path, the key to key_path (mode 0600). */
+int tls_cert_write(const struct tls_cert *cert, const char *cert_path, const char *key_path);
+/*
+ * Parses one certificate from PEM ("-----BEGIN CERTIFICATE-----", the first one) or DER bytes.
+ * Returns a new X509 the caller frees, or NULL with errno EINVAL.
+ */
+X509 *tls_cert_parse(const void *data, size_t len);
+
 enum tls_role { TLS_CLIENT, TLS_SERVER };
 
 /*
@@ -80,5 +88,15 @@ const char *tls_spiffe_format(const char *td, const char *ns, const char *sa, ch
 
 /* A human-readable reason for the last OpenSSL error on this thread ("" if none); clears it. */
 const char *tls_last_error(char *buf, size_t len);
+
+/*
+ * The certificate CLI behind the agent's main(): argv[0] is the subcommand,
+ *   ca-init CERT_OUT KEY_OUT [TRUST_DOMAIN]
+ *   cert-issue CA_CERT CA_KEY SPIFFE_ID CERT_OUT KEY_OUT [TTL_SECONDS]
+ * Returns an exit code: 0 done, 1 failed (reason on stderr), 2 usage error.
+ */
+int tls_tool_main(int argc, char **argv);
+/* Whether subcommand is one of tls_tool_main's. */
+bool tls_tool_handles(const char *subcommand);
 
 #endif

@@ -1,0 +1,123 @@
+/* config: environment variables into the agent's settings, with a clear error per variable. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ztunnel/config.h>
+
+int config_parse_duration_ms(const char *text, uint64_t *ms)
+{
+	static const struct { const char *unit; uint64_t mult; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1000 },
+	};
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *text == '-')
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			if (v > UINT64_MAX / units[i].mult)
+				return -EINVAL;
+			*ms = v * units[i].mult;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+enum kind { K_STRING, K_UINT, K_DURATION_S, K_DURATION_MS };
+
+struct setting {
+	const char *env;
+	enum kind kind;
+	size_t offset;
+	uint64_t min, max;
+};
+
+#define CFG(f) offsetof(struct config, f)
+static const struct setting settings[] = {
+	{ "LOCAL_XDS_PATH", K_STRING, CFG(local_xds_path), 0, 0 },
+	{ "LOCAL_XDS", K_STRING, CFG(local_xds), 0, 0 },
+	{ "NODE_NAME", K_STRING, CFG(node_name), 0, 0 },
+	{ "TRUST_DOMAIN", K_STRING, CFG(trust_domain), 0, 0 },
+	{ "ZTUNNEL_CA_CERT", K_STRING, CFG(ca_cert), 0, 0 },
+	{ "ZTUNNEL_CA_KEY", K_STRING, CFG(ca_key), 0, 0 },
+	{ "SECRET_TTL", K_DURATION_S, CFG(secret_ttl), 60, 365 * 24 * 3600 },
+	{ "ZTUNNEL_WORKER_THREADS", K_UINT, CFG(workers), 1, 64 },
+	{ "ZTUNNEL_CNI_SOCKET", K_STRING, CFG(cni_socket), 0, 0 },
+	{ "ZTUNNEL_STATE_DIR", K_STRING, CFG(state_dir), 0, 0 },
+	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
+	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
+	{ "HTTP2_STREAM_WINDOW_SIZE", K_UINT, CFG(hbone.stream_window), 65535, 1u << 30 },
+	{ "HTTP2_CONNECTION_WINDOW_SIZE", K_UINT, CFG(hbone.conn_window), 65535, (1u << 31) - 1 },
+	{ "HTTP2_FRAME_SIZE", K_UINT, CFG(hbone.frame_size), 16384, (1u << 24) - 1 },
+	{ "POOL_MAX_STREAMS_PER_CONNECTION", K_UINT, CFG(hbone.max_streams_per_conn), 1, 10000 },
+	{ "POOL_UNUSED_RELEASE_TIMEOUT", K_DURATION_MS, CFG(hbone.idle_release_ms), 100, 86400000 },
+	{ "PACKET_MARK", K_UINT, CFG(hbone.mark), 1, 0xffffffffu },
+};
+
+static int apply(struct config *cfg, const struct setting *s, const char *v, char *err, size_t len)
+{
+	void *field = (char *)cfg + s->offset;
+	uint64_t n;
+	char *end;
+
+	if (s->kind == K_STRING) {
+		*(const char **)field = v;
+		return 0;
+	}
+	if (s->kind == K_UINT) {
+		errno = 0;
+		n = strtoull(v, &end, 0);
+		if (errno || end == v || *end || *v == '-')
+			goto bad;
+	} else {
+		if (config_parse_duration_ms(v, &n) < 0)
+			goto bad;
+		if (s->kind == K_DURATION_S)
+			n /= 1000;
+	}
+	if (n < s->min || n > s->max) {
+		snprintf(err, len, "%s: %s is outside %llu..%llu", s->env, v,
+			 (unsigned long long)s->min, (unsigned long long)s->max);
+		return -EINVAL;
+	}
+	*(unsigned *)field = (unsigned)n;
+	return 0;
+bad:
+	snprintf(err, len, "%s: \"%s\" is not a valid %s", s->env, v,
+		 s->kind == K_UINT ? "number" : "duration (e.g. 30s, 5m, 24h)");
+	return -EINVAL;
+}
+
+int config_from_env(struct config *cfg, char *err, size_t len)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->trust_domain = "cluster.local";
+	cfg->secret_ttl = 24 * 3600;
+	cfg->workers = 2;
+	cfg->cni_socket = "/var/run/ztunnel/cni.sock";
+	cfg->state_dir = "/var/run/ztunnel";
+	cfg->redirect_mode = "nftables";
+	cfg->log_level = "info";
+	hbone_settings_default(&cfg->hbone);
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const char *v = getenv(settings[i].env);
+
+		if (v && *v && apply(cfg, &settings[i], v, err, len) < 0)
+			return -EINVAL;
+	}
+	if (strcmp(cfg->redirect_mode, "nftables") != 0 && strcmp(cfg->redirect_mode, "none") != 0) {
+		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables or none", cfg->redirect_mode);
+		return -EINVAL;
+	}
+	if (!cfg->ca_cert != !cfg->ca_key) {
+		snprintf(err, len, "ZTUNNEL_CA_CERT and ZTUNNEL_CA_KEY go together");
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,94 @@
+/* hbone internals: the connection and stream objects shared by conn.c, stream.c and pool.c. */
+#ifndef ZTUNNEL_HBONE_INT_H
+#define ZTUNNEL_HBONE_INT_H
+
+#include <nghttp2/nghttp2.h>
+
+#include <ztunnel/hbone.h>
+#include <ztunnel/sock.h>
+
+enum hconn_state { HCONN_CONNECTING, HCONN_HANDSHAKE, HCONN_READY, HCONN_CLOSING };
+
+/*
+ * A TLS + HTTP/2 connection. Owns its socket, SSL, session, output buffer and the list of its
+ * streams' links (streams own themselves). Freed once the socket is closed, no stream refers
+ * to it and no callback of it is on the stack.
+ */
+struct hbone_conn {
+	struct io_worker *w;
+	struct io_sock sock;
+	SSL *ssl;			/* owns rbio and wbio */
+	BIO *rbio, *wbio;
+	nghttp2_session *h2;
+	enum hconn_state state;
+	bool server;
+	bool sock_closed;
+	int depth;			/* callbacks of this conn on the stack */
+	uint8_t *obuf;			/* ciphertext being written; owned */
+	struct io_timer timer;		/* handshake deadline, then idle release */
+	const struct hbone_settings *set;
+	char peer_identity[TLS_SPIFFE_MAX];
+	struct sockaddr_storage peer;
+	char close_reason[160];
+	struct hbone_stream *streams;	/* every stream attached to this conn */
+	unsigned active_streams;
+	/* server side */
+	const struct hbone_server_handler *handler;
+	void *hctx;
+	char trust_domain[128];
+	/* client side */
+	struct hbone_pool *pool;
+	struct hbone_conn *pool_next;
+	struct hbone_target target;	/* the pool key and connect parameters */
+};
+
+/* One CONNECT stream bridged to a TCP socket. Owns its socket and receive ring. */
+struct hbone_stream {
+	struct hbone_conn *conn;	/* NULL once the connection is gone */
+	struct hbone_stream *prev, *next;
+	int32_t id;			/* -1 until submitted (client) */
+	struct io_sock tcp;
+	bool has_tcp;
+	bool tcp_ready;			/* connected (server) or 200 received (client) */
+	/* TCP -> HTTP/2 */
+	const uint8_t *pend;
+	size_t pend_len;
+	bool tcp_eof;
+	bool data_deferred;
+	/* HTTP/2 -> TCP */
+	uint8_t *ring;
+	size_t ring_cap, ring_head, ring_len, writing;
+	bool h2_eof;
+	bool h2_closed;
+	bool reset;
+	bool finished;
+	int status;
+	char authority[300];
+	char method[16];
+	char error[200];
+	struct access_record rec;
+};
+
+/* conn.c */
+void hconn_flush(struct hbone_conn *c);
+void hconn_fail(struct hbone_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool server,
+			     const struct hbone_settings *set);
+void hconn_enter(struct hbone_conn *c);
+void hconn_leave(struct hbone_conn *c);
+void hconn_start_handshake(struct hbone_conn *c);
+void hconn_stream_detached(struct hbone_conn *c);
+
+/* stream.c */
+struct hbone_stream *hstream_new(struct hbone_conn *c);
+void hstream_attach_tcp(struct hbone_stream *st, int fd);
+int hstream_submit_request(struct hbone_stream *st);
+void hstream_set_callbacks(nghttp2_session_callbacks *cb);
+void hstream_conn_gone(struct hbone_stream *st, const char *reason);
+void hstream_fail(struct hbone_stream *st, const char *reason);
+
+/* pool.c */
+void hpool_conn_ready(struct hbone_conn *c);
+void hpool_conn_closed(struct hbone_conn *c);
+
+#endif

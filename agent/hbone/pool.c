@@ -1,0 +1,158 @@
+/* hbone pool: per-worker client connections shared by streams with the same key. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ztunnel/inpod.h>
+#include <ztunnel/log.h>
+
+#include "hbone-int.h"
+
+struct hbone_pool {
+	struct io_worker *w;
+	const struct hbone_settings *set;
+	struct hbone_conn *conns;	/* linked by pool_next; each conn owns itself */
+	unsigned n;
+};
+
+bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_target *b)
+{
+	return a->netns_fd == b->netns_fd && a->client_ctx == b->client_ctx &&
+	       memcmp(&a->hbone_addr, &b->hbone_addr, sizeof(a->hbone_addr)) == 0 &&
+	       strcmp(a->src_identity, b->src_identity) == 0 &&
+	       strcmp(a->dst_identity, b->dst_identity) == 0;
+}
+
+struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set)
+{
+	struct hbone_pool *p = calloc(1, sizeof(*p));
+
+	if (p) {
+		p->w = w;
+		p->set = set;
+	}
+	return p;
+}
+
+void hbone_pool_free(struct hbone_pool **pool)
+{
+	struct hbone_conn *c;
+
+	if (!*pool)
+		return;
+	for (c = (*pool)->conns; c; c = c->pool_next)
+		c->pool = NULL;
+	free(*pool);
+	*pool = NULL;
+}
+
+unsigned hbone_pool_size(const struct hbone_pool *pool)
+{
+	return pool->n;
+}
+
+static bool has_room(const struct hbone_conn *c)
+{
+	uint32_t limit = c->set->max_streams_per_conn;
+
+	if (c->state == HCONN_CLOSING)
+		return false;
+	if (c->state == HCONN_READY) {
+		uint32_t peer = nghttp2_session_get_remote_settings(
+			c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+
+		if (peer < limit)
+			limit = peer;
+		if (!nghttp2_session_check_request_allowed(c->h2))
+			return false;
+	}
+	return c->active_streams < limit;
+}
+
+static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_target *t)
+{
+	struct hbone_conn *c;
+	int fd = inpod_socket(t->netns_fd, t->hbone_addr.ss_family, SOCK_STREAM, p->set->mark);
+
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	c = hconn_new(p->w, fd, t->client_ctx, false, p->set);
+	if (!c)
+		return NULL;
+	c->target = *t;
+	c->peer = t->hbone_addr;
+	c->pool = p;
+	c->pool_next = p->conns;
+	p->conns = c;
+	p->n++;
+	io_sock_connect(&c->sock, (const struct sockaddr *)&t->hbone_addr,
+			t->hbone_addr.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+							  : sizeof(struct sockaddr_in6));
+	return c;
+}
+
+void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int fd,
+		       const struct access_record *rec)
+{
+	struct hbone_conn *c;
+	struct hbone_stream *st;
+
+	for (c = p->conns; c; c = c->pool_next)
+		if (hbone_target_same_pool(&c->target, t) && has_room(c))
+			break;
+	if (!c)
+		c = open_conn(p, t);
+	if (!c) {
+		struct access_record r = *rec;
+
+		access_log_complete(&r, "cannot open an HBONE connection");
+		close(fd);
+		return;
+	}
+	hconn_enter(c);
+	st = hstream_new(c);
+	if (!st) {
+		close(fd);
+		goto out;
+	}
+	st->rec = *rec;
+	hstream_attach_tcp(st, fd);
+	if (c->state == HCONN_READY) {
+		hstream_submit_request(st);
+		hconn_flush(c);
+	}
+out:
+	hconn_leave(c);
+}
+
+void hpool_conn_ready(struct hbone_conn *c)
+{
+	struct hbone_stream *st, *next;
+
+	for (st = c->streams; st; st = next) {
+		next = st->next;
+		if (st->id < 0)
+			hstream_submit_request(st);
+	}
+	if (!c->streams)
+		io_timer_arm(c->w, &c->timer, c->set->idle_release_ms);
+}
+
+void hpool_conn_closed(struct hbone_conn *c)
+{
+	struct hbone_conn **pp;
+
+	if (!c->pool)
+		return;
+	for (pp = &c->pool->conns; *pp; pp = &(*pp)->pool_next) {
+		if (*pp == c) {
+			*pp = c->pool_next;
+			c->pool->n--;
+			break;
+		}
+	}
+	c->pool = NULL;
+}

@@ -1,0 +1,514 @@
+/* hbone stream: one CONNECT stream relayed to a TCP socket, with flow control as backpressure. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ztunnel/log.h>
+
+#include "hbone-int.h"
+
+#define MAKE_NV(n, v, vl) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
+
+static void stream_free(struct hbone_stream *st)
+{
+	struct hbone_conn *c = st->conn;
+
+	if (c) {
+		if (st->prev)
+			st->prev->next = st->next;
+		else
+			c->streams = st->next;
+		if (st->next)
+			st->next->prev = st->prev;
+		c->active_streams--;
+		if (st->ring_len && c->h2)
+			nghttp2_session_consume_connection(c->h2, st->ring_len);
+		if (st->id > 0 && c->h2)
+			nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
+		st->conn = NULL;
+	}
+	access_log_complete(&st->rec, st->error[0] ? st->error : NULL);
+	free(st->ring);
+	free(st);
+	if (c)
+		hconn_stream_detached(c);
+}
+
+/* Frees the stream once both its halves are done. */
+static void maybe_finish(struct hbone_stream *st)
+{
+	bool h2_done = st->h2_closed || !st->conn;
+
+	if (!h2_done)
+		return;
+	if (st->has_tcp) {
+		if (st->tcp.fd >= 0 && !st->tcp.closing) {
+			if (!st->reset && st->conn && (st->ring_len || st->writing))
+				return;	/* still writing what the peer sent */
+			io_sock_close(&st->tcp, st->reset);
+		}
+		return;	/* freed from on_tcp_closed */
+	}
+	stream_free(st);
+}
+
+void hstream_fail(struct hbone_stream *st, const char *reason)
+{
+	if (!st->error[0])
+		snprintf(st->error, sizeof(st->error), "%s", reason);
+	st->reset = true;
+	if (st->conn && st->id > 0 && !st->h2_closed) {
+		nghttp2_submit_rst_stream(st->conn->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+		hconn_flush(st->conn);
+	}
+	if (st->has_tcp)
+		io_sock_close(&st->tcp, true);
+	else if (!st->conn || st->h2_closed)
+		stream_free(st);
+}
+
+void hstream_conn_gone(struct hbone_stream *st, const char *reason)
+{
+	struct hbone_conn *c = st->conn;
+
+	if (!st->error[0] && !st->h2_closed)
+		snprintf(st->error, sizeof(st->error), "%s", reason);
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		c->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	c->active_streams--;
+	if (st->id > 0 && c->h2)
+		nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
+	st->conn = NULL;
+	st->prev = st->next = NULL;
+	if (!st->h2_closed)
+		st->reset = true;
+	maybe_finish(st);
+}
+
+static void pump_out(struct hbone_stream *st)
+{
+	size_t seg;
+
+	if (!st->has_tcp || !st->tcp_ready || st->tcp.closing || st->tcp.fd < 0 || st->writing)
+		return;
+	if (st->ring_len > 0) {
+		seg = st->ring_cap - st->ring_head;
+		if (seg > st->ring_len)
+			seg = st->ring_len;
+		st->writing = seg;
+		io_sock_write(&st->tcp, st->ring + st->ring_head, seg);
+		return;
+	}
+	if (st->h2_eof)
+		io_sock_shutdown_write(&st->tcp);
+	maybe_finish(st);
+}
+
+static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
+{
+	struct hbone_stream *st = s->owner;
+	struct hbone_conn *c = st->conn;
+
+	if (!c) {
+		maybe_finish(st);
+		return;
+	}
+	hconn_enter(c);
+	if (n < 0) {
+		char why[120];
+
+		snprintf(why, sizeof(why), "connection reset: %s", strerror((int)-n));
+		hstream_fail(st, why);
+		goto out;
+	}
+	if (n == 0)
+		st->tcp_eof = true;
+	st->pend = data;
+	st->pend_len = (size_t)n;
+	if (st->data_deferred && st->id > 0) {
+		st->data_deferred = false;
+		nghttp2_session_resume_data(c->h2, st->id);
+	}
+	hconn_flush(c);
+out:
+	hconn_leave(c);
+}
+
+static void on_tcp_sent(struct io_sock *s, int err)
+{
+	struct hbone_stream *st = s->owner;
+	struct hbone_conn *c = st->conn;
+	size_t n = st->writing;
+
+	if (err < 0) {
+		st->writing = 0;
+		hstream_fail(st, "write to socket failed");
+		return;
+	}
+	st->ring_head = (st->ring_head + n) % st->ring_cap;
+	st->ring_len -= n;
+	st->writing = 0;
+	if (st->rec.direction == ACCESS_OUTBOUND)
+		st->rec.bytes_sent += n;
+	else
+		st->rec.bytes_recv += n;
+	if (c) {
+		hconn_enter(c);
+		nghttp2_session_consume(c->h2, st->id, n);
+		hconn_flush(c);
+		pump_out(st);
+		hconn_leave(c);
+	} else {
+		pump_out(st);
+	}
+}
+
+static void on_tcp_closed(struct io_sock *s)
+{
+	struct hbone_stream *st = s->owner;
+
+	st->has_tcp = false;
+	if (st->conn && !st->h2_closed && st->id > 0) {
+		/* the socket went first: make sure the peer's stream ends too */
+		if (!st->reset)
+			nghttp2_submit_rst_stream(st->conn->h2, NGHTTP2_FLAG_NONE, st->id,
+						  NGHTTP2_CANCEL);
+		nghttp2_session_set_stream_user_data(st->conn->h2, st->id, NULL);
+		hconn_flush(st->conn);
+	}
+	stream_free(st);
+}
+
+static void on_tcp_connected(struct io_sock *s, int err);
+
+static const struct io_sock_cb stream_tcp_cb = {
+	.on_read = on_tcp_read,
+	.on_sent = on_tcp_sent,
+	.on_connected = on_tcp_connected,
+	.on_closed = on_tcp_closed,
+};
+
+static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
+			    uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct hbone_stream *st = src->ptr;
+	size_t n;
+
+	if (!st || nghttp2_session_get_stream_user_data(h2, id) != st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (st->pend_len > 0) {
+		n = st->pend_len < length ? st->pend_len : length;
+		memcpy(buf, st->pend, n);
+		st->pend += n;
+		st->pend_len -= n;
+		if (st->rec.direction == ACCESS_OUTBOUND)
+			st->rec.bytes_recv += n;
+		else
+			st->rec.bytes_sent += n;
+		if (st->pend_len == 0 && !st->tcp_eof)
+			io_sock_read(&st->tcp);
+		return (ssize_t)n;
+	}
+	if (st->tcp_eof) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		return 0;
+	}
+	st->data_deferred = true;
+	return NGHTTP2_ERR_DEFERRED;
+}
+
+struct hbone_stream *hstream_new(struct hbone_conn *c)
+{
+	struct hbone_stream *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	st->conn = c;
+	st->id = -1;
+	st->tcp.fd = -1;
+	st->rec.start_ms = io_now_ms();
+	st->next = c->streams;
+	if (c->streams)
+		c->streams->prev = st;
+	c->streams = st;
+	c->active_streams++;
+	io_timer_disarm(&c->timer);
+	return st;
+}
+
+void hstream_attach_tcp(struct hbone_stream *st, int fd)
+{
+	io_sock_init(&st->tcp, st->conn->w, fd, &stream_tcp_cb, st, 0);
+	st->has_tcp = true;
+}
+
+int hstream_submit_request(struct hbone_stream *st)
+{
+	struct hbone_conn *c = st->conn;
+	nghttp2_nv nva[] = {
+		MAKE_NV(":method", "CONNECT", 7),
+		MAKE_NV(":authority", c->target.authority, strlen(c->target.authority)),
+	};
+	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
+	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, 2, &prd, st);
+
+	if (id < 0) {
+		hstream_fail(st, nghttp2_strerror(id));
+		return -EIO;
+	}
+	st->id = id;
+	st->data_deferred = false;
+	return 0;
+}
+
+/* ---- server side: the proxy's answer to a CONNECT ---- */
+
+struct access_record *hbone_stream_record(struct hbone_stream *st)
+{
+	return &st->rec;
+}
+
+const char *hbone_stream_peer_identity(const struct hbone_stream *st)
+{
+	return st->conn ? st->conn->peer_identity : "";
+}
+
+static int submit_status(struct hbone_stream *st, int status, bool with_body)
+{
+	char code[8];
+	int len = snprintf(code, sizeof(code), "%d", status);
+	nghttp2_nv nva[] = { MAKE_NV(":status", code, (size_t)len) };
+	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
+
+	st->status = status;
+	return nghttp2_submit_response(st->conn->h2, st->id, nva, 1, with_body ? &prd : NULL);
+}
+
+void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason)
+{
+	struct hbone_conn *c = st->conn;
+
+	if (!st->error[0])
+		snprintf(st->error, sizeof(st->error), "%s (HTTP %d)", reason, status);
+	if (!c || st->h2_closed) {
+		maybe_finish(st);
+		return;
+	}
+	hconn_enter(c);
+	submit_status(st, status, false);
+	/* the response is complete: the client's side of the stream is not needed */
+	nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+	hconn_flush(c);
+	hconn_leave(c);
+}
+
+void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,
+			  socklen_t salen)
+{
+	if (!st->conn) {
+		close(fd);
+		maybe_finish(st);
+		return;
+	}
+	hstream_attach_tcp(st, fd);
+	io_sock_connect(&st->tcp, sa, salen);
+}
+
+static void on_tcp_connected(struct io_sock *s, int err)
+{
+	struct hbone_stream *st = s->owner;
+	struct hbone_conn *c = st->conn;
+	char why[120];
+
+	if (!c || st->h2_closed) {
+		st->reset = true;
+		io_sock_close(&st->tcp, true);
+		return;
+	}
+	hconn_enter(c);
+	if (err < 0) {
+		snprintf(why, sizeof(why), "app connect failed: %s", strerror(-err));
+		snprintf(st->error, sizeof(st->error), "%s (HTTP 503)", why);
+		submit_status(st, 503, false);
+		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+		io_sock_close(&st->tcp, false);
+	} else {
+		io_sock_set_options(s->fd);
+		submit_status(st, 200, true);
+		st->tcp_ready = true;
+		io_sock_read(&st->tcp);
+		pump_out(st);
+	}
+	hconn_flush(c);
+	hconn_leave(c);
+}
+
+/* ---- nghttp2 callbacks (user_data is the hbone_conn) ---- */
+
+static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+	struct hbone_conn *c = user;
+	struct hbone_stream *st;
+
+	if (c->state == HCONN_CLOSING)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (!c->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = hstream_new(c);
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->id = f->hd.stream_id;
+	st->rec.direction = ACCESS_INBOUND;
+	st->rec.src = c->peer;
+	snprintf(st->rec.src_identity, sizeof(st->rec.src_identity), "%s", c->peer_identity);
+	nghttp2_session_set_stream_user_data(h2, st->id, st);
+	return 0;
+}
+
+static void copy_value(char *dst, size_t cap, const uint8_t *v, size_t len)
+{
+	if (len >= cap)
+		len = 0;	/* over-long: treated as missing, refused as a bad request */
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+}
+
+static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *user)
+{
+	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+
+	if (!st || f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+		copy_value(st->method, sizeof(st->method), value, valuelen);
+	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+		copy_value(st->authority, sizeof(st->authority), value, valuelen);
+	else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3)
+		st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+	return 0;
+}
+
+static void on_request(struct hbone_conn *c, struct hbone_stream *st)
+{
+	if (strcmp(st->method, "CONNECT") != 0) {
+		hbone_stream_refuse(st, 400, "method is not CONNECT");
+		return;
+	}
+	if (!st->authority[0]) {
+		hbone_stream_refuse(st, 400, "missing or over-long :authority");
+		return;
+	}
+	c->handler->on_request(st, st->authority, c->hctx);
+}
+
+static void on_response(struct hbone_stream *st)
+{
+	char why[80];
+
+	if (st->status != 200) {
+		snprintf(why, sizeof(why), "HBONE server answered %d", st->status);
+		hstream_fail(st, why);
+		return;
+	}
+	st->tcp_ready = true;
+	if (st->pend_len == 0 && !st->tcp_eof)
+		io_sock_read(&st->tcp);
+	pump_out(st);
+}
+
+static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+	struct hbone_conn *c = user;
+	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+
+	if (c->state == HCONN_CLOSING)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (!st)
+		return 0;
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		st->h2_eof = true;
+	if (f->hd.type == NGHTTP2_HEADERS) {
+		if (c->server && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+			on_request(c, st);
+		else if (!c->server && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
+			on_response(st);
+		return 0;
+	}
+	if (st->h2_eof)
+		pump_out(st);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
+			 size_t len, void *user)
+{
+	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, id);
+	size_t tail, first;
+
+	if (!st || st->reset) {
+		nghttp2_session_consume(h2, id, len);
+		return 0;
+	}
+	if (!st->ring) {
+		st->ring_cap = ((struct hbone_conn *)user)->set->stream_window;
+		st->ring = malloc(st->ring_cap);
+		if (!st->ring) {
+			nghttp2_session_consume(h2, id, len);
+			hstream_fail(st, "out of memory");
+			return 0;
+		}
+	}
+	if (len > st->ring_cap - st->ring_len) {
+		nghttp2_session_consume(h2, id, len);
+		hstream_fail(st, "peer exceeded the flow-control window");
+		return 0;
+	}
+	tail = (st->ring_head + st->ring_len) % st->ring_cap;
+	first = st->ring_cap - tail < len ? st->ring_cap - tail : len;
+	memcpy(st->ring + tail, data, first);
+	memcpy(st->ring, data + first, len - first);
+	st->ring_len += len;
+	pump_out(st);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
+{
+	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, id);
+	char why[80];
+
+	if (!st)
+		return 0;
+	st->h2_closed = true;
+	if (code != NGHTTP2_NO_ERROR && !st->error[0]) {
+		snprintf(why, sizeof(why), "stream reset by peer (code %u)", code);
+		snprintf(st->error, sizeof(st->error), "%s", why);
+	}
+	/* anything but a clean end of both halves resets the TCP side */
+	if (code != NGHTTP2_NO_ERROR || !st->h2_eof)
+		st->reset = true;
+	nghttp2_session_set_stream_user_data(h2, id, NULL);
+	if (st->has_tcp && st->reset)
+		io_sock_close(&st->tcp, true);
+	else
+		maybe_finish(st);
+	return 0;
+}
+
+void hstream_set_callbacks(nghttp2_session_callbacks *cb)
+{
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+}

@@ -1,0 +1,358 @@
+/* inpod pods: enrolling and removing pods, their certificates, and remembering them on disk. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ztunnel/inpod.h>
+#include <ztunnel/log.h>
+#include <ztunnel/redirect.h>
+
+/* A certificate and its TLS contexts, shared by the pods of one identity. */
+struct identity_ctx {
+	char identity[TLS_SPIFFE_MAX];
+	SSL_CTX *server, *client;	/* owned references */
+	struct identity_ctx *next;
+};
+
+struct enrolled {
+	struct proxy_pod *pod;		/* reference */
+	struct enrolled *next;
+};
+
+struct inpod {
+	struct inpod_config cfg;
+	struct enrolled *pods;
+	struct identity_ctx *ids;
+	unsigned n;
+};
+
+struct inpod *inpod_new(const struct inpod_config *cfg)
+{
+	struct inpod *ip = calloc(1, sizeof(*ip));
+
+	if (ip)
+		ip->cfg = *cfg;
+	return ip;
+}
+
+unsigned inpod_count(const struct inpod *ip)
+{
+	return ip->n;
+}
+
+static struct identity_ctx *identity_get(struct inpod *ip, const char *id, char *err, size_t len)
+{
+	struct identity_ctx *ic;
+	struct tls_cert *cert;
+
+	for (ic = ip->ids; ic; ic = ic->next)
+		if (strcmp(ic->identity, id) == 0)
+			return ic;
+	cert = tls_ca_issue(ip->cfg.ca, id, ip->cfg.cert_ttl);
+	if (!cert) {
+		snprintf(err, len, "cannot issue a certificate for %s: %s", id, strerror(errno));
+		return NULL;
+	}
+	ic = calloc(1, sizeof(*ic));
+	if (ic) {
+		snprintf(ic->identity, sizeof(ic->identity), "%s", id);
+		ic->server = tls_ctx_new(cert, ip->cfg.ca->cert, TLS_SERVER, err, len);
+		ic->client = ic->server ? tls_ctx_new(cert, ip->cfg.ca->cert, TLS_CLIENT, err, len) : NULL;
+	}
+	tls_cert_free(&cert);
+	if (!ic || !ic->client) {
+		if (ic) {
+			SSL_CTX_free(ic->server);
+			free(ic);
+		}
+		return NULL;
+	}
+	log_info("certificate issued", "identity=%s ttl=%us", id, ip->cfg.cert_ttl);
+	ic->next = ip->ids;
+	ip->ids = ic;
+	return ic;
+}
+
+static int install_rules(void *arg)
+{
+	char *err = arg;
+
+	return redirect_install(err, 200);
+}
+
+static int remove_rules(void *arg)
+{
+	char *err = arg;
+
+	return redirect_remove(err, 200);
+}
+
+static bool uid_ok(const char *uid)
+{
+	if (!uid[0] || uid[0] == '.' || strlen(uid) > 200)
+		return false;
+	for (const char *p = uid; *p; p++)
+		if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+			return false;
+	return true;
+}
+
+static void state_path(const struct inpod *ip, const char *kind, const char *uid, char *buf,
+		       size_t len)
+{
+	snprintf(buf, len, "%s/%s/%s", ip->cfg.state_dir, kind, uid);
+}
+
+/* Pins the netns with a bind mount and writes the pod record, so a restart finds it. */
+static int persist(struct inpod *ip, const struct proxy_pod *pod)
+{
+	char path[512], src[64];
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/netns", ip->cfg.state_dir);
+	mkdir(ip->cfg.state_dir, 0700);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/pods", ip->cfg.state_dir);
+	mkdir(path, 0700);
+	state_path(ip, "netns", pod->uid, path, sizeof(path));
+	umount2(path, MNT_DETACH);
+	fd = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, 0400);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", pod->netns_fd);
+	if (mount(src, path, NULL, MS_BIND, NULL) < 0)
+		return -errno;
+	state_path(ip, "pods", pod->uid, path, sizeof(path));
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%s\n%s\n", pod->name, pod->namespace_);
+	return fclose(f) == 0 ? 0 : -EIO;
+}
+
+static void forget(struct inpod *ip, const char *uid)
+{
+	char path[512];
+
+	state_path(ip, "netns", uid, path, sizeof(path));
+	umount2(path, MNT_DETACH);
+	unlink(path);
+	state_path(ip, "pods", uid, path, sizeof(path));
+	unlink(path);
+}
+
+static struct proxy_pod *pod_new(const struct state_workload *w, const char *uid, int netns_fd)
+{
+	struct proxy_pod *pod = calloc(1, sizeof(*pod));
+
+	if (!pod)
+		return NULL;
+	pod->refcount = 1;
+	pod->netns_fd = netns_fd;
+	snprintf(pod->uid, sizeof(pod->uid), "%s", uid);
+	snprintf(pod->name, sizeof(pod->name), "%s", w->name ? w->name : "");
+	snprintf(pod->namespace_, sizeof(pod->namespace_), "%s", w->namespace_ ? w->namespace_ : "");
+	snprintf(pod->service_account, sizeof(pod->service_account), "%s",
+		 w->service_account ? w->service_account : "default");
+	snprintf(pod->trust_domain, sizeof(pod->trust_domain), "%s",
+		 w->trust_domain && w->trust_domain[0] ? w->trust_domain : "cluster.local");
+	state_workload_identity(w, pod->identity, sizeof(pod->identity));
+	for (size_t i = 0; i < w->n_ips && i < PROXY_MAX_POD_IPS; i++)
+		pod->ips[pod->n_ips++] = w->ips[i];
+	return pod;
+}
+
+static void detach(struct inpod *ip, const char *uid);
+
+static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len)
+{
+	struct identity_ctx *ic = identity_get(ip, pod->identity, err, len);
+	char why[200] = "";
+	int ret;
+
+	if (!ic)
+		return -EPROTO;
+	pod->server_ctx = ic->server;
+	pod->client_ctx = ic->client;
+	SSL_CTX_up_ref(ic->server);
+	SSL_CTX_up_ref(ic->client);
+	if (ip->cfg.install_rules) {
+		ret = inpod_in_netns(pod->netns_fd, install_rules, why);
+		if (ret < 0) {
+			snprintf(err, len, "installing capture rules: %s", why);
+			return ret;
+		}
+	}
+	ret = proxy_listen_pod(ip->cfg.px, pod);
+	if (ret < 0) {
+		snprintf(err, len, "opening listeners in the pod: %s", strerror(-ret));
+		if (ip->cfg.install_rules)
+			inpod_in_netns(pod->netns_fd, remove_rules, why);
+	}
+	return ret;
+}
+
+int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
+		 int netns_fd, bool persisted, char *err, size_t errlen)
+{
+	struct state_snapshot *snap = state_store_current(ip->cfg.store);
+	const struct state_workload *w;
+	struct proxy_pod *pod = NULL;
+	struct enrolled *e;
+	int ret = 0;
+
+	if (!uid_ok(uid)) {
+		snprintf(err, errlen, "invalid pod uid \"%s\"", uid);
+		ret = -EINVAL;
+		goto out;
+	}
+	w = snap ? state_lookup_pod(snap, uid, namespace_, name) : NULL;
+	if (!w || w->protocol != STATE_PROTO_HBONE) {
+		log_info("pod not captured", "uid=%s pod=%s/%s reason=\"%s\"", uid, namespace_, name,
+			 w ? "workload protocol is not HBONE" : "no such workload in the state");
+		goto out;
+	}
+	detach(ip, uid);
+	pod = pod_new(w, uid, netns_fd);
+	e = calloc(1, sizeof(*e));
+	if (!pod || !e) {
+		free(e);
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	netns_fd = -1;
+	ret = attach(ip, pod, err, errlen);
+	if (ret == 0 && !persisted && (ret = persist(ip, pod)) < 0) {
+		snprintf(err, errlen, "remembering the pod in %s: %s", ip->cfg.state_dir, strerror(-ret));
+		proxy_unlisten_pod(ip->cfg.px, pod);
+	}
+	if (ret < 0) {
+		free(e);
+		goto out;
+	}
+	e->pod = pod;
+	pod = NULL;
+	e->next = ip->pods;
+	ip->pods = e;
+	ip->n++;
+	log_info("pod enrolled", "uid=%s pod=%s/%s identity=%s", uid, namespace_, name,
+		 e->pod->identity);
+out:
+	if (netns_fd >= 0)
+		close(netns_fd);
+	proxy_pod_put(pod);
+	state_snapshot_put(&snap);
+	return ret;
+}
+
+/* Takes the pod out of the datapath; its record on disk stays. */
+static void detach(struct inpod *ip, const char *uid)
+{
+	struct enrolled **pp, *e;
+	char why[200] = "";
+
+	for (pp = &ip->pods; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->pod->uid, uid) == 0)
+			break;
+	if (!*pp)
+		return;
+	e = *pp;
+	*pp = e->next;
+	ip->n--;
+	proxy_unlisten_pod(ip->cfg.px, e->pod);
+	if (ip->cfg.install_rules && inpod_in_netns(e->pod->netns_fd, remove_rules, why) < 0)
+		log_warn("removing capture rules failed", "uid=%s error=\"%s\"", uid, why);
+	log_info("pod removed", "uid=%s pod=%s/%s", uid, e->pod->namespace_, e->pod->name);
+	proxy_pod_put(e->pod);
+	free(e);
+}
+
+int inpod_remove(struct inpod *ip, const char *uid)
+{
+	detach(ip, uid);
+	forget(ip, uid);
+	return 0;
+}
+
+static void restore_one(struct inpod *ip, const char *uid)
+{
+	char path[512], name[256] = "", ns[256] = "", err[300] = "";
+	FILE *f;
+	int fd;
+
+	state_path(ip, "pods", uid, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f || !fgets(name, sizeof(name), f) || !fgets(ns, sizeof(ns), f)) {
+		if (f)
+			fclose(f);
+		log_warn("forgetting unreadable pod record", "uid=%s", uid);
+		forget(ip, uid);
+		return;
+	}
+	fclose(f);
+	name[strcspn(name, "\n")] = '\0';
+	ns[strcspn(ns, "\n")] = '\0';
+	state_path(ip, "netns", uid, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("forgetting pod whose netns is gone", "uid=%s pod=%s/%s", uid, ns, name);
+		forget(ip, uid);
+		return;
+	}
+	if (inpod_enroll(ip, uid, name, ns, fd, true, err, sizeof(err)) < 0) {
+		log_warn("pod not restored", "uid=%s pod=%s/%s error=\"%s\"", uid, ns, name, err);
+		forget(ip, uid);
+	}
+}
+
+int inpod_restore(struct inpod *ip)
+{
+	char path[512];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/pods", ip->cfg.state_dir);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (uid_ok(de->d_name))
+			restore_one(ip, de->d_name);
+	closedir(d);
+	return (int)ip->n;
+}
+
+void inpod_free(struct inpod **ipp)
+{
+	struct inpod *ip = *ipp;
+
+	if (!ip)
+		return;
+	while (ip->pods) {
+		struct enrolled *e = ip->pods;
+
+		ip->pods = e->next;
+		proxy_pod_put(e->pod);
+		free(e);
+	}
+	while (ip->ids) {
+		struct identity_ctx *ic = ip->ids;
+
+		ip->ids = ic->next;
+		SSL_CTX_free(ic->server);
+		SSL_CTX_free(ic->client);
+		free(ic);
+	}
+	free(ip);
+	*ipp = NULL;
+}

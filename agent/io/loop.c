@@ -1,0 +1,276 @@
+/* io: the per-worker io_uring loop, completion dispatch, timers and cross-thread tasks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ztunnel/io.h>
+#include <ztunnel/log.h>
+
+#define TICK_MS 250
+
+uint64_t io_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct io_uring_sqe *get_sqe(struct io_worker *w)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&w->ring)))
+		io_uring_submit(&w->ring);
+	return sqe;
+}
+
+static void arm(struct io_op *op, struct io_uring_sqe *sqe)
+{
+	op->busy = true;
+	io_uring_sqe_set_data(sqe, op);
+}
+
+void io_prep_accept_multishot(struct io_worker *w, struct io_op *op, int fd)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	arm(op, sqe);
+}
+
+void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size_t len)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	arm(op, sqe);
+}
+
+void io_prep_send(struct io_worker *w, struct io_op *op, int fd, const void *buf, size_t len)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+	arm(op, sqe);
+}
+
+void io_prep_connect(struct io_worker *w, struct io_op *op, int fd, const struct sockaddr *sa,
+		     socklen_t len)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_connect(sqe, fd, sa, len);
+	arm(op, sqe);
+}
+
+void io_cancel(struct io_worker *w, struct io_op *op)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!op->busy)
+		return;
+	sqe = get_sqe(w);
+	io_uring_prep_cancel(sqe, op, 0);
+	io_uring_sqe_set_data(sqe, NULL);
+}
+
+void io_timer_arm(struct io_worker *w, struct io_timer *t, uint64_t after_ms)
+{
+	if (t->armed)
+		io_timer_disarm(t);
+	t->deadline_ms = io_now_ms() + after_ms;
+	t->next = w->timers.next;
+	t->prev = &w->timers;
+	w->timers.next->prev = t;
+	w->timers.next = t;
+	t->armed = true;
+}
+
+void io_timer_disarm(struct io_timer *t)
+{
+	if (!t->armed)
+		return;
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	t->prev = t->next = NULL;
+	t->armed = false;
+}
+
+static void run_timers(struct io_worker *w)
+{
+	uint64_t now = io_now_ms();
+	struct io_timer *t = w->timers.next, *next;
+
+	while (t != &w->timers) {
+		next = t->next;
+		if (t->deadline_ms <= now) {
+			io_timer_disarm(t);
+			t->fire(t);	/* may disarm or free others: restart the scan */
+			next = w->timers.next;
+		}
+		t = next;
+	}
+}
+
+static void arm_tick(struct io_worker *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	w->tick_ts.tv_sec = 0;
+	w->tick_ts.tv_nsec = TICK_MS * 1000000L;
+	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	arm(&w->tick_op, sqe);
+}
+
+static void on_tick(struct io_op *op, int res, uint32_t flags)
+{
+	struct io_worker *w = op->ctx;
+
+	run_timers(w);
+	if (!w->stopping)
+		arm_tick(w);
+}
+
+static void arm_event(struct io_worker *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_read(sqe, w->event_fd, &w->event_val, sizeof(w->event_val), 0);
+	arm(&w->event_op, sqe);
+}
+
+static void on_event(struct io_op *op, int res, uint32_t flags)
+{
+	struct io_worker *w = op->ctx;
+	struct io_task *t;
+
+	pthread_mutex_lock(&w->task_lock);
+	t = w->tasks;
+	w->tasks = w->tasks_tail = NULL;
+	pthread_mutex_unlock(&w->task_lock);
+	while (t) {
+		struct io_task *next = t->next;
+
+		t->run(w, t->arg);
+		free(t);
+		t = next;
+	}
+	if (!w->stopping)
+		arm_event(w);
+}
+
+int io_worker_post(struct io_worker *w, void (*fn)(struct io_worker *, void *), void *arg)
+{
+	struct io_task *t = calloc(1, sizeof(*t));
+	uint64_t one = 1;
+
+	if (!t)
+		return -ENOMEM;
+	t->run = fn;
+	t->arg = arg;
+	pthread_mutex_lock(&w->task_lock);
+	if (w->tasks_tail)
+		w->tasks_tail->next = t;
+	else
+		w->tasks = t;
+	w->tasks_tail = t;
+	pthread_mutex_unlock(&w->task_lock);
+	if (write(w->event_fd, &one, sizeof(one)) < 0)
+		return -errno;
+	return 0;
+}
+
+int io_worker_init(struct io_worker *w, int id, unsigned entries)
+{
+	struct io_uring_params p = { 0 };
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->timers.next = w->timers.prev = &w->timers;
+	pthread_mutex_init(&w->task_lock, NULL);
+	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+	ret = io_uring_queue_init_params(entries, &w->ring, &p);
+	if (ret < 0) {
+		memset(&p, 0, sizeof(p));
+		ret = io_uring_queue_init_params(entries, &w->ring, &p);
+		if (ret < 0)
+			return ret;
+	}
+	w->event_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->event_fd < 0) {
+		ret = -errno;
+		io_uring_queue_exit(&w->ring);
+		return ret;
+	}
+	w->event_op.cb = on_event;
+	w->event_op.ctx = w;
+	w->tick_op.cb = on_tick;
+	w->tick_op.ctx = w;
+	arm_event(w);
+	arm_tick(w);
+	return 0;
+}
+
+static void dispatch(struct io_worker *w, struct io_uring_cqe *cqe)
+{
+	struct io_op *op = io_uring_cqe_get_data(cqe);
+
+	if (!op)
+		return;	/* a cancel request's own completion */
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		op->busy = false;
+	op->cb(op, cqe->res, cqe->flags);
+}
+
+static void *worker_main(void *arg)
+{
+	struct io_worker *w = arg;
+	struct io_uring_cqe *cqe;
+	unsigned head, n;
+
+	while (!w->stopping) {
+		int ret = io_uring_submit_and_wait(&w->ring, 1);
+
+		if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -ETIME) {
+			log_error("io_uring wait failed", "worker=%d error=%d", w->id, ret);
+			break;
+		}
+		n = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			n++;
+			/* a callback may have advanced nothing; CQEs stay valid until cq_advance */
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	return NULL;
+}
+
+int io_worker_start(struct io_worker *w)
+{
+	return -pthread_create(&w->thread, NULL, worker_main, w);
+}
+
+static void stop_task(struct io_worker *w, void *arg)
+{
+	w->stopping = true;
+}
+
+void io_worker_stop(struct io_worker *w)
+{
+	if (io_worker_post(w, stop_task, NULL) == 0)
+		pthread_join(w->thread, NULL);
+}
+
+void io_worker_destroy(struct io_worker *w)
+{
+	io_uring_queue_exit(&w->ring);
+	if (w->event_fd >= 0)
+		close(w->event_fd);
+	pthread_mutex_destroy(&w->task_lock);
+}

@@ -1,0 +1,51 @@
+/* access: "connection complete" log lines with upstream ztunnel's keys. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+#include <ztunnel/access.h>
+#include <ztunnel/io.h>
+#include <ztunnel/log.h>
+
+const char *access_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, len, "-");
+	}
+	return buf;
+}
+
+static const char *or_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+void access_log_complete(const struct access_record *r, const char *error)
+{
+	char src[64], dst[64], hb[64];
+	double secs = (double)(io_now_ms() - r->start_ms) / 1000.0;
+
+	log_emit(error ? LOG_WARN : LOG_INFO, "connection complete",
+		 "src.addr=%s src.workload=%s src.namespace=%s src.identity=%s dst.addr=%s "
+		 "dst.hbone_addr=%s dst.service=%s dst.workload=%s dst.namespace=%s dst.identity=%s "
+		 "direction=%s bytes_sent=%llu bytes_recv=%llu duration=%.3fs%s%s%s",
+		 access_addr(&r->src, src, sizeof(src)), or_dash(r->src_workload),
+		 or_dash(r->src_namespace), or_dash(r->src_identity),
+		 access_addr(&r->dst, dst, sizeof(dst)), access_addr(&r->hbone, hb, sizeof(hb)),
+		 or_dash(r->dst_service), or_dash(r->dst_workload), or_dash(r->dst_namespace),
+		 or_dash(r->dst_identity), r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",
+		 (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_recv, secs,
+		 error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
+}

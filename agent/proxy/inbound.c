@@ -1,0 +1,188 @@
+/* proxy inbound: HBONE streams and plaintext connections delivered to the pod's app. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ztunnel/inpod.h>
+#include <ztunnel/log.h>
+#include <ztunnel/redirect.h>
+#include <ztunnel/sock.h>
+
+#include "proxy-int.h"
+
+/* Ports of the agent itself: never a destination inside the pod. */
+static bool agent_port(uint16_t port)
+{
+	switch (port) {
+	case REDIRECT_PORT_OUTBOUND: case REDIRECT_PORT_INBOUND_PLAIN:
+	case REDIRECT_PORT_INBOUND_HBONE: case REDIRECT_PORT_DNS:
+	case 15000: case 15020: case 15021:
+		return true;
+	}
+	return false;
+}
+
+int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, uint32_t mark)
+{
+	struct sockaddr_storage bind_to = *src;
+	int one = 1, err;
+	int fd = inpod_socket(pod->netns_fd, src->ss_family, SOCK_STREAM, mark);
+
+	if (fd < 0)
+		return fd;
+	/* the app sees the real client: bind its address (IP_TRANSPARENT), any port */
+	if (src->ss_family == AF_INET)
+		((struct sockaddr_in *)&bind_to)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&bind_to)->sin6_port = 0;
+	if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&bind_to, src->ss_family == AF_INET ?
+			sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static bool pod_has_ip(const struct proxy_pod *pod, const struct state_ip *ip)
+{
+	for (size_t i = 0; i < pod->n_ips; i++)
+		if (state_ip_equal(&pod->ips[i], ip))
+			return true;
+	return false;
+}
+
+/* "ip:port" or "[v6]:port" */
+static int parse_authority(const char *a, struct state_ip *ip, uint16_t *port)
+{
+	char host[64];
+	const char *colon = strrchr(a, ':');
+	size_t hl;
+	char *end;
+	unsigned long p;
+
+	if (!colon)
+		return -EINVAL;
+	hl = (size_t)(colon - a);
+	if (a[0] == '[') {
+		if (hl < 3 || a[hl - 1] != ']')
+			return -EINVAL;
+		a++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, a, hl);
+	host[hl] = '\0';
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p == 0 || p > 65535)
+		return -EINVAL;
+	*port = (uint16_t)p;
+	return state_ip_parse(host, ip) == 0 && !strchr(host, '/') ? 0 : -EINVAL;
+}
+
+static void on_hbone_request(struct hbone_stream *st, const char *authority, void *ctx)
+{
+	struct proxy_pod *pod = ctx;
+	struct access_record *rec = hbone_stream_record(st);
+	struct sockaddr_storage dst;
+	struct state_ip ip;
+	uint16_t port;
+	socklen_t len;
+	int fd;
+
+	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", pod->name);
+	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", pod->namespace_);
+	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", pod->identity);
+	if (parse_authority(authority, &ip, &port) < 0) {
+		hbone_stream_refuse(st, 400, "malformed :authority");
+		return;
+	}
+	len = proxy_sockaddr(&ip, port, &dst);
+	rec->dst = dst;
+	if (!pod_has_ip(pod, &ip)) {
+		hbone_stream_refuse(st, 400, "destination IP is not this pod");
+		return;
+	}
+	if (agent_port(port)) {
+		hbone_stream_refuse(st, 400, "destination is a port of the agent");
+		return;
+	}
+	fd = proxy_app_socket(pod, &rec->src, 0x539);
+	if (fd < 0) {
+		hbone_stream_refuse(st, 503, "cannot create the app socket");
+		return;
+	}
+	hbone_stream_connect(st, fd, (struct sockaddr *)&dst, len);
+}
+
+static void pod_hold(void *ctx)
+{
+	proxy_pod_get(ctx);
+}
+
+static void pod_release(void *ctx)
+{
+	proxy_pod_put(ctx);
+}
+
+static const struct hbone_server_handler inbound_handler = {
+	.on_request = on_hbone_request,
+	.hold = pod_hold,
+	.release = pod_release,
+};
+
+void proxy_inbound_hbone_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+
+	memset(&peer, 0, sizeof(peer));
+	getpeername(fd, (struct sockaddr *)&peer, &len);
+	if (hbone_server_start(&pw->io, fd, pod->server_ctx, pod->trust_domain, &pw->px->set,
+			       &inbound_handler, pod, &peer) < 0)
+		log_warn("inbound connection dropped", "pod=%s/%s error=\"out of memory\"",
+			 pod->namespace_, pod->name);
+}
+
+void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd)
+{
+	struct access_record rec = { .direction = ACCESS_INBOUND, .start_ms = io_now_ms() };
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	socklen_t len = sizeof(rec.src);
+	uint16_t port;
+	int up;
+
+	io_sock_set_options(fd);
+	getpeername(fd, (struct sockaddr *)&rec.src, &len);
+	len = sizeof(rec.dst);
+	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &rec.dst, &len) < 0) {
+		access_log_complete(&rec, "no original destination (connection not redirected)");
+		close(fd);
+		return;
+	}
+	snprintf(rec.dst_workload, sizeof(rec.dst_workload), "%s", pod->name);
+	snprintf(rec.dst_namespace, sizeof(rec.dst_namespace), "%s", pod->namespace_);
+	proxy_record_workload(snap, &rec.src, rec.src_workload, sizeof(rec.src_workload),
+			      rec.src_namespace, sizeof(rec.src_namespace), NULL, 0);
+	port = ntohs(((struct sockaddr_in *)&rec.dst)->sin_port);
+	if (agent_port(port)) {
+		access_log_complete(&rec, "destination is a port of the agent");
+		close(fd);
+		return;
+	}
+	up = proxy_app_socket(pod, &rec.src, pw->px->set.mark);
+	if (up < 0) {
+		access_log_complete(&rec, "cannot create the app socket");
+		close(fd);
+		return;
+	}
+	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&rec.dst, len, &rec);
+}

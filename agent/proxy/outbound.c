@@ -1,0 +1,153 @@
+/* proxy outbound: a captured connection from a pod to its destination, by HBONE or passthrough. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ztunnel/inpod.h>
+#include <ztunnel/log.h>
+#include <ztunnel/sock.h>
+
+#include "proxy-int.h"
+
+socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ip->family == AF_INET) {
+		struct sockaddr_in *in = (void *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_addr = ip->v4;
+		in->sin_port = htons(port);
+		return sizeof(*in);
+	}
+	struct sockaddr_in6 *in6 = (void *)ss;
+
+	in6->sin6_family = AF_INET6;
+	in6->sin6_addr = ip->v6;
+	in6->sin6_port = htons(port);
+	return sizeof(*in6);
+}
+
+static void ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port)
+{
+	memset(ip, 0, sizeof(*ip));
+	ip->family = ss->ss_family;
+	if (ss->ss_family == AF_INET) {
+		ip->v4 = ((const struct sockaddr_in *)ss)->sin_addr;
+		*port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	} else {
+		ip->v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr;
+		*port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	}
+}
+
+void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_storage *ss,
+			   char *workload, size_t wl, char *ns, size_t nl, char *identity, size_t il)
+{
+	struct state_ip ip;
+	uint16_t port;
+	const struct state_workload *w;
+
+	ip_of(ss, &ip, &port);
+	w = state_lookup_ip(snap, &ip);
+	if (!w)
+		return;
+	snprintf(workload, wl, "%s", w->name ? w->name : "");
+	snprintf(ns, nl, "%s", w->namespace_ ? w->namespace_ : "");
+	if (identity && w->protocol == STATE_PROTO_HBONE)
+		state_workload_identity(w, identity, il);
+}
+
+/* Destination chosen for a captured connection. */
+struct route {
+	const struct state_workload *w;	/* NULL: passthrough */
+	struct state_ip ip;
+	uint16_t port;
+};
+
+static int pick_route(struct proxy_worker *pw, struct state_snapshot *snap,
+		      const struct sockaddr_storage *orig, struct route *r, struct access_record *rec)
+{
+	const struct state_service *svc;
+
+	ip_of(orig, &r->ip, &r->port);
+	r->w = state_lookup_ip(snap, &r->ip);
+	if (r->w)
+		return 0;
+	svc = state_lookup_vip(snap, &r->ip);
+	if (!svc)
+		return 0;	/* unknown: passthrough to the original destination */
+	snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", svc->hostname);
+	r->w = state_service_pick(snap, svc, r->port, pw->counter++, &r->port);
+	if (!r->w || r->w->n_ips == 0)
+		return -EHOSTUNREACH;
+	r->ip = r->w->ips[0];
+	return 0;
+}
+
+static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
+			const struct route *r, struct access_record *rec)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = proxy_sockaddr(&r->ip, r->port, &sa);
+	int up = inpod_socket(pod->netns_fd, sa.ss_family, SOCK_STREAM, pw->px->set.mark);
+
+	rec->dst = sa;
+	if (up < 0) {
+		access_log_complete(rec, "cannot create the upstream socket");
+		close(fd);
+		return;
+	}
+	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec);
+}
+
+void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd)
+{
+	struct access_record rec = { .direction = ACCESS_OUTBOUND, .start_ms = io_now_ms() };
+	struct sockaddr_storage orig;
+	socklen_t len = sizeof(rec.src);
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	struct hbone_target t;
+	struct route r;
+	char ipbuf[INET6_ADDRSTRLEN];
+
+	io_sock_set_options(fd);
+	getpeername(fd, (struct sockaddr *)&rec.src, &len);
+	len = sizeof(orig);
+	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &len) < 0) {
+		access_log_complete(&rec, "no original destination (connection not redirected)");
+		close(fd);
+		return;
+	}
+	rec.dst = orig;
+	snprintf(rec.src_workload, sizeof(rec.src_workload), "%s", pod->name);
+	snprintf(rec.src_namespace, sizeof(rec.src_namespace), "%s", pod->namespace_);
+	snprintf(rec.src_identity, sizeof(rec.src_identity), "%s", pod->identity);
+	if (pick_route(pw, snap, &orig, &r, &rec) < 0) {
+		access_log_complete(&rec, "service has no endpoint for this port");
+		close(fd);
+		return;
+	}
+	if (!r.w || r.w->protocol != STATE_PROTO_HBONE) {
+		passthrough(pw, pod, fd, &r, &rec);
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	proxy_sockaddr(&r.ip, HBONE_PORT, &t.hbone_addr);
+	proxy_sockaddr(&r.ip, r.port, &rec.dst);
+	rec.hbone = t.hbone_addr;
+	state_ip_format(&r.ip, ipbuf, sizeof(ipbuf));
+	snprintf(t.authority, sizeof(t.authority), r.ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 ipbuf, r.port);
+	state_workload_identity(r.w, t.dst_identity, sizeof(t.dst_identity));
+	snprintf(t.src_identity, sizeof(t.src_identity), "%s", pod->identity);
+	t.netns_fd = pod->netns_fd;
+	t.client_ctx = pod->client_ctx;
+	snprintf(rec.dst_workload, sizeof(rec.dst_workload), "%s", r.w->name);
+	snprintf(rec.dst_namespace, sizeof(rec.dst_namespace), "%s", r.w->namespace_);
+	snprintf(rec.dst_identity, sizeof(rec.dst_identity), "%s", t.dst_identity);
+	hbone_pool_tunnel(pw->pool, &t, fd, &rec);
+}

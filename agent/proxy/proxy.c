@@ -1,0 +1,236 @@
+/* proxy: worker start-up, pod references, per-worker snapshots and pod listeners. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ztunnel/inpod.h>
+#include <ztunnel/log.h>
+#include <ztunnel/redirect.h>
+
+#include "proxy-int.h"
+
+static const uint16_t kind_port[PROXY_KINDS] = {
+	[PROXY_OUTBOUND] = REDIRECT_PORT_OUTBOUND,
+	[PROXY_INBOUND_PLAIN] = REDIRECT_PORT_INBOUND_PLAIN,
+	[PROXY_INBOUND_HBONE] = REDIRECT_PORT_INBOUND_HBONE,
+};
+
+struct proxy_pod *proxy_pod_get(struct proxy_pod *pod)
+{
+	__atomic_add_fetch(&pod->refcount, 1, __ATOMIC_RELAXED);
+	return pod;
+}
+
+void proxy_pod_put(struct proxy_pod *pod)
+{
+	if (!pod || __atomic_sub_fetch(&pod->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (pod->netns_fd >= 0)
+		close(pod->netns_fd);
+	SSL_CTX_free(pod->server_ctx);
+	SSL_CTX_free(pod->client_ctx);
+	free(pod);
+}
+
+struct state_snapshot *proxy_snapshot(struct proxy_worker *pw)
+{
+	unsigned long gen = state_store_generation(pw->px->store);
+
+	if (!pw->snap || gen != pw->gen) {
+		state_snapshot_put(&pw->snap);
+		pw->snap = state_store_current(pw->px->store);
+		pw->gen = gen;
+	}
+	return pw->snap;
+}
+
+struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbone_settings *set)
+{
+	struct proxy *px = calloc(1, sizeof(*px));
+	unsigned i;
+
+	if (!px)
+		return NULL;
+	px->workers = calloc(n, sizeof(*px->workers));
+	if (!px->workers)
+		goto fail;
+	px->n_workers = n;
+	px->store = store;
+	px->set = *set;
+	for (i = 0; i < n; i++) {
+		struct proxy_worker *pw = &px->workers[i];
+		int ret = io_worker_init(&pw->io, (int)i, 4096);
+
+		if (ret < 0) {
+			log_error("io_uring set-up failed", "worker=%u error=\"%s\"", i, strerror(-ret));
+			goto fail;
+		}
+		pw->px = px;
+		pw->io.user = pw;
+		pw->pool = hbone_pool_new(&pw->io, &px->set);
+		if (!pw->pool || io_worker_start(&pw->io) < 0)
+			goto fail;
+	}
+	return px;
+fail:
+	/* workers started so far are left to the process exit: start-up failure is fatal */
+	return NULL;
+}
+
+void proxy_free(struct proxy **pxp)
+{
+	struct proxy *px = *pxp;
+
+	if (!px)
+		return;
+	for (unsigned i = 0; i < px->n_workers; i++)
+		io_worker_stop(&px->workers[i].io);
+	*pxp = NULL;	/* sockets and memory go with the process */
+}
+
+/* ---- listeners ---- */
+
+static void listener_free(struct proxy_listener *l)
+{
+	struct proxy_listener **pp;
+
+	for (pp = &l->pw->listeners; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	close(l->fd);
+	proxy_pod_put(l->pod);
+	free(l);
+}
+
+static void on_accept(struct io_op *op, int res, uint32_t flags)
+{
+	struct proxy_listener *l = op->ctx;
+
+	if (l->closing) {
+		if (res >= 0)
+			close(res);
+		if (!op->busy)
+			listener_free(l);
+		return;
+	}
+	if (res >= 0) {
+		if (l->kind == PROXY_OUTBOUND)
+			proxy_outbound_accept(l->pw, l->pod, res);
+		else if (l->kind == PROXY_INBOUND_PLAIN)
+			proxy_inbound_plain_accept(l->pw, l->pod, res);
+		else
+			proxy_inbound_hbone_accept(l->pw, l->pod, res);
+	} else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+		log_warn("accept failed", "pod=%s/%s port=%u error=\"%s\"", l->pod->namespace_,
+			 l->pod->name, kind_port[l->kind], strerror(-res));
+	}
+	if (!op->busy)
+		io_prep_accept_multishot(&l->pw->io, op, l->fd);
+}
+
+static void add_listener_task(struct io_worker *w, void *arg)
+{
+	struct proxy_listener *l = arg;
+
+	l->next = l->pw->listeners;
+	l->pw->listeners = l;
+	io_prep_accept_multishot(w, &l->accept_op, l->fd);
+}
+
+static void remove_listeners_task(struct io_worker *w, void *arg)
+{
+	struct proxy_pod *pod = arg;
+	struct proxy_worker *pw = w->user;
+	struct proxy_listener *l, *next;
+
+	for (l = pw->listeners; l; l = next) {
+		next = l->next;
+		if (l->pod != pod || l->closing)
+			continue;
+		l->closing = true;
+		if (l->accept_op.busy)
+			io_cancel(w, &l->accept_op);
+		else
+			listener_free(l);
+	}
+	proxy_pod_put(pod);
+}
+
+struct listen_args {
+	uint16_t port;
+	uint32_t mark;
+};
+
+static int open_listener(struct proxy_pod *pod, uint16_t port, uint32_t mark)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int one = 1;
+	int fd = inpod_socket(pod->netns_fd, AF_INET, SOCK_STREAM, mark);
+
+	if (fd < 0)
+		return fd;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
+{
+	unsigned n = px->n_workers * PROXY_KINDS, i;
+	struct proxy_listener **ls = calloc(n, sizeof(*ls));
+	int ret = 0;
+
+	if (!ls)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		ls[i] = calloc(1, sizeof(**ls));
+		if (!ls[i]) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		ls[i]->kind = (enum proxy_port_kind)(i % PROXY_KINDS);
+		ls[i]->pw = &px->workers[i / PROXY_KINDS];
+		ls[i]->fd = open_listener(pod, kind_port[ls[i]->kind], px->set.mark);
+		if (ls[i]->fd < 0) {
+			ret = ls[i]->fd;
+			log_error("cannot open pod listener", "pod=%s/%s port=%u error=\"%s\"",
+				  pod->namespace_, pod->name, kind_port[ls[i]->kind], strerror(-ret));
+			free(ls[i]);
+			ls[i] = NULL;
+			goto fail;
+		}
+		ls[i]->accept_op = (struct io_op){ .cb = on_accept, .ctx = ls[i] };
+		ls[i]->pod = proxy_pod_get(pod);
+	}
+	for (i = 0; i < n; i++)
+		io_worker_post(&ls[i]->pw->io, add_listener_task, ls[i]);
+	free(ls);
+	return 0;
+fail:
+	for (i = 0; i < n; i++) {
+		if (!ls[i])
+			continue;
+		close(ls[i]->fd);
+		proxy_pod_put(ls[i]->pod);
+		free(ls[i]);
+	}
+	free(ls);
+	return ret;
+}
+
+void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod)
+{
+	for (unsigned i = 0; i < px->n_workers; i++)
+		io_worker_post(&px->workers[i].io, remove_listeners_task, proxy_pod_get(pod));
+}

@@ -1,0 +1,34 @@
+/* config: the agent's settings, read from upstream ztunnel's environment variables. */
+#ifndef ZTUNNEL_CONFIG_H
+#define ZTUNNEL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ztunnel/hbone.h>
+
+struct config {
+	const char *local_xds_path;	/* LOCAL_XDS_PATH */
+	const char *local_xds;		/* LOCAL_XDS: the same YAML inline */
+	const char *node_name;		/* NODE_NAME */
+	const char *trust_domain;	/* TRUST_DOMAIN, cluster.local */
+	const char *ca_cert;		/* ZTUNNEL_CA_CERT: signing CA certificate (PEM) */
+	const char *ca_key;		/* ZTUNNEL_CA_KEY: its private key */
+	unsigned secret_ttl;		/* SECRET_TTL, seconds (24h) */
+	unsigned workers;		/* ZTUNNEL_WORKER_THREADS, 2 */
+	const char *cni_socket;		/* ZTUNNEL_CNI_SOCKET, /var/run/ztunnel/cni.sock */
+	const char *state_dir;		/* ZTUNNEL_STATE_DIR, /var/run/ztunnel */
+	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default) or none */
+	const char *log_level;		/* ZTUNNEL_LOG: error|warn|info|debug */
+	struct hbone_settings hbone;	/* HTTP2_*, POOL_*, PACKET_MARK */
+};
+
+/*
+ * Fills cfg from the environment (upstream's variable names where upstream has one).
+ * 0, or -EINVAL with "VARIABLE: what is wrong" in err.
+ */
+int config_from_env(struct config *cfg, char *err, size_t errlen);
+/* Parses "90", "90s", "5m", "24h", "100ms" into milliseconds. 0 or -EINVAL. */
+int config_parse_duration_ms(const char *text, uint64_t *ms);
+
+#endif

@@ -1,0 +1,89 @@
+/* hbone: HTTP/2 CONNECT tunnels inside mutual TLS; client pool and server, on nghttp2. */
+#ifndef ZTUNNEL_HBONE_H
+#define ZTUNNEL_HBONE_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ztunnel/access.h>
+#include <ztunnel/io.h>
+#include <ztunnel/tls.h>
+
+#define HBONE_PORT 15008
+
+struct hbone_settings {
+	uint32_t stream_window;		/* HTTP2_STREAM_WINDOW_SIZE, 4 MiB */
+	uint32_t conn_window;		/* HTTP2_CONNECTION_WINDOW_SIZE, 16 MiB */
+	uint32_t frame_size;		/* HTTP2_FRAME_SIZE, 1 MiB */
+	uint32_t max_streams_per_conn;	/* POOL_MAX_STREAMS_PER_CONNECTION, 100 */
+	uint32_t server_max_streams;	/* 200 */
+	uint32_t idle_release_ms;	/* POOL_UNUSED_RELEASE_TIMEOUT, 5 min */
+	uint32_t handshake_timeout_ms;	/* 10 s: connect + TLS handshake */
+	uint32_t mark;			/* SO_MARK of outbound sockets, 0x539 */
+};
+
+/* Fills upstream's defaults. */
+void hbone_settings_default(struct hbone_settings *s);
+
+struct hbone_conn;
+struct hbone_stream;
+
+/*
+ * What an inbound connection asks of the proxy for each CONNECT request. The proxy answers
+ * with hbone_stream_refuse() or hbone_stream_connect(), now or later.
+ */
+struct hbone_server_handler {
+	void (*on_request)(struct hbone_stream *st, const char *authority, void *ctx);
+	void (*hold)(void *ctx);	/* a connection starts using ctx */
+	void (*release)(void *ctx);	/* ... and is done with it */
+};
+
+/* Serves an accepted inbound connection (fd owned from now). ctx is the server's TLS context
+ * (one reference taken). peer is the TCP peer address. */
+int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *trust_domain,
+		       const struct hbone_settings *set, const struct hbone_server_handler *h,
+		       void *hctx, const struct sockaddr_storage *peer);
+
+/* The stream's access record (the proxy fills the destination side). */
+struct access_record *hbone_stream_record(struct hbone_stream *st);
+/* The verified client identity of the stream's connection. */
+const char *hbone_stream_peer_identity(const struct hbone_stream *st);
+/* Refuses a request with an HTTP status (400, 401, 503...) and a reason for the log. */
+void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason);
+/* Connects fd (non-blocking, already bound as the proxy wants) to sa; 200 and relay on success,
+ * 503 on failure. fd is owned by the stream from now. */
+void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,
+			  socklen_t salen);
+
+/* A per-worker pool of client connections. */
+struct hbone_pool;
+
+/* What an outbound tunnel needs. Strings are copied. */
+struct hbone_target {
+	struct sockaddr_storage hbone_addr;	/* peer ip:15008 */
+	char authority[80];			/* "ip:port" of the app */
+	char src_identity[TLS_SPIFFE_MAX];
+	char dst_identity[TLS_SPIFFE_MAX];	/* the SAN the server must present */
+	int netns_fd;				/* source pod netns for new sockets; borrowed */
+	SSL_CTX *client_ctx;			/* source identity's context; borrowed */
+};
+
+/* Pool key equality: source identity, destination identity, HBONE address and source netns. */
+bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_target *b);
+
+struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set);
+void hbone_pool_free(struct hbone_pool **pool);
+/* Number of open client connections. */
+unsigned hbone_pool_size(const struct hbone_pool *pool);
+
+/*
+ * Tunnels the accepted client socket fd (owned from now) to t: reuses a pooled connection with
+ * room for a stream or opens one. rec is copied as the stream's access record. On any failure
+ * the client socket is reset and the failure logged.
+ */
+void hbone_pool_tunnel(struct hbone_pool *pool, const struct hbone_target *t, int fd,
+		       const struct access_record *rec);
+
+#endif

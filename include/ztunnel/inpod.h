@@ -1,0 +1,68 @@
+/* inpod: enrolled pods, their network namespaces, listeners and the CNI enrollment socket. */
+#ifndef ZTUNNEL_INPOD_H
+#define ZTUNNEL_INPOD_H
+
+#include <stdint.h>
+
+/* Remembers the agent's own network namespace; call once at start, before any setns. */
+int inpod_netns_init(void);
+/*
+ * A non-blocking, close-on-exec socket created inside the network namespace netns_fd (the
+ * calling thread enters it and comes back), with SO_MARK mark (0: none). fd or -errno.
+ */
+int inpod_socket(int netns_fd, int family, int type, uint32_t mark);
+/* Runs fn(arg) with the calling thread inside netns_fd; returns fn's result or -errno. */
+int inpod_in_netns(int netns_fd, int (*fn)(void *arg), void *arg);
+
+#endif
+
+#include <poll.h>
+#ifndef ZTUNNEL_INPOD_ENROLL
+#define ZTUNNEL_INPOD_ENROLL
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <ztunnel/proxy.h>
+#include <ztunnel/state.h>
+#include <ztunnel/tls.h>
+
+/* Enrolled pods on this node and what they need: owned by the control thread. */
+struct inpod_config {
+	struct proxy *px;		/* borrowed */
+	struct state_store *store;	/* borrowed */
+	struct tls_ca *ca;		/* borrowed */
+	unsigned cert_ttl;		/* seconds (SECRET_TTL) */
+	const char *state_dir;		/* enrolled pods survive restarts here */
+	bool install_rules;		/* false: redirection is someone else's (istio-cni) */
+};
+
+struct inpod;
+
+struct inpod *inpod_new(const struct inpod_config *cfg);
+void inpod_free(struct inpod **ip);
+/*
+ * Enrolls a pod whose netns is netns_fd (owned from now): if its workload (by uid, else
+ * namespace/name) is HBONE, installs the capture rules, opens listeners and remembers it in the
+ * state dir (persist). A pod not in the mesh is left alone and 0 returned. -errno with a reason
+ * in err when enrolling failed (nothing of it is left behind).
+ */
+int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
+		 int netns_fd, bool persist, char *err, size_t errlen);
+/* Removes a pod's rules and listeners and forgets it; unknown uid is fine. */
+int inpod_remove(struct inpod *ip, const char *uid);
+/* Re-enrolls the pods remembered in the state dir (after a restart). Returns how many. */
+int inpod_restore(struct inpod *ip);
+/* Number of enrolled pods. */
+unsigned inpod_count(const struct inpod *ip);
+
+/* The CNI plugin's socket: SOCK_SEQPACKET, ZDS messages. fd or -errno. */
+int inpod_cni_listen(const char *path);
+/* Serves one readable event on the listening socket (accept) or a client socket. */
+struct inpod_cni_server;
+struct inpod_cni_server *inpod_cni_server_new(struct inpod *ip, int listen_fd);
+void inpod_cni_server_free(struct inpod_cni_server **s);
+/* Fills pollfds (up to max) with the sockets to watch; returns how many. */
+int inpod_cni_pollfds(struct inpod_cni_server *s, struct pollfd *fds, int max);
+/* Handles the poll results for those sockets. */
+void inpod_cni_handle(struct inpod_cni_server *s, const struct pollfd *fds, int n);
+#endif

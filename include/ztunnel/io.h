@@ -1,0 +1,80 @@
+/* io: one io_uring loop per worker thread, completion ops, coarse timers, cross-thread tasks. */
+#ifndef ZTUNNEL_IO_H
+#define ZTUNNEL_IO_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct io_worker;
+struct io_op;
+
+/* Called on the worker thread with the completion's result (bytes, fd, or -errno). */
+typedef void (*io_cb)(struct io_op *op, int res, uint32_t cqe_flags);
+
+/* An operation in flight. Embedded in its owner; the owner must outlive it (see inflight). */
+struct io_op {
+	io_cb cb;
+	void *ctx;
+	bool busy;	/* submitted and not yet completed (multishot: until the final CQE) */
+};
+
+/* A deadline checked by the worker's tick (about every 250 ms). Embedded in its owner. */
+struct io_timer {
+	struct io_timer *prev, *next;
+	uint64_t deadline_ms;
+	void (*fire)(struct io_timer *t);
+	bool armed;
+};
+
+/* Work handed to a worker from another thread; runs on the worker, then is freed. */
+struct io_task {
+	struct io_task *next;
+	void (*run)(struct io_worker *w, void *arg);
+	void *arg;
+};
+
+struct io_worker {
+	struct io_uring ring;
+	int id;
+	pthread_t thread;
+	int event_fd;			/* wakes the worker for tasks and stop */
+	uint64_t event_val;
+	struct io_op event_op;
+	struct io_op tick_op;
+	struct __kernel_timespec tick_ts;
+	struct io_timer timers;		/* list head */
+	pthread_mutex_t task_lock;
+	struct io_task *tasks, *tasks_tail;	/* owned; protected by task_lock */
+	bool stopping;
+	void *user;			/* the proxy's per-worker state */
+};
+
+/* Sets up the ring (and eventfd, tick). 0 or -errno. */
+int io_worker_init(struct io_worker *w, int id, unsigned entries);
+/* Starts the thread running the loop until io_worker_stop. */
+int io_worker_start(struct io_worker *w);
+/* Asks the loop to end and joins the thread. */
+void io_worker_stop(struct io_worker *w);
+void io_worker_destroy(struct io_worker *w);
+/* Runs fn(w, arg) on w's thread soon. Safe from any thread. 0 or -ENOMEM. */
+int io_worker_post(struct io_worker *w, void (*fn)(struct io_worker *, void *), void *arg);
+
+/* Milliseconds from a monotonic clock. */
+uint64_t io_now_ms(void);
+void io_timer_arm(struct io_worker *w, struct io_timer *t, uint64_t after_ms);
+void io_timer_disarm(struct io_timer *t);
+
+/* Submission helpers: fill an SQE for op (op->busy set). Never fail: a full ring is flushed. */
+void io_prep_accept_multishot(struct io_worker *w, struct io_op *op, int fd);
+void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size_t len);
+void io_prep_send(struct io_worker *w, struct io_op *op, int fd, const void *buf, size_t len);
+void io_prep_connect(struct io_worker *w, struct io_op *op, int fd, const struct sockaddr *sa,
+		     socklen_t len);
+/* Cancels op if in flight (its callback still runs, with -ECANCELED or its real result). */
+void io_cancel(struct io_worker *w, struct io_op *op);
+
+#endif

@@ -1,0 +1,25 @@
+/* log: one-line key=value logs to stderr (upstream ztunnel's field names where they exist). */
+#ifndef ZTUNNEL_LOG_H
+#define ZTUNNEL_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Parses "error", "warn", "info", "debug" (NULL or unknown: info). */
+void log_set_level_name(const char *name);
+bool log_enabled(enum log_level level);
+/*
+ * Writes "ts=<rfc3339> level=<l> msg=\"<msg>\" <fields>" as one line with one write(2).
+ * fields is a printf format producing space-separated key=value pairs (may be NULL).
+ */
+void log_emit(enum log_level level, const char *msg, const char *fields, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(msg, ...) log_emit(LOG_ERROR, msg, __VA_ARGS__)
+#define log_warn(msg, ...) log_emit(LOG_WARN, msg, __VA_ARGS__)
+#define log_info(msg, ...) log_emit(LOG_INFO, msg, __VA_ARGS__)
+#define log_debug(msg, ...) \
+	do { if (log_enabled(LOG_DEBUG)) log_emit(LOG_DEBUG, msg, __VA_ARGS__); } while (0)
+
+#endif

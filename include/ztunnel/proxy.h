@@ -1,0 +1,51 @@
+/* proxy: the datapath: per-worker state, pod listeners, outbound, inbound HBONE and plaintext. */
+#ifndef ZTUNNEL_PROXY_H
+#define ZTUNNEL_PROXY_H
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include <ztunnel/hbone.h>
+#include <ztunnel/io.h>
+#include <ztunnel/state.h>
+#include <ztunnel/tls.h>
+
+#define PROXY_MAX_POD_IPS 4
+
+/* An enrolled pod as the datapath sees it. Shared by reference count (listeners, connections). */
+struct proxy_pod {
+	int refcount;			/* atomic */
+	char uid[256];
+	char name[128];
+	char namespace_[64];
+	char service_account[128];
+	char trust_domain[128];
+	char identity[TLS_SPIFFE_MAX];
+	struct state_ip ips[PROXY_MAX_POD_IPS];
+	size_t n_ips;
+	int netns_fd;			/* owned */
+	SSL_CTX *server_ctx;		/* owned reference */
+	SSL_CTX *client_ctx;		/* owned reference */
+};
+
+struct proxy_pod *proxy_pod_get(struct proxy_pod *pod);
+/* Drops a reference; the last one closes the netns fd, frees the contexts and the pod. */
+void proxy_pod_put(struct proxy_pod *pod);
+
+struct proxy;
+
+/* Starts n workers (each with its ring and HBONE pool) reading state from store. */
+struct proxy *proxy_new(unsigned n_workers, struct state_store *store,
+			const struct hbone_settings *set);
+void proxy_free(struct proxy **px);
+
+/*
+ * Opens the pod's listeners (15001 outbound, 15006 inbound plaintext, 15008 inbound HBONE)
+ * inside its netns, one SO_REUSEPORT socket per worker, and starts accepting. Takes references
+ * to pod. 0 or -errno (nothing left open on failure).
+ */
+int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod);
+/* Closes the pod's listeners on every worker; connections already open run on. */
+void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod);
+
+#endif

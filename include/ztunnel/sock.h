@@ -1,0 +1,63 @@
+/* sock: a TCP socket driven by io_uring: one read and one write in flight at most. */
+#ifndef ZTUNNEL_SOCK_H
+#define ZTUNNEL_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <ztunnel/io.h>
+
+struct io_sock;
+
+/* Callbacks of the owner; all run on the socket's worker. */
+struct io_sock_cb {
+	/* n > 0: data in the socket's read buffer (valid until the next io_sock_read);
+	 * n == 0: the peer shut down writing; n < 0: -errno. */
+	void (*on_read)(struct io_sock *s, const uint8_t *data, ssize_t n);
+	/* the whole buffer given to io_sock_write went out (err 0), or -errno */
+	void (*on_sent)(struct io_sock *s, int err);
+	void (*on_connected)(struct io_sock *s, int err);
+	/* after io_sock_close, once no operation is in flight: the owner may free now */
+	void (*on_closed)(struct io_sock *s);
+};
+
+struct io_sock {
+	struct io_worker *w;
+	int fd;				/* owned; -1 once closed */
+	const struct io_sock_cb *cb;
+	void *owner;
+	struct io_op rop, wop, cop;
+	uint8_t *rbuf;			/* owned, allocated on the first read */
+	size_t rcap;
+	const uint8_t *wdata;		/* the owner's buffer being written */
+	size_t wlen, woff;
+	struct sockaddr_storage addr;	/* connect target */
+	bool closing;
+	bool shut_wr;
+	bool read_eof;
+};
+
+#define IO_SOCK_RBUF 65536
+
+/* Takes ownership of fd (non-blocking). rcap 0 = IO_SOCK_RBUF. */
+void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct io_sock_cb *cb,
+		  void *owner, size_t rcap);
+/* Starts one read. 0, or -ENOMEM / -EALREADY (a read is already in flight). */
+int io_sock_read(struct io_sock *s);
+/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy. */
+int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);
+/* Starts a connect to sa. */
+void io_sock_connect(struct io_sock *s, const struct sockaddr *sa, socklen_t len);
+/* shutdown(SHUT_WR) once. */
+void io_sock_shutdown_write(struct io_sock *s);
+/* Cancels what is in flight and closes; reset=true sends RST (SO_LINGER 0). on_closed follows. */
+void io_sock_close(struct io_sock *s, bool reset);
+bool io_sock_busy(const struct io_sock *s);
+
+/* Sets the options every proxied socket gets: TCP_NODELAY and keepalive 180 s/180 s/9. */
+void io_sock_set_options(int fd);
+
+#endif

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Benchmark: plain TCP vs a stunnel mTLS tunnel vs ztunnel-c HBONE between the same two pods.
+# One run, one testbed: client pod on node1, server pod on node2. Measures throughput (iperf3),
+# request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
+# Never asserts on speed; exits non-zero only when a measurement could not be made.
+# Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 1000) held connections,
+# BENCH_PARTS (default "plain stunnel ztunnel") to run only some of the paths.
+set -u -o pipefail
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD
+# shellcheck source=tests/e2e/lib.sh
+source tests/e2e/lib.sh
+
+SECS=${BENCH_SECONDS:-5}
+HOLD=${BENCH_HOLD:-1000}
+PARTS=" ${BENCH_PARTS:-plain stunnel ztunnel} "
+ZTB=$ROOT/build/ztbench
+PYJ=/usr/bin/python3
+CLIENT_IP=10.201.1.2
+SERVER_IP=10.201.2.2
+ECHO_PORT=7000
+IPERF_PORT=5201
+LOGS=$ROOT/build/bench-logs
+declare -A R=()		# R[metric,path] = value or "ERR"
+ERRORS=0
+STUNNEL_PIDS=()
+
+say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# poll TIMEOUT cmd...: run cmd every 100 ms until it succeeds; 1 at the deadline.
+poll() {
+	local end=$((SECONDS + $1)); shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
+record() {	# METRIC PATH VALUE (empty value = failed measurement)
+	if [ -n "$3" ]; then
+		R[$1,$2]=$3
+	else
+		R[$1,$2]=ERR
+		ERRORS=$((ERRORS + 1))
+	fi
+}
+
+kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | tail -1; }	# KEY TEXT
+
+# iperf HOST PORT STREAMS -> Gbit/s received, or empty on failure (error in the log)
+iperf() {
+	local log=$LOGS/iperf-$CUR-P$3.json
+	tb_exec client timeout $((SECS + 20)) iperf3 -c "$1" -p "$2" -t "$SECS" -P "$3" -J \
+		--connect-timeout 5000 >"$log" 2>&1
+	$PYJ - "$log" <<-'EOF' 2>>"$LOGS/errors.log"
+		import json, sys
+		try:
+		    d = json.load(open(sys.argv[1]))
+		except Exception as e:
+		    sys.exit("iperf3 output unreadable: %s" % e)
+		if d.get("error"):
+		    sys.exit("iperf3: " + d["error"])
+		print("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))
+	EOF
+}
+
+ztb() {	# ztbench args... ; stdout is the result line, stderr goes to the log
+	tb_exec client timeout $((SECS + 30)) "$ZTB" "$@" 2>>"$LOGS/ztbench-$CUR.log"
+}
+
+# measure PATH HOST ECHO_PORT IPERF_PORT: the traffic measurements of one path.
+measure() {
+	local p=$1 host=$2 eport=$3 iport=$4 out
+	CUR=$p
+	say "[$p] iperf3, 1 stream, ${SECS}s"
+	record tput_1stream_Gbps "$p" "$(iperf "$host" "$iport" 1)"
+	say "[$p] iperf3, 4 streams, ${SECS}s"
+	record tput_4stream_Gbps "$p" "$(iperf "$host" "$iport" 4)"
+	say "[$p] request/response at 1000/s, ${SECS}s"
+	out=$(ztb rr "$host" "$eport" --rate 1000 --duration "$SECS")
+	record rr1000_p50_us "$p" "$(kv p50_us "$out")"
+	record rr1000_p99_us "$p" "$(kv p99_us "$out")"
+	say "[$p] request/response at max rate, ${SECS}s"
+	out=$(ztb rr "$host" "$eport" --rate 0 --duration "$SECS")
+	record rrmax_rps "$p" "$(kv rps "$out")"
+	record rrmax_p50_us "$p" "$(kv p50_us "$out")"
+	record rrmax_p99_us "$p" "$(kv p99_us "$out")"
+	say "[$p] new connection per request, 4 threads, ${SECS}s"
+	out=$(ztb conn "$host" "$eport" --duration "$SECS" --concurrency 4)
+	record conn_per_s "$p" "$(kv conns_per_sec "$out")"
+	record conn_failures "$p" "$(kv failures "$out")"
+	say "[$p] done: $(for m in tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rrmax_rps \
+		conn_per_s; do printf '%s=%s ' "$m" "${R[$m,$p]}"; done)"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# real_agent_pid NODE: the ztunnel process (the recorded pid, or a descendant if a wrapper forked)
+real_agent_pid() {
+	local v="TB_AGENT_PID_$1" pid kids
+	pid=${!v:-}
+	for _ in 1 2 3; do
+		[ -n "$pid" ] || return 1
+		if [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == */ztunnel ]]; then
+			echo "$pid"
+			return 0
+		fi
+		kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null)
+		pid=${kids%% *}
+	done
+	return 1
+}
+
+hold_ready() { grep -q '^ready' "$1"; }
+
+# hold_and_sample PATH HOST PORT [PID1 PID2]: hold $HOLD connections, sample RSS meanwhile.
+hold_and_sample() {
+	local p=$1 out=$LOGS/hold-$1.out hpid
+	say "[$p] holding $HOLD connections"
+	tb_bg client timeout 120 "$ZTB" hold "$2" "$3" --count "$HOLD" --seconds 3 \
+		>"$out" 2>"$LOGS/hold-$p.err"
+	hpid=$TB_BG_PID
+	if poll 60 hold_ready "$out"; then
+		if [ -n "$4" ]; then
+			record rss_node1_held_kB "$p" "$(rss_kb "$4")"
+			record rss_node2_held_kB "$p" "$(rss_kb "$5")"
+		fi
+	else
+		say "[$p] hold failed: $(tail -1 "$LOGS/hold-$p.err")"
+		ERRORS=$((ERRORS + 1))
+	fi
+	poll 30 tb__dead_pid "$hpid"
+	wait "$hpid" 2>/dev/null
+	record held_conns "$p" "$(kv held "$(tail -1 "$out")")"
+}
+tb__dead_pid() { ! kill -0 "$1" 2>/dev/null; }
+
+stunnel_conf() {	# NAME: common part of a stunnel config
+	cat <<-EOF
+		foreground = yes
+		pid =
+		output = $LOGS/stunnel-$1.log
+		debug = 4
+		socket = l:TCP_NODELAY=1
+		socket = r:TCP_NODELAY=1
+		cert = $TBDIR/st-$1.pem
+		key = $TBDIR/st-$1.key
+		CAfile = $TBDIR/ca.pem
+		verifyChain = yes
+		sslVersionMin = TLSv1.3
+		sslVersionMax = TLSv1.3
+	EOF
+}
+
+start_stunnel() {	# POD NAME CONF
+	tb_bg "$1" stunnel "$3" >>"$LOGS/stunnel-$2.log" 2>&1
+	STUNNEL_PIDS+=("$TB_BG_PID")
+}
+
+stop_stunnels() {
+	local pid
+	for pid in "${STUNNEL_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+		poll 5 tb__dead_pid "$pid" || kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	STUNNEL_PIDS=()
+}
+
+bench_cleanup() { stop_stunnels; tb_cleanup; }
+
+setup_testbed() {
+	local pod
+	tb_node node1 1
+	tb_node node2 2
+	tb_link node1 node2
+	tb_pod node1 client "$CLIENT_IP"
+	tb_pod node2 server "$SERVER_IP"
+	# connection-rate runs leave many TIME_WAIT sockets: let connect() reuse them
+	for pod in client server; do
+		tb_exec "$pod" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
+			net.ipv4.ip_local_port_range="1024 65000" || tb_fail "sysctl in $pod"
+	done
+	tb_bg server "$ZTB" echo-server "$ECHO_PORT" --duration 600 >"$LOGS/echo-server.log" 2>&1
+	tb_bg server iperf3 -s -p "$IPERF_PORT" >"$LOGS/iperf3-server.log" 2>&1
+	tb_wait_port server "$ECHO_PORT"
+	tb_wait_port server "$IPERF_PORT"
+}
+
+run_stunnel() {
+	local p name
+	for name in client server; do
+		"$ZT" cert-issue "$TBDIR/ca.pem" "$TBDIR/ca.key" \
+			"spiffe://cluster.local/ns/default/sa/$name" "$TBDIR/st-$name.pem" \
+			"$TBDIR/st-$name.key" >>"$LOGS/errors.log" 2>&1 ||
+			tb_fail "cert-issue for stunnel failed (see $LOGS/errors.log)"
+	done
+	{ stunnel_conf server; printf '[echo]\naccept = 7443\nconnect = 127.0.0.1:%s\n' \
+		"$ECHO_PORT"; printf '[iperf]\naccept = 5443\nconnect = 127.0.0.1:%s\n' \
+		"$IPERF_PORT"; } >"$TBDIR/stunnel-server.conf"
+	{ stunnel_conf client; echo "client = yes"; printf '[echo]\naccept = 127.0.0.1:17000\n'`
+		`'connect = %s:7443\n[iperf]\naccept = 127.0.0.1:15201\nconnect = %s:5443\n' \
+		"$SERVER_IP" "$SERVER_IP"; } >"$TBDIR/stunnel-client.conf"
+	start_stunnel server server "$TBDIR/stunnel-server.conf"
+	start_stunnel client client "$TBDIR/stunnel-client.conf"
+	for p in 7443 5443; do tb_wait_port server $p; done
+	for p in 17000 15201; do tb_wait_port client $p; done
+	record rss_node1_idle_kB stunnel "$(rss_kb "${STUNNEL_PIDS[1]}")"
+	record rss_node2_idle_kB stunnel "$(rss_kb "${STUNNEL_PIDS[0]}")"
+	measure stunnel 127.0.0.1 17000 15201
+	hold_and_sample stunnel 127.0.0.1 17000 "${STUNNEL_PIDS[1]}" "${STUNNEL_PIDS[0]}"
+	stop_stunnels
+}
+
+write_mesh() {
+	tb_config mesh.yaml <<-EOF
+		workloads:
+		- uid: "Kubernetes//Pod/default/client"
+		  name: client
+		  namespace: default
+		  serviceAccount: client
+		  workloadIps: ["$CLIENT_IP"]
+		  protocol: HBONE
+		  node: node1
+		- uid: "Kubernetes//Pod/default/server"
+		  name: server
+		  namespace: default
+		  serviceAccount: server
+		  workloadIps: ["$SERVER_IP"]
+		  protocol: HBONE
+		  node: node2
+	EOF
+}
+
+run_ztunnel() {
+	local a1 a2 n
+	write_mesh
+	tb_agent node1 mesh.yaml
+	tb_agent node2 mesh.yaml
+	tb_enroll node1 client default client
+	tb_enroll node2 server default server
+	a1=$(real_agent_pid node1) || tb_fail "cannot find node1's agent process"
+	a2=$(real_agent_pid node2) || tb_fail "cannot find node2's agent process"
+	record rss_node1_idle_kB ztunnel "$(rss_kb "$a1")"
+	record rss_node2_idle_kB ztunnel "$(rss_kb "$a2")"
+	measure ztunnel "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
+	hold_and_sample ztunnel "$SERVER_IP" "$ECHO_PORT" "$a1" "$a2"
+	cp "$TBDIR"/agent-node*.log "$LOGS/" 2>/dev/null
+	for n in node1:"$a1" node2:"$a2"; do
+		kill -0 "${n#*:}" 2>/dev/null && continue
+		say "${n%%:*}'s agent died during the run (see $LOGS/agent-${n%%:*}.log)"
+		ERRORS=$((ERRORS + 1))
+	done
+}
+
+ratio() {	# A B -> A/B with 2 decimals, or "-"
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b
+		else printf "-" }'
+}
+
+print_table() {
+	local m p z
+	local metrics=(tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rr1000_p99_us rrmax_rps
+		rrmax_p50_us rrmax_p99_us conn_per_s conn_failures rss_node1_idle_kB
+		rss_node2_idle_kB held_conns rss_node1_held_kB rss_node2_held_kB)
+	echo
+	echo "ztunnel-c benchmark: client pod (node1) -> server pod (node2)," \
+		"${SECS}s per measurement"
+	echo "rss_*: node1 = client side (stunnel client / node1 agent)," \
+		"node2 = server side; plain has no proxy"
+	printf '%-20s %10s %10s %10s %14s %16s\n' metric plain stunnel ztunnel-c ztunnel/plain \
+		ztunnel/stunnel
+	for m in "${metrics[@]}"; do
+		z=${R[$m,ztunnel]:--}
+		printf '%-20s %10s %10s %10s %14s %16s\n' "$m" "${R[$m,plain]:--}" \
+			"${R[$m,stunnel]:--}" "$z" "$(ratio "$z" "${R[$m,plain]:--}")" \
+			"$(ratio "$z" "${R[$m,stunnel]:--}")"
+	done
+	echo "logs: $LOGS"
+}
+
+main() {
+	local start=$SECONDS
+	command -v iperf3 >/dev/null || tb_skip "iperf3 missing (make deps)"
+	command -v stunnel >/dev/null || tb_skip "stunnel missing (make deps)"
+	rm -rf "$LOGS"
+	mkdir -p "$LOGS" build
+	if ! cc -O2 -o "$ZTB" tests/bench/ztbench.c -lpthread; then
+		echo "building ztbench failed"
+		exit 1
+	fi
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	tb_init
+	trap 'bench_cleanup; print_table' EXIT
+	setup_testbed
+	if [[ $PARTS == *" plain "* ]]; then
+		measure plain "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
+		hold_and_sample plain "$SERVER_IP" "$ECHO_PORT" "" ""
+	fi
+	[[ $PARTS == *" stunnel "* ]] && run_stunnel
+	[[ $PARTS == *" ztunnel "* ]] && run_ztunnel
+	trap - EXIT
+	bench_cleanup
+	print_table
+	echo "total time: $((SECONDS - start))s"
+	if [ "$ERRORS" -gt 0 ]; then
+		echo "$ERRORS measurement(s) failed (ERR in the table); see $LOGS"
+		exit 1
+	fi
+}
+
+main "$@"

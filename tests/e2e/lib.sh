@@ -1,0 +1,317 @@
+# Network-namespace testbed: nodes, pods, links, agents and enrollment for the e2e tests.
+# Source it, call tb_init, build a topology, run checks. Everything is torn down by tb_cleanup
+# (trapped on EXIT/INT/TERM/HUP). Functions that fail call tb_fail, so do not call them inside
+# $(...) where the exit would only leave the subshell.
+# shellcheck shell=bash
+
+TB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TB_E2E=$TB_ROOT/tests/e2e
+TB_PEERS=$TB_E2E/peers
+TB_TESTDATA=$TB_E2E/testdata
+ZT=${ZT:-$TB_ROOT/build/ztunnel}
+ZT_CNI=${ZT_CNI:-$TB_ROOT/build/ztunnel-cni}
+# The python that has the h2 package (the first python3 on PATH may not).
+PY=${PY:-/usr/bin/python3}
+# Set TB_NEED_AGENT=0 before tb_init for tests of the testbed or the peers alone.
+TB_NEED_AGENT=${TB_NEED_AGENT:-1}
+
+TB=
+TBDIR=
+TB_CLEANED=0
+TB_NPODS=0
+TB_NLINKS=0
+TB_PIDS=()
+TB_AGENTS=()
+declare -A TB_NODE_IDX=()
+declare -A TB_POD_IP=()
+declare -A TB_POD_NODE=()
+
+tb_log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+tb_fail() { printf '[%s] FAIL: %s\n' "$(date +%T)" "$*" >&2; exit 1; }
+tb_pass() { printf '[%s] PASS: %s\n' "$(date +%T)" "$*" >&2; exit 0; }
+tb_skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
+
+# tb_check DESCRIPTION cmd... : run cmd, print "ok"/fail with the description.
+tb_check() {
+	local what=$1; shift
+	if "$@"; then
+		tb_log "ok: $what"
+	else
+		tb_fail "$what (command: $*)"
+	fi
+}
+
+tb__on_exit() {
+	local rc=$? f
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "$TBDIR" ]; then
+		for f in "$TBDIR"/agent-*.log; do
+			[ -f "$f" ] || continue
+			echo "--- last lines of $f" >&2
+			tail -30 "$f" >&2
+		done
+	fi
+	tb_cleanup
+	exit $rc
+}
+
+tb_init() {
+	[ "$(id -u)" -eq 0 ] || tb_skip "e2e tests need root"
+	command -v ip >/dev/null || tb_skip "iproute2 missing"
+	if [ "$TB_NEED_AGENT" = 1 ]; then
+		[ -x "$ZT" ] || tb_skip "$ZT not built (make all)"
+		[ -x "$ZT_CNI" ] || tb_skip "$ZT_CNI not built (make all)"
+	fi
+	local base="zt$$" sfx=""
+	for sfx in "" a b c d e f g h; do
+		ip netns list | awk '{print $1}' | grep -q "^$base$sfx-" || break
+	done
+	TB=$base$sfx
+	TBDIR=$(mktemp -d "/tmp/$TB.XXXXXX") || tb_fail "mktemp"
+	trap tb__on_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+	tb_log "testbed $TB in $TBDIR"
+	if [ -x "$ZT" ]; then
+		"$ZT" ca-init "$TBDIR/ca.pem" "$TBDIR/ca.key" >"$TBDIR/ca-init.log" 2>&1 ||
+			tb_fail "ztunnel ca-init: $(cat "$TBDIR/ca-init.log")"
+	fi
+}
+
+# tb_deadline SECONDS -> prints an absolute deadline in ms (use with tb_before).
+tb__now_ms() { date +%s%3N; }
+tb_before() { [ "$(tb__now_ms)" -lt "$1" ]; }
+tb_deadline() { echo $(($(tb__now_ms) + ${1%.*} * 1000)); }
+
+# tb_poll TIMEOUT cmd... : run cmd every 50 ms until it succeeds; 1 if the deadline passes.
+tb_poll() {
+	local dl; dl=$(tb_deadline "$1"); shift
+	while ! "$@"; do
+		tb_before "$dl" || return 1
+		sleep 0.05
+	done
+}
+
+tb__ns() { echo "$TB-$1"; }
+tb__var() { echo "${1//[^a-zA-Z0-9_]/_}"; }
+
+# tb_node NODE IDX: node netns with forwarding; its pod CIDR is 10.201.IDX.0/24, and the node
+# owns 10.201.IDX.1 (the pods' gateway) on lo.
+tb_node() {
+	local node=$1 idx=$2 ns
+	ns=$(tb__ns "$node")
+	ip netns add "$ns" || tb_fail "ip netns add $ns"
+	TB_NODE_IDX[$node]=$idx
+	ip -n "$ns" link set lo up &&
+		ip -n "$ns" addr add "10.201.$idx.1/32" dev lo &&
+		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 \
+			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 ||
+		tb_fail "setting up node $node"
+}
+
+# tb_link NODE_A NODE_B: veth between the nodes, 10.200.K.1/30 <-> 10.200.K.2/30 (K counts links
+# from 0), routes to each other's pod CIDR. Exports TB_LINK_A / TB_LINK_B (device names).
+tb_link() {
+	local a=$1 b=$2 k=$TB_NLINKS nsa nsb
+	nsa=$(tb__ns "$a"); nsb=$(tb__ns "$b")
+	TB_NLINKS=$((TB_NLINKS + 1))
+	TB_LINK_A=${TB}l${k}a
+	TB_LINK_B=${TB}l${k}b
+	export TB_LINK_A TB_LINK_B
+	ip -n "$nsa" link add "$TB_LINK_A" type veth peer name "$TB_LINK_B" netns "$nsb" &&
+		ip -n "$nsa" addr add "10.200.$k.1/30" dev "$TB_LINK_A" &&
+		ip -n "$nsb" addr add "10.200.$k.2/30" dev "$TB_LINK_B" &&
+		ip -n "$nsa" link set "$TB_LINK_A" up &&
+		ip -n "$nsb" link set "$TB_LINK_B" up &&
+		ip -n "$nsa" route add "10.201.${TB_NODE_IDX[$b]}.0/24" via "10.200.$k.2" &&
+		ip -n "$nsb" route add "10.201.${TB_NODE_IDX[$a]}.0/24" via "10.200.$k.1" ||
+		tb_fail "linking $a and $b"
+}
+
+# tb_pod NODE POD IP: pod netns with eth0 (IP/24, default route via the node's 10.x.y.1).
+# The node side is a short counter-named veth with proxy_arp and a /32 route to IP.
+tb_pod() {
+	local node=$1 pod=$2 ip=$3 ns nns dev gw
+	ns=$(tb__ns "$pod"); nns=$(tb__ns "$node")
+	TB_NPODS=$((TB_NPODS + 1))
+	dev=${TB}p$TB_NPODS
+	gw=${ip%.*}.1
+	ip netns add "$ns" || tb_fail "ip netns add $ns"
+	TB_POD_IP[$pod]=$ip
+	TB_POD_NODE[$pod]=$node
+	ip -n "$nns" link add "$dev" type veth peer name eth0 netns "$ns" &&
+		ip netns exec "$nns" sysctl -qw "net.ipv4.conf.$dev.proxy_arp=1" \
+			"net.ipv4.conf.$dev.rp_filter=0" &&
+		ip -n "$nns" link set "$dev" up &&
+		ip -n "$nns" route add "$ip/32" dev "$dev" &&
+		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
+			net.ipv4.conf.default.rp_filter=0 &&
+		ip -n "$ns" link set lo up &&
+		ip -n "$ns" addr add "$ip/24" dev eth0 &&
+		ip -n "$ns" link set eth0 up &&
+		ip -n "$ns" route add default via "$gw" dev eth0 ||
+		tb_fail "setting up pod $pod ($ip) on $node"
+}
+
+tb_exec() { local ns; ns=$(tb__ns "$1"); shift; ip netns exec "$ns" "$@"; }
+tb_exec_node() { tb_exec "$@"; }
+
+# tb_bg POD cmd...: run in the background in its own session; pid in TB_BG_PID, killed (whole
+# process group) by tb_cleanup. Redirect output at the call: tb_bg pod cmd >file 2>&1
+tb_bg() {
+	local ns; ns=$(tb__ns "$1"); shift
+	setsid ip netns exec "$ns" "$@" </dev/null &
+	TB_BG_PID=$!
+	TB_PIDS+=("$TB_BG_PID")
+}
+tb_bg_node() { tb_bg "$@"; }
+
+# tb_stop PID [TIMEOUT]: SIGTERM the process group, wait for it (deadline), then SIGKILL.
+tb_stop() {
+	local pid=$1 t=${2:-5}
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+	if ! tb_poll "$t" tb__dead "$pid"; then
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	return 0
+}
+tb__dead() { ! kill -0 "$1" 2>/dev/null; }
+
+# tb_wait_pid PID TIMEOUT: wait for a background process to exit; sets TB_WAIT_RC to its status.
+# Returns 1 if it is still running at the deadline.
+tb_wait_pid() {
+	tb_poll "$2" tb__dead "$1" || return 1
+	wait "$1"
+	TB_WAIT_RC=$?
+	return 0
+}
+
+tb_config() { cat >"$TBDIR/$1"; }
+
+tb__state() { echo "$TBDIR/state-$1"; }
+
+# tb_agent NODE CONFIG: start the agent in NODE's netns; CONFIG is a path, or a file name in
+# $TBDIR. Waits (10 s) for its CNI socket. Re-running it reuses the state dir (restart).
+tb_agent() {
+	local node=$1 cfg=$2 st log pid dl
+	[ -f "$cfg" ] || cfg=$TBDIR/$cfg
+	[ -f "$cfg" ] || tb_fail "tb_agent: no config $2"
+	st=$(tb__state "$node")
+	log=$TBDIR/agent-$node.log
+	mkdir -p "$st"
+	rm -f "$st/cni.sock"
+	echo "=== agent start $(date +%T.%N)" >>"$log"
+	setsid nsenter --net="/run/netns/$(tb__ns "$node")" env LOCAL_XDS_PATH="$cfg" \
+		NODE_NAME="$node" ZTUNNEL_CA_CERT="$TBDIR/ca.pem" ZTUNNEL_CA_KEY="$TBDIR/ca.key" \
+		ZTUNNEL_STATE_DIR="$st" ZTUNNEL_CNI_SOCKET="$st/cni.sock" ZTUNNEL_LOG=debug \
+		"$ZT" </dev/null >>"$log" 2>&1 &
+	pid=$!
+	TB_AGENTS+=("$pid")
+	printf -v "TB_AGENT_PID_$(tb__var "$node")" %s "$pid"
+	dl=$(tb_deadline 10)
+	while [ ! -S "$st/cni.sock" ]; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -20 "$log" >&2
+			tb_fail "agent on $node exited during start-up"
+		fi
+		tb_before "$dl" || { tail -20 "$log" >&2; tb_fail "agent on $node: no socket in 10 s"; }
+		sleep 0.05
+	done
+	tb_log "agent on $node ready (pid $pid, log $log)"
+}
+
+# tb_agent_pid NODE: prints the agent's pid.
+tb_agent_pid() { local v; v=TB_AGENT_PID_$(tb__var "$1"); echo "${!v:-}"; }
+
+# tb_agent_stop NODE [SIGNAL]: signal the agent and wait (10 s) for it to exit; sets TB_WAIT_RC.
+tb_agent_stop() {
+	local pid; pid=$(tb_agent_pid "$1")
+	[ -n "$pid" ] || tb_fail "no agent for $1"
+	kill "-${2:-TERM}" "$pid" 2>/dev/null
+	tb_wait_pid "$pid" 10 || tb_fail "agent on $1 did not exit within 10 s of SIG${2:-TERM}"
+}
+
+tb__cni() {	# CMD NODE POD NAMESPACE NAME [UID]
+	local cmd=$1 node=$2 pod=$3 kns=$4 name=$5 uid=${6:-uid-$4-$5} ns conf out rc
+	ns=$(tb__ns "$pod")
+	conf=$(printf '{"cniVersion":"1.0.0","name":"ambient","type":"ztunnel-cni",'`
+		`'"ztunnel_socket":"%s","prevResult":{"cniVersion":"1.0.0","interfaces":'`
+		`'[{"name":"eth0","sandbox":"/run/netns/%s"}],"ips":[{"address":"%s/24",'`
+		`'"interface":0}]}}' "$(tb__state "$node")/cni.sock" "$ns" "${TB_POD_IP[$pod]}")
+	out=$(printf '%s' "$conf" | timeout 15 env CNI_COMMAND="$cmd" CNI_CONTAINERID="$TB-$pod" \
+		CNI_NETNS="/run/netns/$ns" CNI_IFNAME=eth0 CNI_PATH=/nonexistent \
+		CNI_ARGS="K8S_POD_NAME=$name;K8S_POD_NAMESPACE=$kns;K8S_POD_UID=$uid" "$ZT_CNI" 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] || tb_fail "CNI $cmd $kns/$name on $node: rc=$rc: $out"
+	tb_log "CNI $cmd $kns/$name ($pod) on $node: ok"
+}
+
+tb_enroll() { tb__cni ADD "$@"; }
+tb_unenroll() { tb__cni DEL "$@"; }
+
+tb__listening() { [ -n "$(tb_exec "$1" ss -Hltn "sport = :$2" 2>/dev/null)" ]; }
+
+# tb_wait_port POD PORT [TIMEOUT]: poll until something listens on PORT in POD.
+tb_wait_port() {
+	tb_poll "${3:-10}" tb__listening "$1" "$2" || tb_fail "nothing listens on port $2 in $1"
+}
+
+# tb_wait_log FILE PATTERN [TIMEOUT]: poll until FILE has a line matching the ERE PATTERN.
+tb_wait_log() { tb_poll "${3:-10}" grep -Eq -- "$2" "$1"; }
+
+# tb_count FILE PATTERN: number of lines of FILE matching the ERE PATTERN.
+tb_count() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
+
+# tb_cert NAME SPIFFE_ID [CA_NAME]: issue $TBDIR/NAME.pem/.key from $TBDIR/CA_NAME.pem (ca).
+tb_cert() {
+	local ca=${3:-ca}
+	"$ZT" cert-issue "$TBDIR/$ca.pem" "$TBDIR/$ca.key" "$2" "$TBDIR/$1.pem" "$TBDIR/$1.key" \
+		>"$TBDIR/$1.issue.log" 2>&1 || tb_fail "cert-issue $2: $(cat "$TBDIR/$1.issue.log")"
+}
+
+# tb_ca NAME: a second, unrelated CA in $TBDIR/NAME.pem/.key.
+tb_ca() {
+	"$ZT" ca-init "$TBDIR/$1.pem" "$TBDIR/$1.key" >"$TBDIR/$1.ca.log" 2>&1 ||
+		tb_fail "ca-init $1: $(cat "$TBDIR/$1.ca.log")"
+}
+
+tb__umount_state() {
+	[ -n "$TBDIR" ] || return 0
+	local m
+	# deepest first; mountinfo field 5 is the mount point
+	awk -v d="$TBDIR/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r -u |
+		while read -r m; do umount -l "$m" 2>/dev/null; done
+}
+
+tb_cleanup() {
+	[ "$TB_CLEANED" = 1 ] && return 0
+	TB_CLEANED=1
+	trap - INT TERM HUP
+	local pid ns p
+	for pid in "${TB_PIDS[@]}" "${TB_AGENTS[@]}"; do
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${TB_PIDS[@]}" "${TB_AGENTS[@]}"; do
+		tb_poll 5 tb__dead "$pid" || kill -KILL -- "-$pid" 2>/dev/null ||
+			kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	tb__umount_state
+	if [ -n "$TB" ]; then
+		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TB-"); do
+			# stragglers started inside our own namespaces (e.g. by tb_exec ... &)
+			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+			ip netns del "$ns" 2>/dev/null
+		done
+	fi
+	tb__umount_state
+	if [ -n "$TBDIR" ] && [ -d "$TBDIR" ]; then
+		if [ -n "${TB_KEEP:-}" ]; then
+			tb_log "kept $TBDIR"
+		else
+			rm -rf "$TBDIR"
+		fi
+	fi
+}
