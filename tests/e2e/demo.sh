@@ -147,7 +147,8 @@ in_mesh() {
 	capture_stop
 }
 
-# access_log NODE_LOG: "connection complete" lines for port $PORT, one readable line each
+# access_log NODE_LOG: "connection complete" lines for port $PORT, as
+# "direction src dst src_identity dst_identity bytes_sent bytes_recv"
 access_log() {
 	"$PYTHON" - "$1" "$PORT" <<-'EOF'
 		import re, sys
@@ -155,18 +156,28 @@ access_log() {
 		for line in open(sys.argv[1], errors="replace"):
 		    if 'msg="connection complete"' not in line:
 		        continue
-		    f = {k: v.strip('"') for k, v in kv.findall(line)}
+		    f = {k: v.strip('"') or "-" for k, v in kv.findall(line)}
 		    if not f.get("dst.addr", "").endswith(":" + sys.argv[2]):
 		        continue
-		    print("%-8s %s -> %s  from %s  to %s  (%s bytes sent, %s received)" % (
-		        f.get("direction", "?"), f.get("src.addr", "?"), f.get("dst.addr", "?"),
-		        f.get("src.identity", "?"), f.get("dst.identity", "?"),
-		        f.get("bytes_sent", "?"), f.get("bytes_recv", "?")))
+		    print(" ".join(f.get(k, "?") for k in ("direction", "src.addr", "dst.addr",
+		          "src.identity", "dst.identity", "bytes_sent", "bytes_recv")))
 	EOF
+}
+
+show_access_log() {
+	access_log "$1" | awk '{
+		printf "      %-8s %s -> %s  (%s bytes sent, %s received)\n", $1, $2, $3, $6, $7
+		printf "               client identity %s\n               server identity %s\n", $4, $5
+	}'
 }
 
 has_complete() {	# LOG COUNT: at least COUNT connection-complete lines for our port
 	[ "$(access_log "$1" | wc -l)" -ge "$2" ]
+}
+
+logged() {	# LOG DIRECTION SRC_ID DST_ID: such a connection-complete line exists
+	access_log "$1" | awk -v d="$2" -v s="$3" -v t="$4" '
+		$1 == d && $4 == s && $5 == t {found = 1} END {exit !found}'
 }
 
 explain_identities() {
@@ -175,16 +186,18 @@ explain_identities() {
 	# connection-complete lines are written when connections end: give them a moment
 	poll 10 has_complete "$log1" 3
 	poll 10 has_complete "$log2" 1
-	say "node1's agent:"
-	access_log "$log1" | sed 's/^/      /'
-	say "node2's agent:"
-	access_log "$log2" | sed 's/^/      /'
+	say "node1's agent (client's side, and neighbor's side):"
+	show_access_log "$log1"
+	say "node2's agent (server's side):"
+	show_access_log "$log2"
 	for id in server neighbor; do
-		access_log "$log1" | grep -q "^outbound.* from $SA/client  to $SA/$id " ||
+		logged "$log1" outbound "$SA/client" "$SA/$id" ||
 			problem "node1's agent logged no outbound client -> $id with both identities"
 	done
-	access_log "$log2" | grep -q "^inbound.* from $SA/client  to $SA/server " ||
-		problem "node2's agent logged no inbound connection from client's identity"
+	logged "$log1" inbound "$SA/client" "$SA/neighbor" ||
+		problem "node1's agent logged no inbound client -> neighbor with both identities"
+	logged "$log2" inbound "$SA/client" "$SA/server" ||
+		problem "node2's agent logged no inbound client -> server with both identities"
 	say "each side proved its identity with a certificate from the mesh CA (mutual TLS);"
 	say "spiffe://cluster.local/ns/default/sa/<name>: trust domain, namespace, service account"
 }
