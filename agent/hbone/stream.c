@@ -274,6 +274,11 @@ struct access_record *hbone_stream_record(struct hbone_stream *st)
 	return &st->rec;
 }
 
+struct io_worker *hbone_stream_worker(const struct hbone_stream *st)
+{
+	return st->conn ? st->conn->w : st->tcp.w;
+}
+
 const char *hbone_stream_peer_identity(const struct hbone_stream *st)
 {
 	return st->conn ? st->conn->peer_identity : "";

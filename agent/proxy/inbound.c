@@ -91,6 +91,7 @@ static int parse_authority(const char *a, struct state_ip *ip, uint16_t *port)
 static void on_hbone_request(struct hbone_stream *st, const char *authority, void *ctx)
 {
 	struct proxy_pod *pod = ctx;
+	struct proxy_worker *pw = hbone_stream_worker(st)->user;
 	struct access_record *rec = hbone_stream_record(st);
 	struct sockaddr_storage dst;
 	struct state_ip ip;
@@ -101,6 +102,9 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", pod->name);
 	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", pod->namespace_);
 	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", pod->identity);
+	proxy_record_workload(proxy_snapshot(pw), &rec->src, rec->src_workload,
+			      sizeof(rec->src_workload), rec->src_namespace,
+			      sizeof(rec->src_namespace), NULL, 0);
 	if (parse_authority(authority, &ip, &port) < 0) {
 		hbone_stream_refuse(st, 400, "malformed :authority");
 		return;

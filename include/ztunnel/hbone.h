@@ -48,6 +48,8 @@ int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *tr
 
 /* The stream's access record (the proxy fills the destination side). */
 struct access_record *hbone_stream_record(struct hbone_stream *st);
+/* The worker the stream runs on. */
+struct io_worker *hbone_stream_worker(const struct hbone_stream *st);
 /* The verified client identity of the stream's connection. */
 const char *hbone_stream_peer_identity(const struct hbone_stream *st);
 /* Refuses a request with an HTTP status (400, 401, 503...) and a reason for the log. */

@@ -166,7 +166,7 @@ access_log() {
 
 show_access_log() {
 	access_log "$1" | awk '{
-		printf "      %-8s %s -> %s  (%s bytes sent, %s received)\n", $1, $2, $3, $6, $7
+		printf "      %-8s %s -> %s  (%s bytes from the client, %s back)\n", $1, $2, $3, $7, $6
 		printf "               client identity %s\n               server identity %s\n", $4, $5
 	}'
 }
