@@ -19,7 +19,7 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux golang-go \
 	golang-golang-x-net-dev
 
-.PHONY: all deps test demo bench unit clean check
+.PHONY: all asan deps test demo bench unit clean check
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
 
 deps:
@@ -41,6 +41,10 @@ $(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h)
 $(BUILD)/ztunnel: $(AGENT_OBJ) $(MAIN_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# The agent under AddressSanitizer and UBSan, for tests that hunt memory bugs (ZT=build/ztunnel-asan).
+$(BUILD)/ztunnel-asan: $(SAN_OBJ) $(BUILD)/san/agent/main.o
+	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LIBS)
+
 $(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(BUILD)/obj/agent/inpod/zds.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ -ljansson
@@ -61,6 +65,8 @@ $(LINKED_BIN): $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ)
 	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_OBJ) $(LIBS)
 
 unit: $(UNIT_BIN)
+
+asan: $(BUILD)/ztunnel-asan
 
 test: deps
 	$(MAKE) all unit

@@ -61,7 +61,8 @@ struct hbone_stream {
 	bool h2_eof;
 	bool h2_closed;
 	bool reset;
-	bool finished;
+	bool finished;		/* unlinked and logged; memory goes when depth is 0 */
+	int depth;		/* callbacks of this stream on the stack */
 	int status;
 	char authority[300];
 	char method[16];

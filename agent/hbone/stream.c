@@ -11,10 +11,33 @@
 
 #define MAKE_NV(n, v, vl) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
 
+static void stream_release(struct hbone_stream *st)
+{
+	if (st->depth > 0 || !st->finished)
+		return;
+	free(st->ring);
+	free(st);
+}
+
+static void stream_enter(struct hbone_stream *st)
+{
+	st->depth++;
+}
+
+static void stream_leave(struct hbone_stream *st)
+{
+	st->depth--;
+	stream_release(st);
+}
+
+/* Unlinks and logs the stream; its memory goes once no callback of it is on the stack. */
 static void stream_free(struct hbone_stream *st)
 {
 	struct hbone_conn *c = st->conn;
 
+	if (st->finished)
+		return;
+	st->finished = true;
 	if (c) {
 		if (st->prev)
 			st->prev->next = st->next;
@@ -30,10 +53,9 @@ static void stream_free(struct hbone_stream *st)
 		st->conn = NULL;
 	}
 	access_log_complete(&st->rec, st->error[0] ? st->error : NULL);
-	free(st->ring);
-	free(st);
 	if (c)
 		hconn_stream_detached(c);
+	stream_release(st);
 }
 
 /* Frees the stream once both its halves are done. */
@@ -56,17 +78,27 @@ static void maybe_finish(struct hbone_stream *st)
 
 void hstream_fail(struct hbone_stream *st, const char *reason)
 {
+	struct hbone_conn *c = st->conn;
+
+	if (st->finished)
+		return;
+	stream_enter(st);
+	if (c)
+		hconn_enter(c);
 	if (!st->error[0])
 		snprintf(st->error, sizeof(st->error), "%s", reason);
 	st->reset = true;
-	if (st->conn && st->id > 0 && !st->h2_closed) {
-		nghttp2_submit_rst_stream(st->conn->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-		hconn_flush(st->conn);
-	}
+	if (c && st->id > 0 && !st->h2_closed)
+		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 	if (st->has_tcp)
 		io_sock_close(&st->tcp, true);
 	else if (!st->conn || st->h2_closed)
 		stream_free(st);
+	if (c) {
+		hconn_flush(c);
+		hconn_leave(c);
+	}
+	stream_leave(st);
 }
 
 void hstream_conn_gone(struct hbone_stream *st, const char *reason)
@@ -119,6 +151,7 @@ static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 		maybe_finish(st);
 		return;
 	}
+	stream_enter(st);
 	hconn_enter(c);
 	if (n < 0) {
 		char why[120];
@@ -138,6 +171,7 @@ static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 	hconn_flush(c);
 out:
 	hconn_leave(c);
+	stream_leave(st);
 }
 
 static void on_tcp_sent(struct io_sock *s, int err)
@@ -158,6 +192,7 @@ static void on_tcp_sent(struct io_sock *s, int err)
 		st->rec.bytes_sent += n;
 	else
 		st->rec.bytes_recv += n;
+	stream_enter(st);
 	if (c) {
 		hconn_enter(c);
 		nghttp2_session_consume(c->h2, st->id, n);
@@ -167,22 +202,28 @@ static void on_tcp_sent(struct io_sock *s, int err)
 	} else {
 		pump_out(st);
 	}
+	stream_leave(st);
 }
 
 static void on_tcp_closed(struct io_sock *s)
 {
 	struct hbone_stream *st = s->owner;
+	struct hbone_conn *c = st->conn;
 
 	st->has_tcp = false;
-	if (st->conn && !st->h2_closed && st->id > 0) {
+	if (c)
+		hconn_enter(c);
+	if (c && !st->h2_closed && st->id > 0) {
 		/* the socket went first: make sure the peer's stream ends too */
 		if (!st->reset)
-			nghttp2_submit_rst_stream(st->conn->h2, NGHTTP2_FLAG_NONE, st->id,
-						  NGHTTP2_CANCEL);
-		nghttp2_session_set_stream_user_data(st->conn->h2, st->id, NULL);
-		hconn_flush(st->conn);
+			nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+		nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
 	}
 	stream_free(st);
+	if (c) {
+		hconn_flush(c);
+		hconn_leave(c);
+	}
 }
 
 static void on_tcp_connected(struct io_sock *s, int err);
@@ -336,6 +377,7 @@ static void on_tcp_connected(struct io_sock *s, int err)
 		io_sock_close(&st->tcp, true);
 		return;
 	}
+	stream_enter(st);
 	hconn_enter(c);
 	if (err < 0) {
 		snprintf(why, sizeof(why), "app connect failed: %s", strerror(-err));
@@ -352,6 +394,7 @@ static void on_tcp_connected(struct io_sock *s, int err)
 	}
 	hconn_flush(c);
 	hconn_leave(c);
+	stream_leave(st);
 }
 
 /* ---- nghttp2 callbacks (user_data is the hbone_conn) ---- */
@@ -438,6 +481,7 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (!st)
 		return 0;
+	stream_enter(st);
 	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		st->h2_eof = true;
@@ -446,10 +490,10 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 			on_request(c, st);
 		else if (!c->server && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
 			on_response(st);
-		return 0;
-	}
-	if (st->h2_eof)
+	} else if (st->h2_eof) {
 		pump_out(st);
+	}
+	stream_leave(st);
 	return 0;
 }
 
@@ -482,7 +526,9 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 	memcpy(st->ring + tail, data, first);
 	memcpy(st->ring, data + first, len - first);
 	st->ring_len += len;
+	stream_enter(st);
 	pump_out(st);
+	stream_leave(st);
 	return 0;
 }
 
@@ -502,10 +548,12 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 	if (code != NGHTTP2_NO_ERROR || !st->h2_eof)
 		st->reset = true;
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
+	stream_enter(st);
 	if (st->has_tcp && st->reset)
 		io_sock_close(&st->tcp, true);
 	else
 		maybe_finish(st);
+	stream_leave(st);
 	return 0;
 }
 
