@@ -58,19 +58,19 @@ static bool pod_has_ip(const struct proxy_pod *pod, const struct state_ip *ip)
 	return false;
 }
 
-/* "ip:port" or "[v6]:port" */
-static int parse_authority(const char *a, struct state_ip *ip, uint16_t *port)
+int proxy_parse_authority(const char *a, struct state_ip *ip, uint16_t *port)
 {
 	char host[64];
 	const char *colon = strrchr(a, ':');
+	bool bracketed = a[0] == '[';
 	size_t hl;
 	char *end;
 	unsigned long p;
 
-	if (!colon)
+	if (!colon || colon[1] < '0' || colon[1] > '9')
 		return -EINVAL;
 	hl = (size_t)(colon - a);
-	if (a[0] == '[') {
+	if (bracketed) {
 		if (hl < 3 || a[hl - 1] != ']')
 			return -EINVAL;
 		a++;
@@ -80,12 +80,15 @@ static int parse_authority(const char *a, struct state_ip *ip, uint16_t *port)
 		return -EINVAL;
 	memcpy(host, a, hl);
 	host[hl] = '\0';
+	/* v6 exactly when bracketed; no "network/" prefix */
+	if (bracketed != (strchr(host, ':') != NULL) || strchr(host, '/'))
+		return -EINVAL;
 	errno = 0;
 	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || p == 0 || p > 65535)
+	if (errno || *end || p == 0 || p > 65535)
 		return -EINVAL;
 	*port = (uint16_t)p;
-	return state_ip_parse(host, ip) == 0 && !strchr(host, '/') ? 0 : -EINVAL;
+	return state_ip_parse(host, ip) == 0 ? 0 : -EINVAL;
 }
 
 static void on_hbone_request(struct hbone_stream *st, const char *authority, void *ctx)
@@ -105,7 +108,7 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	proxy_record_workload(proxy_snapshot(pw), &rec->src, rec->src_workload,
 			      sizeof(rec->src_workload), rec->src_namespace,
 			      sizeof(rec->src_namespace), NULL, 0);
-	if (parse_authority(authority, &ip, &port) < 0) {
+	if (proxy_parse_authority(authority, &ip, &port) < 0) {
 		hbone_stream_refuse(st, 400, "malformed :authority");
 		return;
 	}

@@ -48,4 +48,7 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod);
 /* Closes the pod's listeners on every worker; connections already open run on. */
 void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod);
 
+/* Parses an HBONE :authority "ip:port" or "[v6]:port" (no hostnames). 0 or -EINVAL. */
+int proxy_parse_authority(const char *authority, struct state_ip *ip, uint16_t *port);
+
 #endif
