@@ -111,7 +111,7 @@ real_agent_pid() {
 	return 1
 }
 
-hold_ready() { grep -q '^ready' "$1"; }
+hold_ready_or_gone() { grep -q '^ready' "$1" || tb__dead_pid "$2"; }
 
 # hold_and_sample PATH HOST PORT [PID1 PID2]: hold $HOLD connections, sample RSS meanwhile.
 hold_and_sample() {
@@ -120,7 +120,7 @@ hold_and_sample() {
 	tb_bg client timeout 120 "$ZTB" hold "$2" "$3" --count "$HOLD" --seconds 3 \
 		>"$out" 2>"$LOGS/hold-$p.err"
 	hpid=$TB_BG_PID
-	if poll 60 hold_ready "$out"; then
+	if poll 60 hold_ready_or_gone "$out" "$hpid" && grep -q '^ready' "$out"; then
 		if [ -n "$4" ]; then
 			record rss_node1_held_kB "$p" "$(rss_kb "$4")"
 			record rss_node2_held_kB "$p" "$(rss_kb "$5")"

@@ -426,7 +426,7 @@ static int run_hold(const struct opts *o)
 		held++;
 	}
 	if (err) {
-		fprintf(stderr, "ztbench hold: connection %ld failed: %s\n", opened,
+		fprintf(stderr, "ztbench hold: connection %ld (0-based) failed: %s\n", held,
 			strerror(-err));
 	} else {
 		printf("ready held=%ld\n", opened);

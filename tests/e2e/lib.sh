@@ -141,7 +141,7 @@ tb_pod() {
 	TB_POD_NODE[$pod]=$node
 	ip -n "$nns" link add "$dev" type veth peer name eth0 netns "$ns" &&
 		ip netns exec "$nns" sysctl -qw "net.ipv4.conf.$dev.proxy_arp=1" \
-			"net.ipv4.conf.$dev.rp_filter=0" &&
+			"net.ipv4.conf.$dev.rp_filter=0" "net.ipv4.neigh.$dev.proxy_delay=0" &&
 		ip -n "$nns" link set "$dev" up &&
 		ip -n "$nns" route add "$ip/32" dev "$dev" &&
 		ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 \
@@ -315,3 +315,68 @@ tb_cleanup() {
 		fi
 	fi
 }
+
+# tb_openssl_ca NAME / tb_openssl_cert NAME SPIFFE_ID [CA_NAME]: the same kind of CA and leaf
+# (ECDSA P-256, one URI SAN) made with the openssl CLI, independent of the agent's tools.
+tb_openssl_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-keyout "$TBDIR/$1.key" -out "$TBDIR/$1.pem" -subj "/O=$1" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign >"$TBDIR/$1.ca.log" 2>&1 ||
+		tb_fail "openssl CA $1: $(cat "$TBDIR/$1.ca.log")"
+}
+tb_openssl_cert() {
+	local ca=${3:-ca} ext=$TBDIR/$1.ext
+	printf '%s\n' "subjectAltName=critical,URI:$2" "keyUsage=critical,digitalSignature" \
+		"extendedKeyUsage=serverAuth,clientAuth" "basicConstraints=critical,CA:FALSE" >"$ext"
+	{ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$TBDIR/$1.key" -out "$TBDIR/$1.csr" -subj "/" &&
+	  openssl x509 -req -in "$TBDIR/$1.csr" -CA "$TBDIR/$ca.pem" -CAkey "$TBDIR/$ca.key" \
+		-set_serial "0x$(openssl rand -hex 8)" -days 1 -extfile "$ext" -out "$TBDIR/$1.pem"
+	} >"$TBDIR/$1.issue.log" 2>&1 || tb_fail "openssl cert $2: $(cat "$TBDIR/$1.issue.log")"
+}
+
+# tb_mesh: the topology of testdata/mesh.yaml: node1 (client 10.201.1.2, server-local
+# 10.201.1.3), node2 (server-remote 10.201.2.2, plain 10.201.2.9, ext 10.201.2.5), linked; both
+# agents running with mesh.yaml; client, server-local and server-remote enrolled (plain and ext
+# are not: plain is outside the mesh, ext is for independent HBONE servers).
+tb_mesh() {
+	tb_node node1 1
+	tb_node node2 2
+	tb_link node1 node2
+	tb_pod node1 client 10.201.1.2
+	tb_pod node1 server-local 10.201.1.3
+	tb_pod node2 server-remote 10.201.2.2
+	tb_pod node2 plain 10.201.2.9
+	tb_pod node2 ext 10.201.2.5
+	cp "$TB_TESTDATA/mesh.yaml" "$TBDIR/mesh.yaml"
+	tb_agent node1 mesh.yaml
+	tb_agent node2 mesh.yaml
+	tb_enroll node1 client default client
+	tb_enroll node1 server-local default server-local
+	tb_enroll node2 server-remote default server-remote
+	tb_wait_port client 15001
+	tb_wait_port server-remote 15008
+}
+
+# tb_whoami POD PORT: whoami_server.py in POD (answers peer=, server=POD); waits for the port.
+tb_whoami() {
+	tb_bg "$1" "$PY" "$TB_PEERS/whoami_server.py" --port "$2" --name "$1" \
+		>>"$TBDIR/whoami-$1.log" 2>&1
+	tb_wait_port "$1" "$2"
+}
+
+# tb_curl POD URL [curl args...]: curl from POD, 10 s limit; prints the body.
+tb_curl() {
+	local pod=$1 url=$2; shift 2
+	tb_exec "$pod" timeout 15 curl -sS --max-time 10 "$@" "$url"
+}
+
+# tb_capture_start NODE DEVICE NAME: tcpdump into $TBDIR/NAME.pcap; pid in TB_CAPTURE_PID.
+tb_capture_start() {
+	tb_bg_node "$1" tcpdump --immediate-mode -i "$2" -nn -s 0 -U -Z root -w "$TBDIR/$3.pcap" tcp \
+		>"$TBDIR/$3.tcpdump.log" 2>&1
+	TB_CAPTURE_PID=$TB_BG_PID
+	tb_wait_log "$TBDIR/$3.tcpdump.log" 'listening on' 10 || tb_fail "tcpdump did not start"
+}
+tb_capture_stop() { tb_stop "$TB_CAPTURE_PID" 5; }
