@@ -16,7 +16,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
 DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev libmnl-dev \
 	libnftnl-dev libyaml-dev libjansson-dev iproute2 nftables iperf3 stunnel4 socat curl tcpdump \
-	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux golang-go \
+	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev
 
 .PHONY: all asan deps test demo bench unit clean check

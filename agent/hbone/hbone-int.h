@@ -39,7 +39,8 @@ struct hbone_conn {
 	/* client side */
 	struct hbone_pool *pool;
 	struct hbone_conn *pool_next;
-	struct hbone_target target;	/* the pool key and connect parameters */
+	struct hbone_target target;	/* the pool key and connect parameters (its authority is
+					 * the first stream's; streams carry their own) */
 };
 
 /* One CONNECT stream bridged to a TCP socket. Owns its socket and receive ring. */
@@ -64,7 +65,7 @@ struct hbone_stream {
 	bool finished;		/* unlinked and logged; memory goes when depth is 0 */
 	int depth;		/* callbacks of this stream on the stack */
 	int status;
-	char authority[300];
+	char authority[300];	/* client: what to ask for; server: what was asked */
 	char method[16];
 	char error[200];
 	struct access_record rec;

@@ -1,5 +1,6 @@
 /* hbone pool: per-worker client connections shared by streams with the same key. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -119,6 +120,8 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 		goto out;
 	}
 	st->rec = *rec;
+	/* the pool key leaves the app port out: each stream carries its own authority */
+	snprintf(st->authority, sizeof(st->authority), "%s", t->authority);
 	hstream_attach_tcp(st, fd);
 	if (c->state == HCONN_READY) {
 		hstream_submit_request(st);

@@ -294,7 +294,7 @@ int hstream_submit_request(struct hbone_stream *st)
 	struct hbone_conn *c = st->conn;
 	nghttp2_nv nva[] = {
 		MAKE_NV(":method", "CONNECT", 7),
-		MAKE_NV(":authority", c->target.authority, strlen(c->target.authority)),
+		MAKE_NV(":authority", st->authority, strlen(st->authority)),
 	};
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
 	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, 2, &prd, st);

@@ -103,6 +103,9 @@ struct state_cidr_list { struct state_cidr *v; size_t n; };
 struct state_port_list { uint16_t *v; size_t n; };
 
 struct state_match {
+	/* the match named HTTP-level fields (methods, paths, hosts, ...) that L4 cannot check:
+	 * in a DENY policy they count as matching, in an ALLOW policy the match never matches */
+	bool has_l7;
 	struct state_string_list namespaces, not_namespaces;
 	struct state_string_list principals, not_principals;
 	struct state_cidr_list source_ips, not_source_ips;
@@ -123,6 +126,26 @@ struct state_policy {
 	size_t n_rules;
 };
 
+/* PeerAuthentication (an extension of the local YAML; xDS sends converted policies instead). */
+enum state_peer_auth_mode {
+	STATE_PA_UNSET = 0,	/* inherit from the wider level */
+	STATE_PA_PERMISSIVE = 1,
+	STATE_PA_STRICT = 2,
+	STATE_PA_DISABLE = 3,	/* treated as PERMISSIVE at L4 */
+};
+#define STATE_ROOT_NAMESPACE "istio-system"	/* a selector-less one here is mesh-wide */
+
+struct state_peer_auth {
+	char *name;
+	char *namespace_;
+	enum state_peer_auth_mode mode;
+	/* selector.matchLabels; labels of a workload: app = canonicalName (else name),
+	 * version = canonicalRevision, and name = its name. None: the whole namespace. */
+	char **selector_keys;
+	char **selector_values;
+	size_t n_selector;
+};
+
 /*
  * An immutable view of everything known. Created by a loader (localcfg, xds), then only read.
  * Shared by reference count between the control thread and the workers.
@@ -135,6 +158,8 @@ struct state_snapshot {
 	size_t n_services;
 	struct state_policy *policies;
 	size_t n_policies;
+	struct state_peer_auth *peer_auths;
+	size_t n_peer_auths;
 };
 
 /* An empty snapshot with refcount 1, or NULL with errno set. */

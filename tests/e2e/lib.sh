@@ -18,6 +18,7 @@ TB_NEED_AGENT=${TB_NEED_AGENT:-1}
 TB=
 TBDIR=
 TB_CLEANED=0
+TB_SANITIZER_FAIL=0
 TB_NPODS=0
 TB_NLINKS=0
 TB_PIDS=()
@@ -51,6 +52,10 @@ tb__on_exit() {
 		done
 	fi
 	tb_cleanup
+	if [ "$TB_SANITIZER_FAIL" = 1 ] && [ $rc -eq 0 ]; then
+		echo "FAIL: the agent reported a sanitizer error (see above)" >&2
+		rc=1
+	fi
 	exit $rc
 }
 
@@ -285,6 +290,23 @@ tb__umount_state() {
 		while read -r m; do umount -l "$m" 2>/dev/null; done
 }
 
+# An agent built with sanitizers (ZT=build/ztunnel-asan) writes its reports to its log: memory
+# errors and undefined behaviour fail the test; leaks at exit (open connections) are only shown.
+tb__sanitizer_check() {
+	local f
+	for f in "$TBDIR"/agent-*.log; do
+		[ -f "$f" ] || continue
+		if grep -Eq 'ERROR: AddressSanitizer|runtime error:' "$f"; then
+			echo "--- sanitizer report in $f" >&2
+			grep -E -A30 'ERROR: AddressSanitizer|runtime error:' "$f" | head -60 >&2
+			TB_SANITIZER_FAIL=1
+		elif grep -q 'ERROR: LeakSanitizer' "$f"; then
+			echo "note: LeakSanitizer report at agent exit in $f:" \
+				"$(grep -E '^SUMMARY' "$f" | tail -1)" >&2
+		fi
+	done
+}
+
 tb_cleanup() {
 	[ "$TB_CLEANED" = 1 ] && return 0
 	TB_CLEANED=1
@@ -298,6 +320,7 @@ tb_cleanup() {
 			kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
+	tb__sanitizer_check
 	tb__umount_state
 	if [ -n "$TB" ]; then
 		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TB-"); do
