@@ -12,9 +12,9 @@
 
 #include "hbone-int.h"
 
-#define CONN_RBUF (32 * 1024)
-#define OBUF_SIZE (64 * 1024)
-#define WBIO_HIGH (256 * 1024)	/* stop pulling frames from nghttp2 above this */
+#define CONN_RBUF (256 * 1024)
+#define OBUF_SIZE (256 * 1024)
+#define WBIO_HIGH (1024 * 1024)	/* stop pulling frames from nghttp2 above this */
 
 void hbone_settings_default(struct hbone_settings *s)
 {

@@ -50,13 +50,23 @@ static int f_policies(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct 
 {
 	struct state_snapshot *s = obj;
 
-	return LC_SEQ(c, v, s->policies, s->n_policies, localcfg_policy);
+	int ret = LC_SEQ(c, v, s->policies, s->n_policies, localcfg_policy);
+
+	return ret ? ret : localcfg_check_policy_keys(c, v, s);
+}
+
+static int f_peer_auths(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
+{
+	struct state_snapshot *s = obj;
+
+	return LC_SEQ(c, v, s->peer_auths, s->n_peer_auths, localcfg_peer_auth);
 }
 
 static const struct lc_field top_fields[] = {
 	{ "workloads", f_workloads, 0, 0, NULL, false },
 	{ "policies", f_policies, 0, 0, NULL, false },
 	{ "services", f_services, 0, 0, NULL, false },
+	{ "peerAuthentications", f_peer_auths, 0, 0, NULL, false },
 };
 
 /* libyaml's own message, at its position; reader errors only know a byte offset. */

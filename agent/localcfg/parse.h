@@ -113,6 +113,9 @@ int localcfg_f_rules(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct l
 int localcfg_workload(struct lc_ctx *c, yaml_node_t *item, void *elem);
 int localcfg_service(struct lc_ctx *c, yaml_node_t *item, void *elem);
 int localcfg_policy(struct lc_ctx *c, yaml_node_t *item, void *elem);
+int localcfg_peer_auth(struct lc_ctx *c, yaml_node_t *item, void *elem);
+/* Rejects two policies with the same "namespace/name" (seq: the policies node). */
+int localcfg_check_policy_keys(struct lc_ctx *c, yaml_node_t *seq, const struct state_snapshot *s);
 
 #define LC_FIELD_PTR(obj, f) ((void *)((char *)(obj) + (f)->off))
 #define LC_COUNT_PTR(obj, f) ((size_t *)(void *)((char *)(obj) + (f)->n_off))

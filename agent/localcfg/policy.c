@@ -1,4 +1,4 @@
-/* localcfg/policy.c: authorization policies (rules -> clauses -> matches) and string matches. */
+/* localcfg/policy.c: authorization policies (rules -> clauses -> matches), peer authentications. */
 #include <errno.h>
 #include <string.h>
 #include "parse.h"
@@ -91,6 +91,28 @@ static int f_unsupported(struct lc_ctx *c, yaml_node_t *v, void *obj, const stru
 	return localcfg_fail(c, v, "%s: not supported by this agent", c->key);
 }
 
+/*
+ * HTTP-level keys (methods, paths, hosts, requestPrincipals and their not* forms): a list of
+ * strings that L4 cannot check. Kept only as has_l7, which the evaluator fails closed on.
+ */
+static int f_l7(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
+{
+	struct state_match *m = obj;
+	size_t n = 0;
+
+	if (localcfg_seq_len(c, v, &n))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *it = localcfg_node(c, v->data.sequence.items.start[i]);
+
+		if (!it || !localcfg_text(c, it))
+			return -EINVAL;
+	}
+	if (n)
+		m->has_l7 = true;
+	return 0;
+}
+
 #define M struct state_match
 static const struct lc_field match_fields[] = {
 	LC_FIELD("namespaces", f_smatches, M, namespaces),
@@ -103,6 +125,14 @@ static const struct lc_field match_fields[] = {
 	LC_FIELD("notDestinationIps", localcfg_f_cidrs, M, not_destination_ips),
 	LC_FIELD("destinationPorts", localcfg_f_port_list, M, destination_ports),
 	LC_FIELD("notDestinationPorts", localcfg_f_port_list, M, not_destination_ports),
+	LC_IGNORED("methods", f_l7),
+	LC_IGNORED("notMethods", f_l7),
+	LC_IGNORED("paths", f_l7),
+	LC_IGNORED("notPaths", f_l7),
+	LC_IGNORED("hosts", f_l7),
+	LC_IGNORED("notHosts", f_l7),
+	LC_IGNORED("requestPrincipals", f_l7),
+	LC_IGNORED("notRequestPrincipals", f_l7),
 	LC_IGNORED("serviceAccounts", f_unsupported),
 	LC_IGNORED("notServiceAccounts", f_unsupported),
 };
@@ -156,4 +186,97 @@ static const struct lc_field policy_fields[] = {
 int localcfg_policy(struct lc_ctx *c, yaml_node_t *item, void *elem)
 {
 	return localcfg_fields(c, item, policy_fields, N(policy_fields), elem, "policy");
+}
+
+/* Upstream keys policies by "namespace/name": a second one with the same key is a mistake. */
+int localcfg_check_policy_keys(struct lc_ctx *c, yaml_node_t *seq, const struct state_snapshot *s)
+{
+	for (size_t i = 1; i < s->n_policies; i++) {
+		const struct state_policy *p = &s->policies[i];
+		yaml_node_t *item;
+
+		for (size_t j = 0; j < i; j++) {
+			const struct state_policy *q = &s->policies[j];
+
+			if (strcmp(p->name, q->name) || strcmp(p->namespace_, q->namespace_))
+				continue;
+			item = yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
+			return localcfg_fail(c, item, "policies: duplicate policy \"%.64s/%.64s\"",
+					     p->namespace_, p->name);
+		}
+	}
+	return 0;
+}
+
+/* selector.matchLabels: {key: value}; both arrays are sized and owned before any item parses. */
+static int f_match_labels(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
+{
+	struct state_peer_auth *pa = obj;
+	size_t count;
+
+	if (localcfg_is_null(v))
+		return 0;
+	if (localcfg_want(c, v, YAML_MAPPING_NODE))
+		return -EINVAL;
+	count = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	if (!count)
+		return 0;
+	pa->selector_keys = calloc(count, sizeof(char *));
+	pa->selector_values = calloc(count, sizeof(char *));
+	if (!pa->selector_keys || !pa->selector_values) {
+		free(pa->selector_keys);
+		free(pa->selector_values);
+		pa->selector_keys = pa->selector_values = NULL;
+		return localcfg_oom(c, v);
+	}
+	pa->n_selector = count;
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
+		yaml_node_t *k = localcfg_node(c, p->key), *val = localcfg_node(c, p->value);
+
+		if (!k || !val || localcfg_strdup(c, k, &pa->selector_keys[i]))
+			return -EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(pa->selector_keys[j], pa->selector_keys[i]) == 0)
+				return localcfg_fail(c, k, "%s: duplicate label \"%.64s\"", c->key,
+						     pa->selector_keys[i]);
+		if (localcfg_is_null(val))
+			pa->selector_values[i] = strdup("");
+		else if (localcfg_strdup(c, val, &pa->selector_values[i]))
+			return -EINVAL;
+		if (!pa->selector_values[i])
+			return localcfg_oom(c, val);
+	}
+	return 0;
+}
+
+static const struct lc_field selector_fields[] = {
+	{ "matchLabels", f_match_labels, 0, 0, NULL, false },
+};
+
+static int f_selector(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
+{
+	if (localcfg_is_null(v))
+		return 0;
+	return localcfg_fields(c, v, selector_fields, N(selector_fields), obj, "selector");
+}
+
+static const struct lc_enum pa_modes = {
+	{ "UNSET", "PERMISSIVE", "STRICT", "DISABLE" },
+	{ STATE_PA_UNSET, STATE_PA_PERMISSIVE, STATE_PA_STRICT, STATE_PA_DISABLE } };
+
+/* {name, namespace, mode, selector: {matchLabels: {...}}}; no selector: the whole namespace. */
+#define PA struct state_peer_auth
+static const struct lc_field peer_auth_fields[] = {
+	LC_FIELD("name", localcfg_f_str, PA, name),
+	LC_FIELD("namespace", localcfg_f_str, PA, namespace_),
+	LC_ENUM("mode", PA, mode, &pa_modes, false),
+	{ "selector", f_selector, 0, 0, NULL, false },
+};
+#undef PA
+
+int localcfg_peer_auth(struct lc_ctx *c, yaml_node_t *item, void *elem)
+{
+	return localcfg_fields(c, item, peer_auth_fields, N(peer_auth_fields), elem,
+			       "peerAuthentication");
 }

@@ -110,6 +110,21 @@ static void policy_free(struct state_policy *p)
 	p->n_rules = 0;
 }
 
+static void peer_auth_free(struct state_peer_auth *pa)
+{
+	ptr_free(&pa->name);
+	ptr_free(&pa->namespace_);
+	for (size_t i = 0; i < pa->n_selector; i++) {
+		if (pa->selector_keys)
+			free(pa->selector_keys[i]);
+		if (pa->selector_values)
+			free(pa->selector_values[i]);
+	}
+	ptr_free(&pa->selector_keys);
+	ptr_free(&pa->selector_values);
+	pa->n_selector = 0;
+}
+
 static void snapshot_free(struct state_snapshot *snap)
 {
 	for (size_t i = 0; snap->workloads && i < snap->n_workloads; i++)
@@ -121,6 +136,9 @@ static void snapshot_free(struct state_snapshot *snap)
 	for (size_t i = 0; snap->policies && i < snap->n_policies; i++)
 		policy_free(&snap->policies[i]);
 	ptr_free(&snap->policies);
+	for (size_t i = 0; snap->peer_auths && i < snap->n_peer_auths; i++)
+		peer_auth_free(&snap->peer_auths[i]);
+	ptr_free(&snap->peer_auths);
 	free(snap);
 }
 

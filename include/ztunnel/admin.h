@@ -40,6 +40,13 @@ struct admin;
  * Other paths 404; other methods 405. NULL with errno on failure (e.g. EADDRINUSE).
  */
 struct admin *admin_start(const struct admin_config *cfg, const struct admin_sources *src);
+/* Stops the admin thread, closes the listeners and open connections, frees *a, sets it NULL. */
 void admin_stop(struct admin **a);
+
+/* The three listeners, for admin_bound_port. */
+enum admin_listener { ADMIN_LISTENER_ADMIN, ADMIN_LISTENER_METRICS, ADMIN_LISTENER_READY,
+		      ADMIN_LISTENERS };
+/* The port a listener is bound to (useful when the config asked for port 0); 0 if unknown. */
+uint16_t admin_bound_port(struct admin *a, enum admin_listener which);
 
 #endif

@@ -40,7 +40,7 @@ struct io_sock {
 	bool read_eof;
 };
 
-#define IO_SOCK_RBUF 65536
+#define IO_SOCK_RBUF (256 * 1024)
 
 /* Takes ownership of fd (non-blocking). rcap 0 = IO_SOCK_RBUF. */
 void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct io_sock_cb *cb,

@@ -241,7 +241,8 @@ static void check_localhost(const struct state_snapshot *s)
 
 static void check_empty(const struct state_snapshot *s)
 {
-	CHECK(!s->n_workloads && !s->n_services && !s->n_policies && !s->workloads, "not empty");
+	CHECK(!s->n_workloads && !s->n_services && !s->n_policies && !s->workloads &&
+	      !s->n_peer_auths && !s->peer_auths, "not empty");
 }
 
 static void check_flow_and_aliases(const struct state_snapshot *s)
@@ -253,6 +254,49 @@ static void check_flow_and_aliases(const struct state_snapshot *s)
 	      "aliased ips");
 	STREQ(s->workloads[1].uid, "b");
 	CHECK(s->workloads[0].protocol == STATE_PROTO_NONE, "NONE protocol");
+}
+
+static void check_peer_auths(const struct state_snapshot *s)
+{
+	const struct state_peer_auth *pa = s->peer_auths;
+
+	CHECK(s->n_peer_auths == 5, "n_peer_auths %zu", s->n_peer_auths);
+	if (s->n_peer_auths != 5)
+		return;
+	STREQ(pa[0].name, "default");
+	STREQ(pa[0].namespace_, "istio-system");
+	CHECK(pa[0].mode == STATE_PA_STRICT && pa[0].n_selector == 0 && !pa[0].selector_keys,
+	      "mesh-wide STRICT");
+	CHECK(pa[1].mode == STATE_PA_PERMISSIVE && pa[1].n_selector == 0, "ns PERMISSIVE");
+	CHECK(pa[2].mode == STATE_PA_STRICT && pa[2].n_selector == 2, "workload STRICT");
+	if (pa[2].n_selector == 2) {
+		STREQ(pa[2].selector_keys[0], "app");
+		STREQ(pa[2].selector_values[0], "server");
+		STREQ(pa[2].selector_keys[1], "version");
+		STREQ(pa[2].selector_values[1], "v1");
+	}
+	CHECK(pa[3].mode == STATE_PA_DISABLE && pa[3].n_selector == 0, "DISABLE, empty labels");
+	CHECK(pa[4].mode == STATE_PA_UNSET && pa[4].n_selector == 0, "no mode: UNSET");
+	STREQ(pa[4].name, "");
+}
+
+/* HTTP-level keys set has_l7 (only when non-empty) and nothing else. */
+static void check_l7(const struct state_snapshot *s)
+{
+	const struct state_clause *cl;
+
+	CHECK(s->n_policies == 1 && s->policies[0].n_rules == 1 &&
+	      s->policies[0].rules[0].n_clauses == 1 &&
+	      s->policies[0].rules[0].clauses[0].n_matches == 4, "l7 shape");
+	if (s->n_policies != 1 || s->policies[0].n_rules != 1 ||
+	    s->policies[0].rules[0].n_clauses != 1 ||
+	    s->policies[0].rules[0].clauses[0].n_matches != 4)
+		return;
+	cl = &s->policies[0].rules[0].clauses[0];
+	CHECK(cl->matches[0].has_l7 && cl->matches[0].destination_ports.n == 1, "methods+ports");
+	CHECK(cl->matches[1].has_l7, "every l7 key");
+	CHECK(!cl->matches[2].has_l7, "empty l7 lists");
+	CHECK(!cl->matches[3].has_l7 && cl->matches[3].principals.n == 1, "plain match");
 }
 
 static void check_ignored_keys(const struct state_snapshot *s)
@@ -271,7 +315,23 @@ static void test_good(void)
 		{ "comments only", "# nothing here\n\n", check_empty },
 		{ "null document", "~\n", check_empty },
 		{ "empty mapping", "{}\n", check_empty },
-		{ "null lists", "workloads:\nservices: ~\npolicies: []\n", check_empty },
+		{ "null lists", "workloads:\nservices: ~\npolicies: []\npeerAuthentications: []\n",
+		  check_empty },
+		{ "peer authentications",
+		  "peerAuthentications:\n"
+		  "- {name: default, namespace: istio-system, mode: STRICT}\n"
+		  "- {name: ns, namespace: default, mode: PERMISSIVE, selector: ~}\n"
+		  "- name: one\n  namespace: default\n  mode: STRICT\n"
+		  "  selector:\n    matchLabels: {app: server, version: v1}\n"
+		  "- {name: off, namespace: default, mode: DISABLE, selector: {matchLabels: {}}}\n"
+		  "- {namespace: default}\n", check_peer_auths },
+		{ "http-level keys",
+		  "policies:\n- {name: p, namespace: default, scope: Namespace, action: Deny,\n"
+		  "   rules: [[[{methods: [GET], destinationPorts: [80]},\n"
+		  "     {notMethods: [PUT], paths: [/a], notPaths: [/b], hosts: [h],\n"
+		  "      notHosts: [i], requestPrincipals: [\"*\"], notRequestPrincipals: [x]},\n"
+		  "     {methods: [], paths: ~, destinationPorts: [81]},\n"
+		  "     {principals: [a]}]]]}\n", check_l7 },
 		{ "flow and aliases",
 		  "{workloads: [{uid: a, protocol: NONE, workloadIps: &ips [10.0.0.9]},\n"
 		  "             {uid: b, workloadIps: *ips}]}\n", check_flow_and_aliases },
@@ -355,6 +415,28 @@ static void test_bad(void)
 		  "rules: expected a sequence, got a mapping" },
 		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
 		  "    {destinationPorts: [65536]}]]]}\n", 3, "destinationPorts: bad port \"65536\"" },
+		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
+		  "    {methods: GET}]]]}\n", 3, "methods: expected a sequence, got a scalar" },
+		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
+		  "    {paths: [{Prefix: /a}]}]]]}\n", 3, "paths: expected a scalar, got a mapping" },
+		{ "policies:\n- {name: p, namespace: a, scope: Global, action: Deny}\n"
+		  "- {name: q, namespace: a, scope: Global, action: Deny}\n"
+		  "- {name: p, namespace: a, scope: Global, action: Allow}\n", 4,
+		  "policies: duplicate policy \"a/p\"" },
+		{ "peerAuthentications:\n- name: x\n  mtls: {mode: STRICT}\n", 3,
+		  "unknown key \"mtls\" in peerAuthentication" },
+		{ "peerAuthentications:\n- name: x\n  mode: strict\n", 3,
+		  "mode: unknown value \"strict\" (want one of UNSET, PERMISSIVE, STRICT, DISABLE)" },
+		{ "peerAuthentications:\n- name: x\n  selector: {app: a}\n", 3,
+		  "unknown key \"app\" in selector" },
+		{ "peerAuthentications:\n- name: x\n  selector:\n    matchLabels: [app]\n", 4,
+		  "matchLabels: expected a mapping, got a sequence" },
+		{ "peerAuthentications:\n- name: x\n  selector:\n    matchLabels:\n"
+		  "      app: a\n      app: b\n", 6, "matchLabels: duplicate label \"app\"" },
+		{ "peerAuthentications:\n- name: x\n  selector:\n    matchLabels:\n"
+		  "      app: [a]\n", 5, "matchLabels: expected a scalar, got a sequence" },
+		{ "peerAuthentications: {name: x}\n", 1,
+		  "peerAuthentications: expected a sequence, got a mapping" },
 		{ "- workloads\n", 1, "config: expected a mapping, got a sequence" },
 		{ "workloads: []\n---\nservices: []\n", 3, "more than one YAML document" },
 		{ "workloads:\n- uid: \"a\\0b\"\n", 2, "uid: string contains a NUL byte" },
@@ -406,8 +488,8 @@ static void test_alias_bomb(void)
 	CHECK(!s, "alias bomb accepted");
 	state_snapshot_put(&s);
 	CHECK(strstr(err, "too large after alias expansion") != NULL, "alias bomb: %s", err);
-	s = load("policies:\n- &p {name: p, scope: Global, action: Deny, rules: [[[{}]]]}\n- *p\n",
-		 err, sizeof(err));
+	s = load("policies:\n- {name: p, scope: Global, action: Deny, rules: &r [[[{}]]]}\n"
+		 "- {name: q, scope: Global, action: Deny, rules: *r}\n", err, sizeof(err));
 	CHECK(s && s->n_policies == 2 && s->policies[1].n_rules == 1, "small alias reuse: %s",
 	      err);
 	state_snapshot_put(&s);
