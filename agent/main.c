@@ -1,4 +1,4 @@
-/* main: wires the modules together and runs the control thread (enrollment, signals). */
+/* main: wires the modules together and runs the control thread (enrollment, reload, drain). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -6,33 +6,74 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <ztunnel/admin.h>
 #include <ztunnel/config.h>
 #include <ztunnel/inpod.h>
+#include <ztunnel/io.h>
 #include <ztunnel/localcfg.h>
 #include <ztunnel/log.h>
+#include <ztunnel/metrics.h>
 #include <ztunnel/proxy.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
 
-static struct state_snapshot *load_state(const struct config *cfg)
-{
-	char err[512];
-	struct state_snapshot *snap;
+/* The control thread's view of the agent; admin callbacks read it from their thread. */
+struct agent {
+	struct config cfg;
+	struct state_store *store;
+	struct tls_ca *ca;
+	struct metrics *metrics;
+	struct proxy *px;
+	struct inpod *ip;
+	struct inpod_cni_server *cni;
+	struct admin *admin;
+	struct stat cfg_stat;		/* of LOCAL_XDS_PATH when last loaded */
+	int ready;			/* atomic */
+	int drain_requested;		/* atomic: set by /quitquitquit */
+};
 
+static struct state_snapshot *load_state(const struct config *cfg, char *err, size_t len)
+{
 	if (cfg->local_xds_path)
-		snap = localcfg_load_file(cfg->local_xds_path, err, sizeof(err));
-	else if (cfg->local_xds)
-		snap = localcfg_load_buffer("LOCAL_XDS", cfg->local_xds, strlen(cfg->local_xds), err,
-					    sizeof(err));
-	else {
-		log_warn("no LOCAL_XDS_PATH: starting with an empty mesh", NULL);
-		return state_snapshot_new();
+		return localcfg_load_file(cfg->local_xds_path, err, len);
+	if (cfg->local_xds)
+		return localcfg_load_buffer("LOCAL_XDS", cfg->local_xds, strlen(cfg->local_xds), err,
+					    len);
+	log_warn("no LOCAL_XDS_PATH: starting with an empty mesh", NULL);
+	return state_snapshot_new();
+}
+
+static void publish(struct agent *a, struct state_snapshot *snap)
+{
+	log_info("configuration loaded", "workloads=%zu services=%zu policies=%zu "
+		 "peer_authentications=%zu node=%s", snap->n_workloads, snap->n_services,
+		 snap->n_policies, snap->n_peer_auths, a->cfg.node_name ? a->cfg.node_name : "-");
+	state_store_publish(a->store, snap);
+}
+
+/* Reloads LOCAL_XDS_PATH when it changed (or when forced); a bad file keeps the old state. */
+static void maybe_reload(struct agent *a, bool force)
+{
+	struct stat st;
+	struct state_snapshot *snap;
+	char err[512];
+
+	if (!a->cfg.local_xds_path || stat(a->cfg.local_xds_path, &st) < 0)
+		return;
+	if (!force && st.st_mtim.tv_sec == a->cfg_stat.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == a->cfg_stat.st_mtim.tv_nsec && st.st_size == a->cfg_stat.st_size &&
+	    st.st_ino == a->cfg_stat.st_ino)
+		return;
+	a->cfg_stat = st;
+	snap = load_state(&a->cfg, err, sizeof(err));
+	if (!snap) {
+		log_error("configuration rejected, keeping the previous one", "error=\"%s\"", err);
+		return;
 	}
-	if (!snap)
-		fprintf(stderr, "ztunnel: invalid configuration: %s\n", err);
-	return snap;
+	publish(a, snap);
 }
 
 static struct tls_ca *load_ca(const struct config *cfg)
@@ -63,25 +104,82 @@ static int signal_fd(void)
 	return signalfd(-1, &set, SFD_CLOEXEC);
 }
 
-static void control_loop(struct inpod_cni_server *cni, int sfd)
+/* ---- admin sources (called on the admin thread) ---- */
+
+static void dump_config(void *ctx, FILE *out)
+{
+	struct agent *a = ctx;
+	struct state_snapshot *snap = state_store_current(a->store);
+
+	fputc('{', out);
+	if (snap)
+		state_dump_json(snap, out);
+	else
+		fputs("\"workloads\":[],\"services\":[],\"policies\":[],\"peerAuthentications\":[]", out);
+	fputc(',', out);
+	inpod_dump_json(a->ip, out);
+	fputs("}\n", out);
+	state_snapshot_put(&snap);
+}
+
+static bool is_ready(void *ctx)
+{
+	return __atomic_load_n(&((struct agent *)ctx)->ready, __ATOMIC_ACQUIRE);
+}
+
+static void request_drain(void *ctx)
+{
+	__atomic_store_n(&((struct agent *)ctx)->drain_requested, 1, __ATOMIC_RELEASE);
+}
+
+/* Stops accepting, lets open connections finish until the grace period ends. */
+static void drain(struct agent *a)
+{
+	uint64_t deadline = io_now_ms() + (uint64_t)a->cfg.grace_seconds * 1000;
+	int64_t open;
+
+	__atomic_store_n(&a->ready, 0, __ATOMIC_RELEASE);
+	inpod_unlisten_all(a->ip);
+	log_info("draining", "grace_period=%us open_connections=%lld", a->cfg.grace_seconds,
+		 (long long)metrics_gauge_get(a->metrics, METRICS_ACTIVE_CONNECTIONS));
+	while ((open = metrics_gauge_get(a->metrics, METRICS_ACTIVE_CONNECTIONS)) > 0 &&
+	       io_now_ms() < deadline)
+		usleep(50 * 1000);
+	if (open > 0)
+		log_warn("grace period over: closing connections still open", "open=%lld",
+			 (long long)open);
+	else
+		log_info("drained: no connection left", NULL);
+}
+
+static void control_loop(struct agent *a, int sfd)
 {
 	struct pollfd fds[64];
 
 	for (;;) {
-		int n = inpod_cni_pollfds(cni, fds, 63);
+		int n = inpod_cni_pollfds(a->cni, fds, 63);
 
 		fds[n] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		if (poll(fds, (nfds_t)n + 1, 1000) < 0 && errno != EINTR)
+		if (poll(fds, (nfds_t)n + 1, 200) < 0 && errno != EINTR)
 			break;
 		if (fds[n].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
-			if (read(sfd, &si, sizeof(si)) == sizeof(si))
-				log_info("shutting down", "signal=%u", si.ssi_signo);
-			return;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
+				maybe_reload(a, true);
+				continue;
+			}
+			log_info("shutting down", "signal=%u", si.ssi_signo);
+			break;
 		}
-		inpod_cni_handle(cni, fds, n);
+		if (__atomic_load_n(&a->drain_requested, __ATOMIC_ACQUIRE)) {
+			log_info("shutting down", "reason=quitquitquit");
+			break;
+		}
+		inpod_cni_handle(a->cni, fds, n);
+		maybe_reload(a, false);
 	}
+	drain(a);
 }
 
 static int usage(void)
@@ -92,67 +190,83 @@ static int usage(void)
 	return 2;
 }
 
+static int start_serving(struct agent *a)
+{
+	struct admin_config ac = { .admin_port = (uint16_t)a->cfg.admin_port,
+				   .metrics_port = (uint16_t)a->cfg.metrics_port,
+				   .ready_port = (uint16_t)a->cfg.ready_port };
+	struct admin_sources src = { .metrics = a->metrics, .config_dump = dump_config,
+				     .ready = is_ready, .drain = request_drain, .ctx = a };
+	int lfd;
+
+	a->px = proxy_new(a->cfg.workers, a->store, &a->cfg.hbone, a->metrics);
+	if (!a->px)
+		return -1;
+	a->ip = inpod_new(&(struct inpod_config){
+		.px = a->px, .store = a->store, .ca = a->ca, .cert_ttl = a->cfg.secret_ttl,
+		.state_dir = a->cfg.state_dir, .metrics = a->metrics,
+		.install_rules = strcmp(a->cfg.redirect_mode, "none") != 0 });
+	if (!a->ip)
+		return -1;
+	a->admin = admin_start(&ac, &src);
+	if (!a->admin) {
+		fprintf(stderr, "ztunnel: cannot open the admin ports %u/%u/%u: %s\n", ac.admin_port,
+			ac.metrics_port, ac.ready_port, strerror(errno));
+		return -1;
+	}
+	inpod_restore(a->ip);
+	lfd = inpod_cni_listen(a->cfg.cni_socket);
+	if (lfd < 0) {
+		fprintf(stderr, "ztunnel: cannot listen on %s: %s\n", a->cfg.cni_socket,
+			strerror(-lfd));
+		return -1;
+	}
+	a->cni = inpod_cni_server_new(a->ip, lfd);
+	return a->cni ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
-	struct config cfg;
+	static struct agent a;
 	struct state_snapshot *snap;
-	struct state_store *store;
-	struct tls_ca *ca;
-	struct proxy *px;
-	struct inpod *ip;
-	struct inpod_cni_server *cni;
 	char err[512];
-	int sfd, lfd;
+	int sfd;
 
 	if (argc > 1 && tls_tool_handles(argv[1]))
 		return tls_tool_main(argc - 1, argv + 1);
 	if (argc > 1)
 		return usage();
-	if (config_from_env(&cfg, err, sizeof(err)) < 0) {
+	if (config_from_env(&a.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return 2;
 	}
-	log_set_level_name(cfg.log_level);
+	log_set_level_name(a.cfg.log_level);
+	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
 	sfd = signal_fd();
-	snap = load_state(&cfg);
-	if (!snap)
-		return 1;
-	ca = load_ca(&cfg);
-	if (!ca || inpod_netns_init() < 0)
-		return 1;
-	store = state_store_new();
-	if (!store)
-		return 1;
-	log_info("configuration loaded", "workloads=%zu services=%zu policies=%zu node=%s",
-		 snap->n_workloads, snap->n_services, snap->n_policies,
-		 cfg.node_name ? cfg.node_name : "-");
-	state_store_publish(store, snap);
-	px = proxy_new(cfg.workers, store, &cfg.hbone);
-	if (!px)
-		return 1;
-	ip = inpod_new(&(struct inpod_config){ .px = px, .store = store, .ca = ca,
-						.cert_ttl = cfg.secret_ttl,
-						.state_dir = cfg.state_dir,
-						.install_rules = strcmp(cfg.redirect_mode, "none") != 0 });
-	if (!ip)
-		return 1;
-	inpod_restore(ip);
-	lfd = inpod_cni_listen(cfg.cni_socket);
-	if (lfd < 0) {
-		fprintf(stderr, "ztunnel: cannot listen on %s: %s\n", cfg.cni_socket, strerror(-lfd));
+	if (a.cfg.local_xds_path)
+		stat(a.cfg.local_xds_path, &a.cfg_stat);
+	snap = load_state(&a.cfg, err, sizeof(err));
+	if (!snap) {
+		fprintf(stderr, "ztunnel: invalid configuration: %s\n", err);
 		return 1;
 	}
-	cni = inpod_cni_server_new(ip, lfd);
-	if (!cni)
+	a.ca = load_ca(&a.cfg);
+	a.store = state_store_new();
+	a.metrics = metrics_new();
+	if (!a.ca || !a.store || !a.metrics || inpod_netns_init() < 0)
 		return 1;
-	log_info("ready", "workers=%u cni_socket=%s pods=%u", cfg.workers, cfg.cni_socket,
-		 inpod_count(ip));
-	control_loop(cni, sfd);
-	inpod_cni_server_free(&cni);
-	unlink(cfg.cni_socket);
-	proxy_free(&px);
-	inpod_free(&ip);
-	tls_ca_free(&ca);
-	state_store_free(&store);
+	publish(&a, snap);
+	if (start_serving(&a) < 0)
+		return 1;
+	__atomic_store_n(&a.ready, 1, __ATOMIC_RELEASE);
+	log_info("ready", "workers=%u cni_socket=%s pods=%u admin=127.0.0.1:%u metrics=:%u "
+		 "readiness=:%u", a.cfg.workers, a.cfg.cni_socket, inpod_count(a.ip),
+		 a.cfg.admin_port, a.cfg.metrics_port, a.cfg.ready_port);
+	control_loop(&a, sfd);
+	inpod_cni_server_free(&a.cni);
+	unlink(a.cfg.cni_socket);
+	admin_stop(&a.admin);
+	proxy_free(&a.px);
+	log_info("stopped", NULL);
 	return 0;
 }

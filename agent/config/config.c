@@ -52,6 +52,11 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_STATE_DIR", K_STRING, CFG(state_dir), 0, 0 },
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
+	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
+	{ "TERMINATION_GRACE_PERIOD_SECONDS", K_UINT, CFG(grace_seconds), 0, 3600 },
+	{ "ZTUNNEL_ADMIN_PORT", K_UINT, CFG(admin_port), 1, 65535 },
+	{ "ZTUNNEL_METRICS_PORT", K_UINT, CFG(metrics_port), 1, 65535 },
+	{ "ZTUNNEL_READINESS_PORT", K_UINT, CFG(ready_port), 1, 65535 },
 	{ "HTTP2_STREAM_WINDOW_SIZE", K_UINT, CFG(hbone.stream_window), 65535, 1u << 30 },
 	{ "HTTP2_CONNECTION_WINDOW_SIZE", K_UINT, CFG(hbone.conn_window), 65535, (1u << 31) - 1 },
 	{ "HTTP2_FRAME_SIZE", K_UINT, CFG(hbone.frame_size), 16384, (1u << 24) - 1 },
@@ -104,6 +109,11 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->state_dir = "/var/run/ztunnel";
 	cfg->redirect_mode = "nftables";
 	cfg->log_level = "info";
+	cfg->log_format = "text";
+	cfg->grace_seconds = 5;
+	cfg->admin_port = 15000;
+	cfg->metrics_port = 15020;
+	cfg->ready_port = 15021;
 	hbone_settings_default(&cfg->hbone);
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
 		const char *v = getenv(settings[i].env);
@@ -113,6 +123,10 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	}
 	if (strcmp(cfg->redirect_mode, "nftables") != 0 && strcmp(cfg->redirect_mode, "none") != 0) {
 		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables or none", cfg->redirect_mode);
+		return -EINVAL;
+	}
+	if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+		snprintf(err, len, "LOG_FORMAT: \"%s\" is not text or json", cfg->log_format);
 		return -EINVAL;
 	}
 	if (!cfg->ca_cert != !cfg->ca_key) {

@@ -1,5 +1,6 @@
 /* hbone stream: one CONNECT stream relayed to a TCP socket, with flow control as backpressure. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +314,13 @@ int hstream_submit_request(struct hbone_stream *st)
 struct access_record *hbone_stream_record(struct hbone_stream *st)
 {
 	return &st->rec;
+}
+
+void hbone_stream_abort(struct access_record *rec, const char *reason)
+{
+	struct hbone_stream *st = (void *)((char *)rec - offsetof(struct hbone_stream, rec));
+
+	hstream_fail(st, reason);
 }
 
 struct io_worker *hbone_stream_worker(const struct hbone_stream *st)

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ztunnel/inpod.h>
@@ -16,6 +18,7 @@
 /* A certificate and its TLS contexts, shared by the pods of one identity. */
 struct identity_ctx {
 	char identity[TLS_SPIFFE_MAX];
+	time_t not_after;
 	SSL_CTX *server, *client;	/* owned references */
 	struct identity_ctx *next;
 };
@@ -25,8 +28,10 @@ struct enrolled {
 	struct enrolled *next;
 };
 
+/* The control thread changes the lists under lock; the admin thread reads them under it. */
 struct inpod {
 	struct inpod_config cfg;
+	pthread_mutex_t lock;
 	struct enrolled *pods;
 	struct identity_ctx *ids;
 	unsigned n;
@@ -36,14 +41,82 @@ struct inpod *inpod_new(const struct inpod_config *cfg)
 {
 	struct inpod *ip = calloc(1, sizeof(*ip));
 
-	if (ip)
+	if (ip) {
 		ip->cfg = *cfg;
+		pthread_mutex_init(&ip->lock, NULL);
+	}
 	return ip;
 }
 
-unsigned inpod_count(const struct inpod *ip)
+unsigned inpod_count(struct inpod *ip)
 {
-	return ip->n;
+	unsigned n;
+
+	pthread_mutex_lock(&ip->lock);
+	n = ip->n;
+	pthread_mutex_unlock(&ip->lock);
+	return n;
+}
+
+static void update_gauges(struct inpod *ip)
+{
+	time_t earliest = 0;
+
+	if (!ip->cfg.metrics)
+		return;
+	for (struct identity_ctx *ic = ip->ids; ic; ic = ic->next)
+		if (!earliest || ic->not_after < earliest)
+			earliest = ic->not_after;
+	metrics_gauge_set(ip->cfg.metrics, METRICS_ENROLLED_PODS, ip->n);
+	metrics_gauge_set(ip->cfg.metrics, METRICS_CERT_EXPIRY_SECONDS, earliest);
+}
+
+void inpod_dump_json(struct inpod *ip, FILE *out)
+{
+	char buf[INET6_ADDRSTRLEN];
+	bool first = true;
+
+	pthread_mutex_lock(&ip->lock);
+	fputs("\"certificates\":[", out);
+	for (struct identity_ctx *ic = ip->ids; ic; ic = ic->next, first = false) {
+		struct tm tm;
+		char when[40];
+
+		gmtime_r(&ic->not_after, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(out, "%s{\"identity\":", first ? "" : ",");
+		state_json_string(out, ic->identity);
+		fprintf(out, ",\"notAfter\":\"%s\",\"expiresInSeconds\":%lld}", when,
+			(long long)(ic->not_after - time(NULL)));
+	}
+	fputs("],\"pods\":[", out);
+	first = true;
+	for (struct enrolled *e = ip->pods; e; e = e->next, first = false) {
+		fprintf(out, "%s{\"uid\":", first ? "" : ",");
+		state_json_string(out, e->pod->uid);
+		fputs(",\"name\":", out);
+		state_json_string(out, e->pod->name);
+		fputs(",\"namespace\":", out);
+		state_json_string(out, e->pod->namespace_);
+		fputs(",\"identity\":", out);
+		state_json_string(out, e->pod->identity);
+		fputs(",\"ips\":[", out);
+		for (size_t i = 0; i < e->pod->n_ips; i++) {
+			fputs(i ? "," : "", out);
+			state_json_string(out, state_ip_format(&e->pod->ips[i], buf, sizeof(buf)));
+		}
+		fputs("]}", out);
+	}
+	fputc(']', out);
+	pthread_mutex_unlock(&ip->lock);
+}
+
+void inpod_unlisten_all(struct inpod *ip)
+{
+	pthread_mutex_lock(&ip->lock);
+	for (struct enrolled *e = ip->pods; e; e = e->next)
+		proxy_unlisten_pod(ip->cfg.px, e->pod);
+	pthread_mutex_unlock(&ip->lock);
 }
 
 static struct identity_ctx *identity_get(struct inpod *ip, const char *id, char *err, size_t len)
@@ -62,6 +135,7 @@ static struct identity_ctx *identity_get(struct inpod *ip, const char *id, char 
 	ic = calloc(1, sizeof(*ic));
 	if (ic) {
 		snprintf(ic->identity, sizeof(ic->identity), "%s", id);
+		ic->not_after = cert->not_after;
 		ic->server = tls_ctx_new(cert, ip->cfg.ca->cert, TLS_SERVER, err, len);
 		ic->client = ic->server ? tls_ctx_new(cert, ip->cfg.ca->cert, TLS_CLIENT, err, len) : NULL;
 	}
@@ -74,8 +148,11 @@ static struct identity_ctx *identity_get(struct inpod *ip, const char *id, char 
 		return NULL;
 	}
 	log_info("certificate issued", "identity=%s ttl=%us", id, ip->cfg.cert_ttl);
+	pthread_mutex_lock(&ip->lock);
 	ic->next = ip->ids;
 	ip->ids = ic;
+	update_gauges(ip);
+	pthread_mutex_unlock(&ip->lock);
 	return ic;
 }
 
@@ -242,9 +319,14 @@ int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char
 	}
 	e->pod = pod;
 	pod = NULL;
+	pthread_mutex_lock(&ip->lock);
 	e->next = ip->pods;
 	ip->pods = e;
 	ip->n++;
+	update_gauges(ip);
+	pthread_mutex_unlock(&ip->lock);
+	if (ip->cfg.metrics)
+		metrics_pod_started(ip->cfg.metrics);
 	log_info("pod enrolled", "uid=%s pod=%s/%s identity=%s", uid, namespace_, name,
 		 e->pod->identity);
 out:
@@ -266,9 +348,12 @@ static void detach(struct inpod *ip, const char *uid)
 			break;
 	if (!*pp)
 		return;
+	pthread_mutex_lock(&ip->lock);
 	e = *pp;
 	*pp = e->next;
 	ip->n--;
+	update_gauges(ip);
+	pthread_mutex_unlock(&ip->lock);
 	proxy_unlisten_pod(ip->cfg.px, e->pod);
 	if (ip->cfg.install_rules && inpod_in_netns(e->pod->netns_fd, remove_rules, why) < 0)
 		log_warn("removing capture rules failed", "uid=%s error=\"%s\"", uid, why);

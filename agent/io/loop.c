@@ -131,6 +131,8 @@ static void on_tick(struct io_op *op, int res, uint32_t flags)
 	struct io_worker *w = op->ctx;
 
 	run_timers(w);
+	if (w->tick_hook)
+		w->tick_hook(w);
 	if (!w->stopping)
 		arm_tick(w);
 }

@@ -32,10 +32,59 @@ static const char *or_dash(const char *s)
 	return s && *s ? s : "-";
 }
 
-void access_log_complete(const struct access_record *r, const char *error)
+void access_track(struct access_tracker *t, struct access_record *r, access_abort_fn abort)
+{
+	r->tracker = t;
+	r->abort = abort;
+	r->tprev = NULL;
+	r->tnext = t->head;
+	if (t->head)
+		t->head->tprev = r;
+	t->head = r;
+	t->n++;
+}
+
+static void untrack(struct access_record *r)
+{
+	struct access_tracker *t = r->tracker;
+
+	if (!t)
+		return;
+	if (r->tprev)
+		r->tprev->tnext = r->tnext;
+	else
+		t->head = r->tnext;
+	if (r->tnext)
+		r->tnext->tprev = r->tprev;
+	t->n--;
+	r->tracker = NULL;
+	r->tprev = r->tnext = NULL;
+}
+
+void access_count_open(struct access_record *r, struct metrics_series *series, struct metrics *m)
+{
+	r->series = series;
+	r->metrics = m;
+	metrics_conn_opened(series);
+	if (m)
+		metrics_gauge_add(m, METRICS_ACTIVE_CONNECTIONS, 1);
+}
+
+void access_log_complete(struct access_record *r, const char *error)
 {
 	char src[64], dst[64], hb[64];
 	double secs = (double)(io_now_ms() - r->start_ms) / 1000.0;
+
+	untrack(r);
+	if (r->series) {
+		metrics_bytes(r->series, r->bytes_sent, r->bytes_recv);
+		metrics_conn_closed(r->series);
+		r->series = NULL;
+	}
+	if (r->metrics) {
+		metrics_gauge_add(r->metrics, METRICS_ACTIVE_CONNECTIONS, -1);
+		r->metrics = NULL;
+	}
 
 	log_emit(error ? LOG_WARN : LOG_INFO, "connection complete",
 		 "src.addr=%s src.workload=%s src.namespace=%s src.identity=%s dst.addr=%s "

@@ -100,6 +100,7 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	struct state_ip ip;
 	uint16_t port;
 	socklen_t len;
+	char why[256], msg[300];
 	int fd;
 
 	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", pod->name);
@@ -122,7 +123,15 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 		hbone_stream_refuse(st, 400, "destination is a port of the agent");
 		return;
 	}
-	fd = proxy_app_socket(pod, &rec->src, 0x539);
+	if (!proxy_authorized(pw, rec, why, sizeof(why))) {
+		proxy_count_open(pw, rec, PROXY_FLAGS_DENY, true);
+		snprintf(msg, sizeof(msg), "connection denied: %s", why);
+		hbone_stream_refuse(st, 401, msg);
+		return;
+	}
+	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
+	access_track(&pw->inbound, rec, hbone_stream_abort);
+	fd = proxy_app_socket(pod, &rec->src, pw->px->set.mark);
 	if (fd < 0) {
 		hbone_stream_refuse(st, 503, "cannot create the app socket");
 		return;
@@ -164,6 +173,7 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 	struct access_record rec = { .direction = ACCESS_INBOUND, .start_ms = io_now_ms() };
 	struct state_snapshot *snap = proxy_snapshot(pw);
 	socklen_t len = sizeof(rec.src);
+	char why[256], msg[300];
 	uint16_t port;
 	int up;
 
@@ -185,11 +195,22 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 		close(fd);
 		return;
 	}
+	if (!proxy_authorized(pw, &rec, why, sizeof(why))) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		proxy_count_open(pw, &rec, PROXY_FLAGS_DENY, false);
+		snprintf(msg, sizeof(msg), "connection denied: %s", why);
+		access_log_complete(&rec, msg);
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));	/* reset, not a FIN */
+		close(fd);
+		return;
+	}
 	up = proxy_app_socket(pod, &rec.src, pw->px->set.mark);
 	if (up < 0) {
 		access_log_complete(&rec, "cannot create the app socket");
 		close(fd);
 		return;
 	}
-	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&rec.dst, len, &rec);
+	proxy_count_open(pw, &rec, PROXY_FLAGS_OK, false);
+	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&rec.dst, len, &rec, true);
 }

@@ -96,12 +96,13 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	int up = inpod_socket(pod->netns_fd, sa.ss_family, SOCK_STREAM, pw->px->set.mark);
 
 	rec->dst = sa;
+	proxy_count_open(pw, rec, PROXY_FLAGS_OK, false);
 	if (up < 0) {
 		access_log_complete(rec, "cannot create the upstream socket");
 		close(fd);
 		return;
 	}
-	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec);
+	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec, false);
 }
 
 void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd)
@@ -149,5 +150,6 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 	snprintf(rec.dst_workload, sizeof(rec.dst_workload), "%s", r.w->name);
 	snprintf(rec.dst_namespace, sizeof(rec.dst_namespace), "%s", r.w->namespace_);
 	snprintf(rec.dst_identity, sizeof(rec.dst_identity), "%s", t.dst_identity);
+	proxy_count_open(pw, &rec, PROXY_FLAGS_OK, true);
 	hbone_pool_tunnel(pw->pool, &t, fd, &rec);
 }

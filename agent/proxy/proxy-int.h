@@ -14,12 +14,16 @@ struct proxy_worker {
 	unsigned long gen;
 	uint32_t counter;		/* spreads service endpoint picks */
 	struct proxy_listener *listeners;
+	struct metrics_shard *shard;	/* this worker's counters */
+	struct access_tracker inbound;	/* open inbound connections, re-checked on change */
+	unsigned long authz_gen;	/* snapshot generation they were last checked against */
 };
 
 struct proxy {
 	struct proxy_worker *workers;
 	unsigned n_workers;
 	struct state_store *store;
+	struct metrics *metrics;	/* borrowed */
 	struct hbone_settings set;
 };
 
@@ -42,9 +46,24 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd);
 void proxy_inbound_hbone_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd);
 
-/* Relays between the accepted client fd and a new socket upfd connecting to sa. Owns both. */
+/* Relays between the accepted client fd and a new socket upfd connecting to sa. Owns both.
+ * track: the connection is inbound and re-checked when policies change. */
 void proxy_relay_tcp(struct proxy_worker *pw, int fd, int upfd, const struct sockaddr *sa,
-		     socklen_t salen, const struct access_record *rec);
+		     socklen_t salen, const struct access_record *rec, bool track);
+
+/* Response flags of a connection for its metrics. */
+#define PROXY_FLAGS_OK "-"
+#define PROXY_FLAGS_DENY "DENY"
+
+/* Judges an inbound connection described by rec (src, dst, src_identity) against the
+ * policies of the current snapshot. Fills why. */
+bool proxy_authorized(struct proxy_worker *pw, const struct access_record *rec, char *why,
+		      size_t len);
+/* Counts rec as an opened connection with its labels (reporter from its direction). */
+void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const char *flags,
+		      bool mtls);
+/* Re-checks the worker's open inbound connections if the snapshot changed (tick hook). */
+void proxy_recheck(struct io_worker *w);
 
 /* Fills sockaddr from ip and port; returns its length. */
 socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockaddr_storage *ss);

@@ -46,7 +46,8 @@ struct state_snapshot *proxy_snapshot(struct proxy_worker *pw)
 	return pw->snap;
 }
 
-struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbone_settings *set)
+struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbone_settings *set,
+			struct metrics *metrics)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
 	unsigned i;
@@ -58,6 +59,7 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 		goto fail;
 	px->n_workers = n;
 	px->store = store;
+	px->metrics = metrics;
 	px->set = *set;
 	for (i = 0; i < n; i++) {
 		struct proxy_worker *pw = &px->workers[i];
@@ -69,8 +71,10 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 		}
 		pw->px = px;
 		pw->io.user = pw;
+		pw->io.tick_hook = proxy_recheck;
+		pw->shard = metrics_shard_new(metrics);
 		pw->pool = hbone_pool_new(&pw->io, &px->set);
-		if (!pw->pool || io_worker_start(&pw->io) < 0)
+		if (!pw->pool || !pw->shard || io_worker_start(&pw->io) < 0)
 			goto fail;
 	}
 	return px;

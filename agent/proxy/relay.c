@@ -1,5 +1,6 @@
 /* proxy relay: copies both directions between two TCP sockets, with backpressure and half-close. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,8 +131,14 @@ static const struct io_sock_cb relay_cb = {
 	.on_closed = on_closed,
 };
 
+/* access_abort_fn: a policy change closes the connection. */
+static void relay_abort_record(struct access_record *rec, const char *reason)
+{
+	relay_abort((void *)((char *)rec - offsetof(struct relay, rec)), reason);
+}
+
 void proxy_relay_tcp(struct proxy_worker *pw, int fd, int upfd, const struct sockaddr *sa,
-		     socklen_t salen, const struct access_record *rec)
+		     socklen_t salen, const struct access_record *rec, bool track)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 
@@ -145,6 +152,8 @@ void proxy_relay_tcp(struct proxy_worker *pw, int fd, int upfd, const struct soc
 	}
 	r->rec = *rec;
 	r->open_socks = 2;
+	if (track)
+		access_track(&pw->inbound, &r->rec, relay_abort_record);
 	io_sock_init(&r->a, &pw->io, fd, &relay_cb, r, 0);
 	io_sock_init(&r->b, &pw->io, upfd, &relay_cb, r, 0);
 	io_sock_connect(&r->b, sa, salen);

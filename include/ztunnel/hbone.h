@@ -52,6 +52,9 @@ struct access_record *hbone_stream_record(struct hbone_stream *st);
 struct io_worker *hbone_stream_worker(const struct hbone_stream *st);
 /* The verified client identity of the stream's connection. */
 const char *hbone_stream_peer_identity(const struct hbone_stream *st);
+/* Resets the stream whose access record is rec (rec from hbone_stream_record), logging reason.
+ * Usable as an access_abort_fn. */
+void hbone_stream_abort(struct access_record *rec, const char *reason);
 /* Refuses a request with an HTTP status (400, 401, 503...) and a reason for the log. */
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason);
 /* Connects fd (non-blocking, already bound as the proxy wants) to sa; 200 and relay on success,

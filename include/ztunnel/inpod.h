@@ -22,6 +22,9 @@ int inpod_in_netns(int netns_fd, int (*fn)(void *arg), void *arg);
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdio.h>
+
+#include <ztunnel/metrics.h>
 #include <ztunnel/proxy.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
@@ -34,6 +37,7 @@ struct inpod_config {
 	unsigned cert_ttl;		/* seconds (SECRET_TTL) */
 	const char *state_dir;		/* enrolled pods survive restarts here */
 	bool install_rules;		/* false: redirection is someone else's (istio-cni) */
+	struct metrics *metrics;	/* borrowed; enrolled pods and certificate gauges */
 };
 
 struct inpod;
@@ -53,7 +57,12 @@ int inpod_remove(struct inpod *ip, const char *uid);
 /* Re-enrolls the pods remembered in the state dir (after a restart). Returns how many. */
 int inpod_restore(struct inpod *ip);
 /* Number of enrolled pods. */
-unsigned inpod_count(const struct inpod *ip);
+unsigned inpod_count(struct inpod *ip);
+/* Writes "certificates" (identity, notAfter) and "pods" (uid, name, namespace, identity, ips)
+ * as JSON object members. Safe from any thread. */
+void inpod_dump_json(struct inpod *ip, FILE *out);
+/* Stops every pod's listeners (drain); rules stay for the next agent. */
+void inpod_unlisten_all(struct inpod *ip);
 
 /* The CNI plugin's socket: SOCK_SEQPACKET, ZDS messages. fd or -errno. */
 int inpod_cni_listen(const char *path);

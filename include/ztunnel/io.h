@@ -51,6 +51,7 @@ struct io_worker {
 	struct io_task *tasks, *tasks_tail;	/* owned; protected by task_lock */
 	bool stopping;
 	void *user;			/* the proxy's per-worker state */
+	void (*tick_hook)(struct io_worker *w);	/* runs on every tick, on the worker */
 };
 
 /* Sets up the ring (and eventfd, tick). 0 or -errno. */

@@ -3,12 +3,20 @@
 #define ZTUNNEL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Parses "error", "warn", "info", "debug" (NULL or unknown: info). */
 void log_set_level_name(const char *name);
 bool log_enabled(enum log_level level);
+/* The name of the current level. */
+const char *log_level_name(void);
+/* LOG_FORMAT=json: each line one JSON object with the same keys. */
+void log_set_json(bool json);
+/* Converts "k=v k2=\"v 2\"" fields into JSON members ("k":"v","k2":"v 2") appended to out
+ * (cap bytes, always NUL-terminated). Returns the length written. */
+size_t log_fields_to_json(const char *fields, char *out, size_t cap);
 /*
  * Writes "ts=<rfc3339> level=<l> msg=\"<msg>\" <fields>" as one line with one write(2).
  * fields is a printf format producing space-separated key=value pairs (may be NULL).

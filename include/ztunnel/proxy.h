@@ -7,6 +7,7 @@
 
 #include <ztunnel/hbone.h>
 #include <ztunnel/io.h>
+#include <ztunnel/metrics.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
 
@@ -34,9 +35,10 @@ void proxy_pod_put(struct proxy_pod *pod);
 
 struct proxy;
 
-/* Starts n workers (each with its ring and HBONE pool) reading state from store. */
+/* Starts n workers (each with its ring, HBONE pool and metrics shard) reading state from
+ * store and counting into metrics (borrowed). */
 struct proxy *proxy_new(unsigned n_workers, struct state_store *store,
-			const struct hbone_settings *set);
+			const struct hbone_settings *set, struct metrics *metrics);
 void proxy_free(struct proxy **px);
 
 /*

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* An IP address, v4 or v6. family is AF_INET or AF_INET6; unused bytes are zero. */
 struct state_ip {
@@ -202,5 +203,11 @@ void state_store_publish(struct state_store *store, struct state_snapshot *snap)
 struct state_snapshot *state_store_current(struct state_store *store);
 /* Monotonic counter bumped by every publish. */
 unsigned long state_store_generation(const struct state_store *store);
+
+/* Writes "workloads", "services", "policies" and "peerAuthentications" as JSON object members
+ * (no braces around them), in the local config's camelCase spelling. */
+void state_dump_json(const struct state_snapshot *snap, FILE *out);
+/* Writes s as a JSON string literal (quoted, escaped); NULL as null. */
+void state_json_string(FILE *out, const char *s);
 
 #endif

@@ -1,0 +1,130 @@
+/* proxy authz: policy decisions for inbound connections, their metrics labels, re-checks. */
+#include <stdio.h>
+#include <string.h>
+
+#include <ztunnel/log.h>
+#include <ztunnel/policy.h>
+
+#include "proxy-int.h"
+
+static void ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port)
+{
+	memset(ip, 0, sizeof(*ip));
+	ip->family = ss->ss_family;
+	if (ss->ss_family == AF_INET) {
+		ip->v4 = ((const struct sockaddr_in *)ss)->sin_addr;
+		*port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	} else {
+		ip->v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr;
+		*port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	}
+}
+
+static bool judge(const struct state_snapshot *snap, const struct access_record *rec, char *why,
+		  size_t len)
+{
+	struct policy_request req = { 0 };
+	struct policy_result res;
+	uint16_t sport;
+
+	ip_of(&rec->src, &req.src_ip, &sport);
+	ip_of(&rec->dst, &req.dst_ip, &req.dst_port);
+	req.dst = state_lookup_ip(snap, &req.dst_ip);
+	if (!req.dst) {
+		snprintf(why, len, "destination workload is no longer known");
+		return false;
+	}
+	if (strncmp(rec->src_identity, "spiffe://", 9) == 0)
+		req.principal = rec->src_identity + 9;
+	policy_check(snap, &req, &res);
+	snprintf(why, len, "%s", res.reason);
+	if (res.dry_run_would_deny)
+		log_info("dry-run policy would deny", "src.addr=%s src.identity=%s dst.workload=%s",
+			 "-", rec->src_identity[0] ? rec->src_identity : "-", rec->dst_workload);
+	return res.verdict == POLICY_ALLOW;
+}
+
+bool proxy_authorized(struct proxy_worker *pw, const struct access_record *rec, char *why,
+		      size_t len)
+{
+	return judge(proxy_snapshot(pw), rec, why, len);
+}
+
+static const char *or_unknown(const char *s)
+{
+	return s && *s ? s : "unknown";
+}
+
+void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const char *flags,
+		      bool mtls)
+{
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	const struct state_workload *sw, *dw;
+	const struct state_service *svc = NULL;
+	struct state_ip ip;
+	uint16_t port;
+	char sid[TLS_SPIFFE_MAX];
+
+	ip_of(&rec->src, &ip, &port);
+	sw = state_lookup_ip(snap, &ip);
+	ip_of(&rec->dst, &ip, &port);
+	dw = state_lookup_ip(snap, &ip);
+	if (rec->dst_service[0])
+		svc = state_lookup_hostname(snap, rec->dst_service);
+	snprintf(sid, sizeof(sid), "%s", rec->src_identity);
+	if (!sid[0] && sw && sw->protocol == STATE_PROTO_HBONE && rec->direction == ACCESS_OUTBOUND)
+		state_workload_identity(sw, sid, sizeof(sid));
+	struct metrics_labels l = {
+		.reporter = rec->direction == ACCESS_OUTBOUND ? "source" : "destination",
+		.source_workload = sw ? or_unknown(sw->workload_name && *sw->workload_name ?
+						   sw->workload_name : sw->name) : NULL,
+		.source_canonical_service = sw ? sw->canonical_name : NULL,
+		.source_canonical_revision = sw ? sw->canonical_revision : NULL,
+		.source_workload_namespace = sw ? sw->namespace_ : NULL,
+		.source_principal = mtls ? sid : NULL,
+		.source_app = sw ? sw->canonical_name : NULL,
+		.source_version = sw ? sw->canonical_revision : NULL,
+		.source_cluster = sw ? sw->cluster_id : NULL,
+		.destination_service = rec->dst_service,
+		.destination_service_namespace = svc ? svc->namespace_ : NULL,
+		.destination_service_name = svc ? svc->name : NULL,
+		.destination_workload = dw ? or_unknown(dw->workload_name && *dw->workload_name ?
+							dw->workload_name : dw->name) : NULL,
+		.destination_canonical_service = dw ? dw->canonical_name : NULL,
+		.destination_canonical_revision = dw ? dw->canonical_revision : NULL,
+		.destination_workload_namespace = dw ? dw->namespace_ : NULL,
+		.destination_principal = mtls ? rec->dst_identity : NULL,
+		.destination_app = dw ? dw->canonical_name : NULL,
+		.destination_version = dw ? dw->canonical_revision : NULL,
+		.destination_cluster = dw ? dw->cluster_id : NULL,
+		.request_protocol = "tcp",
+		.response_flags = flags,
+		.connection_security_policy = mtls ? "mutual_tls" : "unknown",
+	};
+	access_count_open(rec, metrics_series_get(pw->shard, &l), pw->px->metrics);
+	if (strcmp(flags, PROXY_FLAGS_OK) != 0)
+		metrics_conn_failed(rec->series);
+}
+
+void proxy_recheck(struct io_worker *w)
+{
+	struct proxy_worker *pw = w->user;
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	struct access_record *rec, *next;
+	char why[256], msg[300];
+	unsigned closed = 0;
+
+	if (pw->gen == pw->authz_gen)
+		return;
+	pw->authz_gen = pw->gen;
+	for (rec = pw->inbound.head; rec; rec = next) {
+		next = rec->tnext;
+		if (judge(snap, rec, why, sizeof(why)))
+			continue;
+		snprintf(msg, sizeof(msg), "denied after a policy change: %s", why);
+		rec->abort(rec, msg);
+		closed++;
+	}
+	if (closed)
+		log_info("connections closed by a policy change", "worker=%d closed=%u", w->id, closed);
+}

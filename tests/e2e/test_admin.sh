@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Admin ports in the node netns: 15000 (127.0.0.1 only) serves /config_dump as JSON listing
+# exactly what the YAML declared plus the node's certificates and enrolled pods, and /logging
+# changes the log level at run time (400 for a bad level); 15021 /healthz/ready is 200; 15020 and
+# 15021 answer on the node's addresses but 15000 does not; unknown paths are 404;
+# POST /quitquitquit drains the agent, which exits 0.
+set -u
+. "$(dirname "$0")/lib.sh"
+tb_init
+BASE=$TB_TESTDATA/policy-mesh.yaml
+CFG=$TBDIR/cfg.yaml
+L1=$TBDIR/agent-node1.log
+CC='msg="connection complete"'
+
+# http NODE METHOD URL OUT: HTTP status code (000 when the connection fails), body in $TBDIR/OUT
+http() {
+	tb_exec_node "$1" timeout 5 curl -sS --max-time 3 -X "$2" -o "$TBDIR/$4" \
+		-w '%{http_code}' "$3" 2>"$TBDIR/$4.err"
+}
+expect_code() {	# WHAT WANT NODE METHOD URL
+	local code
+	code=$(http "$3" "$4" "$5" resp)
+	[ "$code" = "$2" ] ||
+		tb_fail "$1: $4 $5 on $3: HTTP $code, want $2 ($(cat "$TBDIR/resp.err" "$TBDIR/resp" 2>/dev/null | head -c 300))"
+	tb_log "ok: $1: $4 $5 on $3 -> $code"
+}
+more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
+
+tb_node node1 1
+tb_node node2 2
+tb_link node1 node2
+tb_pod node1 client 10.201.1.2
+tb_pod node1 plain1 10.201.1.9
+tb_pod node2 server 10.201.2.2
+{ cat "$BASE"; cat <<'EOF'
+policies:
+- {name: allow-ns, namespace: default, scope: Namespace, action: Allow, rules: [[[{namespaces: ["default"]}]]]}
+- {name: deny-port, namespace: default, scope: Global, action: Deny, rules: [[[{destinationPorts: [9999]}]]]}
+peerAuthentications:
+- {name: default, namespace: istio-system, mode: PERMISSIVE}
+EOF
+} >"$CFG"
+tb_agent node1 "$CFG"
+tb_agent node2 "$CFG"
+tb_enroll node1 client default client
+tb_enroll node2 server default server
+tb_wait_port client 15008
+tb_wait_port server 15008
+tb_whoami client 8080
+tb_whoami server 8080
+
+# readiness and the bind addresses
+for n in node1 node2; do expect_code "ready" 200 $n GET http://127.0.0.1:15021/healthz/ready; done
+expect_code "15021 on the link address" 200 node1 GET http://10.200.0.1:15021/healthz/ready
+expect_code "15020 on the link address" 200 node1 GET http://10.200.0.1:15020/metrics
+expect_code "15000 on localhost" 200 node1 GET http://127.0.0.1:15000/config_dump
+for spec in node1:10.200.0.1 node1:10.201.1.1 node2:10.200.0.1; do
+	code=$(http "${spec%%:*}" GET "http://${spec#*:}:15000/config_dump" resp)
+	[ "$code" = 000 ] ||
+		tb_fail "15000 answered HTTP $code on ${spec#*:} (from ${spec%%:*}): it must listen on 127.0.0.1 only"
+	grep -q 'Connection refused\|Couldn.t connect' "$TBDIR/resp.err" ||
+		tb_fail "connecting to ${spec#*:}:15000 from ${spec%%:*}: $(cat "$TBDIR/resp.err")"
+	tb_log "ok: ${spec#*:}:15000 from ${spec%%:*} is refused ($(cat "$TBDIR/resp.err"))"
+done
+expect_code "unknown path" 404 node1 GET http://127.0.0.1:15000/no-such-page
+expect_code "unknown path" 404 node1 GET http://127.0.0.1:15020/no-such-page
+expect_code "unknown path" 404 node1 GET http://127.0.0.1:15021/no-such-page
+
+# config_dump: exactly the YAML's objects, this node's pods and their certificates
+cat >"$TBDIR/dump_check.py" <<'EOF'
+import datetime, json, sys, time, yaml
+cfg, dump, pods = yaml.safe_load(open(sys.argv[1])), sys.argv[2], sys.argv[3:]
+try:
+    d = json.load(open(dump))
+except ValueError as e:
+    sys.exit("config_dump is not JSON: %s" % e)
+bad = []
+def items(key):
+    v = d.get(key)
+    if isinstance(v, dict):
+        return list(v.values())
+    if not isinstance(v, list):
+        bad.append("%s: missing or not a list (%r)" % (key, type(v).__name__))
+        return []
+    return v
+def names(key, fields=("namespace", "name")):
+    out = set()
+    for x in items(key):
+        if not isinstance(x, dict) or any(f not in x for f in fields):
+            bad.append("%s: element without %s: %.200r" % (key, "/".join(fields), x))
+            continue
+        out.add(tuple(x[f] for f in fields))
+    return out
+def same(key, got, want):
+    if got != want:
+        bad.append("%s: dump has %s, the YAML declares %s" % (key, sorted(got), sorted(want)))
+same("workloads", names("workloads", ("uid",)), {(w["uid"],) for w in cfg["workloads"]})
+for key in ("services", "policies", "peerAuthentications"):
+    same(key, names(key), {(x["namespace"], x["name"]) for x in cfg.get(key) or []})
+want_pods = set()
+for p in pods:
+    uid, ns, name, sa = p.split(",")
+    want_pods.add((uid, name, ns, "spiffe://cluster.local/ns/%s/sa/%s" % (ns, sa)))
+same("pods", names("pods", ("uid", "name", "namespace", "identity")), want_pods)
+def when(v):
+    if isinstance(v, (int, float)):
+        return float(v)
+    for fmt in ("%b %d %H:%M:%S %Y GMT", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.datetime.strptime(v, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
+        except (TypeError, ValueError):
+            pass
+    try:
+        return datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        bad.append("certificates: cannot read notAfter %r" % (v,))
+        return 0.0
+certs = {}
+for c in items("certificates"):
+    if isinstance(c, dict) and "identity" in c and "notAfter" in c:
+        certs[c["identity"]] = when(c["notAfter"])
+    else:
+        bad.append("certificates: element without identity/notAfter: %.200r" % (c,))
+now = time.time()
+for _, _, _, ident in want_pods:
+    if ident not in certs:
+        bad.append("certificates: no certificate for %s (have %s)" % (ident, sorted(certs)))
+    elif not now < certs[ident] < now + 2 * 86400:
+        bad.append("certificates: %s notAfter %s is not in the next 2 days" % (ident, certs[ident]))
+if bad:
+    print("\n".join(bad))
+    sys.exit(1)
+print("workloads=%d services=%d policies=%d peerAuthentications=%d pods=%d certificates=%d" % (
+    len(cfg["workloads"]), len(cfg["services"]), len(cfg["policies"]),
+    len(cfg["peerAuthentications"]), len(pods), len(certs)))
+EOF
+for spec in node1:uid-default-client,default,client,client node2:uid-default-server,default,server,server; do
+	n=${spec%%:*}
+	expect_code "config_dump" 200 "$n" GET http://127.0.0.1:15000/config_dump
+	out=$("$PY" "$TBDIR/dump_check.py" "$CFG" "$TBDIR/resp" "${spec#*:}") ||
+		tb_fail "$n config_dump: $out"
+	tb_log "ok: $n config_dump matches: $out"
+done
+
+# logging level at run time. Traffic that makes debug lines: an HBONE connection from outside
+# the mesh to client's 15008 (TLS set-up and close) and a mesh request client -> server.
+tb_cert tester spiffe://cluster.local/ns/default/sa/tester
+traffic() {	# TAG: run it, wait for node1's access log of it
+	local n
+	n=$(tb_count "$L1" "$CC")
+	tb_exec plain1 timeout 15 "$PY" "$TB_PEERS/hbone_client.py" --connect 10.201.1.2:15008 \
+		--authority 10.201.1.2:8080 --cert "$TBDIR/tester.pem" --key "$TBDIR/tester.key" \
+		--ca "$TBDIR/ca.pem" --timeout 10 --data $'GET /'"$1"$' HTTP/1.0\r\n\r\n' \
+		>"$TBDIR/t.out" 2>"$TBDIR/t.err" || tb_fail "HBONE request ($1): $(cat "$TBDIR/t.err")"
+	grep -q server=client "$TBDIR/t.out" || tb_fail "HBONE request ($1): $(cat "$TBDIR/t.out")"
+	tb_curl client "http://10.201.2.2:8080/$1" >/dev/null || tb_fail "mesh request ($1)"
+	tb_poll 5 more_lines "$L1" "$CC" $((n + 1)) || tb_fail "node1 did not log the traffic ($1)"
+}
+expect_code "set level info" 200 node1 POST 'http://127.0.0.1:15000/logging?level=info'
+expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'
+grep -qw info "$TBDIR/resp" || tb_fail "GET /logging after level=info: $(cat "$TBDIR/resp")"
+nd=$(tb_count "$L1" 'level=debug')
+traffic at-info
+# absence of debug lines: give the agent a bounded second to (wrongly) write one
+if tb_poll 1 more_lines "$L1" 'level=debug' "$nd"; then
+	tb_fail "level=info, yet node1 logged: $(grep 'level=debug' "$L1" | tail -1)"
+fi
+tb_log "ok: at level info the traffic logs no debug lines"
+expect_code "set level debug" 200 node1 POST 'http://127.0.0.1:15000/logging?level=debug'
+expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'
+grep -qw debug "$TBDIR/resp" || tb_fail "GET /logging after level=debug: $(cat "$TBDIR/resp")"
+traffic at-debug
+tb_poll 5 more_lines "$L1" 'level=debug' "$nd" || tb_fail "level=debug, but the traffic logged no debug line"
+tb_log "ok: at level debug the same traffic logs: $(grep 'level=debug' "$L1" | tail -1)"
+expect_code "bad level" 400 node1 POST 'http://127.0.0.1:15000/logging?level=verbose'
+expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'
+grep -qw debug "$TBDIR/resp" || tb_fail "a rejected level changed the level: $(cat "$TBDIR/resp")"
+tb_log "ok: a bad level is rejected and the level stays debug"
+
+# POST /quitquitquit: readiness 503 (or closed), then a clean exit
+pid=$(tb_agent_pid node1)
+expect_code "quitquitquit" 200 node1 POST http://127.0.0.1:15000/quitquitquit
+not_ready() { [ "$(http node1 GET http://127.0.0.1:15021/healthz/ready r)" != 200 ]; }
+tb_poll 2 not_ready || tb_fail "node1 still ready 2 s after /quitquitquit"
+tb_log "ok: node1 not ready after /quitquitquit (HTTP $(http node1 GET http://127.0.0.1:15021/healthz/ready r))"
+tb_wait_pid "$pid" 8 || tb_fail "node1's agent still running 8 s after /quitquitquit"
+[ "$TB_WAIT_RC" -eq 0 ] || tb_fail "node1's agent exited $TB_WAIT_RC after /quitquitquit, want 0"
+tb_log "ok: node1's agent exited 0 after /quitquitquit"
+expect_code "node2 unaffected" 200 node2 GET http://127.0.0.1:15021/healthz/ready
+tb_pass "admin ports"

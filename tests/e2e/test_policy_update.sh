@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Policy changes apply to open connections: two long-lived connections through the mesh (client
+# and other, node1 -> server, node2) send a line every 200 ms to an echo server. A new policy
+# allows only sa other: the agent closes client's open connection within 5 s (EOF or reset), a
+# new connection from client is refused, other's connection keeps echoing and other can open new
+# ones. A malformed config file is rejected and the old policy stays in force; removing the
+# policy lets client in again.
+set -u
+. "$(dirname "$0")/lib.sh"
+tb_init
+BASE=$TB_TESTDATA/policy-mesh.yaml
+CFG=$TBDIR/cfg.yaml
+L1=$TBDIR/agent-node1.log
+L2=$TBDIR/agent-node2.log
+LOADED='msg="configuration loaded"'
+CC='msg="connection complete"'
+PORT=7000
+
+write_cfg() {	# POLICIES_YAML (atomic replace)
+	{ cat "$BASE"; printf '%s\n' "$1"; } >"$CFG.tmp" && mv -f "$CFG.tmp" "$CFG" ||
+		tb_fail "writing $CFG"
+}
+more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
+apply_config() {	# WHAT YAML
+	local n1 n2
+	n1=$(tb_count "$L1" "$LOADED"); n2=$(tb_count "$L2" "$LOADED")
+	write_cfg "$2"
+	tb_poll 5 more_lines "$L1" "$LOADED" "$n1" ||
+		tb_fail "config '$1': node1 did not log $LOADED within 5 s of the file change"
+	tb_poll 5 more_lines "$L2" "$LOADED" "$n2" ||
+		tb_fail "config '$1': node2 did not log $LOADED within 5 s of the file change"
+	tb_log "config '$1' loaded by both agents"
+}
+
+# Echo server: echoes every byte until EOF, then closes.
+cat >"$TBDIR/echo.py" <<'EOF'
+import socket, socketserver, sys
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            try:
+                d = self.request.recv(65536)
+            except OSError:
+                return
+            if not d:
+                break
+            self.request.sendall(d)
+        try:
+            self.request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+EOF
+# Long client: ADDR PORT COUNT (0 = forever). Sends "line N\n" every 200 ms and waits for the
+# echo (3 s). Prints "echo N <unix time>" per echo; at the end "done" (exit 0) after COUNT lines
+# and a clean close, "closed eof|reset <unix time>" (exit 3) if the connection ends under it,
+# "timeout N" (exit 4) if an echo does not come back, "refused" (exit 2) if connect fails.
+cat >"$TBDIR/longconn.py" <<'EOF'
+import socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def out(*a):
+    print(*a, flush=True)
+try:
+    s = socket.create_connection((host, port), timeout=5)
+except OSError as e:
+    out("refused", e); sys.exit(2)
+out("connected")
+i = 0
+while count == 0 or i < count:
+    i += 1
+    msg = b"line %d\n" % i
+    got = b""
+    try:
+        s.sendall(msg)
+        s.settimeout(3)
+        while not got.endswith(b"\n"):
+            d = s.recv(4096)
+            if not d:
+                out("closed eof %.3f" % time.time()); sys.exit(3)
+            got += d
+    except socket.timeout:
+        out("timeout %d" % i); sys.exit(4)
+    except OSError as e:
+        out("closed reset %.3f %s" % (time.time(), e)); sys.exit(3)
+    if got != msg:
+        out("mismatch %r" % got); sys.exit(5)
+    out("echo %d %.3f" % (i, time.time()))
+    time.sleep(0.2)
+s.shutdown(socket.SHUT_WR)
+s.settimeout(3)
+try:
+    rest = s.recv(4096)
+except OSError as e:
+    out("closed reset %.3f %s" % (time.time(), e)); sys.exit(3)
+out("done" if rest == b"" else "extra %r" % rest)
+sys.exit(0 if rest == b"" else 5)
+EOF
+echoes() { grep -c '^echo ' "$1"; }
+at_least_echoes() { [ "$(echoes "$1")" -ge "$2" ]; }
+
+tb_node node1 1
+tb_node node2 2
+tb_link node1 node2
+tb_pod node1 client 10.201.1.2
+tb_pod node1 other 10.201.1.4
+tb_pod node2 server 10.201.2.2
+write_cfg ""
+tb_agent node1 "$CFG"
+tb_agent node2 "$CFG"
+tb_enroll node1 client default client
+tb_enroll node1 other default other
+tb_enroll node2 server default server
+tb_wait_port client 15001
+tb_wait_port other 15001
+tb_wait_port server 15008
+tb_bg server "$PY" "$TBDIR/echo.py" $PORT >"$TBDIR/echo.log" 2>&1
+tb_wait_port server $PORT
+S=10.201.2.2
+
+tb_bg client "$PY" "$TBDIR/longconn.py" $S $PORT 0 >"$TBDIR/a.out" 2>&1
+A=$TB_BG_PID
+tb_bg other "$PY" "$TBDIR/longconn.py" $S $PORT 0 >"$TBDIR/b.out" 2>&1
+B=$TB_BG_PID
+tb_poll 10 at_least_echoes "$TBDIR/a.out" 3 || tb_fail "client's connection: $(cat "$TBDIR/a.out")"
+tb_poll 10 at_least_echoes "$TBDIR/b.out" 3 || tb_fail "other's connection: $(cat "$TBDIR/b.out")"
+tb_log "ok: two long connections echo through the mesh (client and other -> $S:$PORT)"
+
+t0=$(tb__now_ms)
+n_err=$(tb_count "$L2" "$CC.*src\\.addr=10\\.201\\.1\\.2:[0-9]+ .*error=\"")
+apply_config "allow only sa other" \
+'policies:
+- {name: allow-other, namespace: default, scope: Namespace, action: Allow, rules: [[[{principals: ["cluster.local/ns/default/sa/other"]}]]]}'
+tb_poll 6 grep -q '^closed ' "$TBDIR/a.out" ||
+	tb_fail "client's denied connection still open 6 s after the change: $(tail -2 "$TBDIR/a.out")"
+line=$(grep '^closed ' "$TBDIR/a.out")
+closed_ms=$(awk '{printf "%d", $3 * 1000}' <<<"$line")
+took=$((closed_ms - t0))
+tb_log "client's connection: '$line', ${took} ms after the file change"
+[ "$took" -lt 5000 ] || tb_fail "the denied connection was closed ${took} ms after the change (> 5 s)"
+tb_wait_pid "$A" 5 || tb_fail "client's long connection process still running"
+[ "$TB_WAIT_RC" -eq 3 ] || tb_fail "client's long connection exit $TB_WAIT_RC, want 3 (closed)"
+tb_log "ok: the now-denied open connection was closed by the agent ${took} ms after the change"
+tb_poll 5 more_lines "$L2" "$CC.*src\\.addr=10\\.201\\.1\\.2:[0-9]+ .*error=\"" "$n_err" ||
+	tb_fail "node2 did not log the closed connection from client with an error"
+tb_log "ok: node2: $(grep -E "$CC.*src\\.addr=10\\.201\\.1\\.2:" "$L2" | tail -1 | grep -Eo 'error="[^"]*"')"
+
+b_then=$(echoes "$TBDIR/b.out")
+tb_poll 5 at_least_echoes "$TBDIR/b.out" $((b_then + 5)) ||
+	tb_fail "other's (still allowed) connection stopped echoing: $(tail -2 "$TBDIR/b.out")"
+! grep -q '^closed\|^timeout' "$TBDIR/b.out" || tb_fail "other's connection ended: $(tail -1 "$TBDIR/b.out")"
+tb_log "ok: other's allowed connection stays open ($(echoes "$TBDIR/b.out") echoes)"
+
+new_conn() {	# POD COUNT -> exit status of a fresh connection
+	tb_exec "$1" timeout 15 "$PY" "$TBDIR/longconn.py" $S $PORT "$2" >"$TBDIR/new-$1.out" 2>&1
+}
+new_conn client 2
+rc=$?
+[ $rc -eq 3 ] || tb_fail "new connection from client: exit $rc, want 3 (closed): $(cat "$TBDIR/new-client.out")"
+! grep -q '^echo' "$TBDIR/new-client.out" || tb_fail "new connection from client got an echo"
+tb_log "ok: a new connection from client is refused: $(tail -1 "$TBDIR/new-client.out")"
+new_conn other 3 || tb_fail "new connection from other failed: $(cat "$TBDIR/new-other.out")"
+tb_log "ok: a new connection from other works"
+
+# A malformed file is rejected: no reload, the old policy still holds.
+n2=$(tb_count "$L2" "$LOADED")
+n_bad=$(tb_count "$L2" 'cfg\.yaml:[0-9]+:[0-9]+')
+printf '%s\n' 'policies:' '- name: broken' '   namespace: default' '  action: Allow' \
+	>"$CFG.tmp" && mv -f "$CFG.tmp" "$CFG"
+tb_poll 5 more_lines "$L2" 'cfg\.yaml:[0-9]+:[0-9]+' "$n_bad" ||
+	tb_fail "node2 did not log the error in the malformed file (file:line:col)"
+tb_log "ok: node2 rejected the malformed file: $(grep -E 'cfg\.yaml:[0-9]+:[0-9]+' "$L2" | tail -1)"
+kill -0 "$(tb_agent_pid node2)" 2>/dev/null || tb_fail "node2's agent exited on a malformed reload"
+[ "$(tb_count "$L2" "$LOADED")" -eq "$n2" ] || tb_fail "node2 logged $LOADED for a malformed file"
+new_conn client 2
+rc=$?
+[ $rc -eq 3 ] || tb_fail "after the malformed file, client: exit $rc, want 3: $(cat "$TBDIR/new-client.out")"
+b_then=$(echoes "$TBDIR/b.out")
+tb_poll 5 at_least_echoes "$TBDIR/b.out" $((b_then + 3)) ||
+	tb_fail "other's connection stopped after the malformed file: $(tail -2 "$TBDIR/b.out")"
+tb_log "ok: after the malformed file the old policy still holds (client refused, other echoing)"
+
+apply_config "no policies" ""
+new_conn client 3 || tb_fail "after removing the policy, client: $(cat "$TBDIR/new-client.out")"
+tb_log "ok: with the policy removed client connects again"
+b_then=$(echoes "$TBDIR/b.out")
+tb_poll 5 at_least_echoes "$TBDIR/b.out" $((b_then + 3)) || tb_fail "other's connection stopped"
+kill -0 "$B" 2>/dev/null || tb_fail "other's long connection ended: $(tail -1 "$TBDIR/b.out")"
+tb_log "ok: other's connection survived every change ($(echoes "$TBDIR/b.out") echoes)"
+tb_pass "policy updates apply to open connections"
