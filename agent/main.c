@@ -139,6 +139,7 @@ static void drain(struct agent *a)
 	int64_t open;
 
 	__atomic_store_n(&a->ready, 0, __ATOMIC_RELEASE);
+	proxy_drain(a->px);
 	inpod_unlisten_all(a->ip);
 	log_info("draining", "grace_period=%us open_connections=%lld", a->cfg.grace_seconds,
 		 (long long)metrics_gauge_get(a->metrics, METRICS_ACTIVE_CONNECTIONS));

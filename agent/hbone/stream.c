@@ -216,7 +216,10 @@ static void on_tcp_closed(struct io_sock *s)
 		hconn_enter(c);
 	if (c && !st->h2_closed && st->id > 0) {
 		/* the socket went first: make sure the peer's stream ends too */
-		if (!st->reset)
+		/* a server that already answered non-200 has ended its side cleanly */
+		bool answered = c->server && st->status >= 300;
+
+		if (!st->reset && !answered)
 			nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 		nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
 	}
@@ -323,6 +326,17 @@ void hbone_stream_abort(struct access_record *rec, const char *reason)
 	hstream_fail(st, reason);
 }
 
+void hbone_stream_goaway(struct hbone_stream *st)
+{
+	struct hbone_conn *c = st->conn;
+
+	if (!c || c->state != HCONN_READY)
+		return;
+	nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+			      NULL, 0);
+}
+
 struct io_worker *hbone_stream_worker(const struct hbone_stream *st)
 {
 	return st->conn ? st->conn->w : st->tcp.w;
@@ -355,9 +369,9 @@ void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason
 		return;
 	}
 	hconn_enter(c);
+	/* the status ends our side; the client ends its own (some clients take an RST_STREAM
+	 * sent after the response for a failure and never show the status) */
 	submit_status(st, status, false);
-	/* the response is complete: the client's side of the stream is not needed */
-	nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
 	hconn_flush(c);
 	hconn_leave(c);
 }
@@ -391,7 +405,6 @@ static void on_tcp_connected(struct io_sock *s, int err)
 		snprintf(why, sizeof(why), "app connect failed: %s", strerror(-err));
 		snprintf(st->error, sizeof(st->error), "%s (HTTP 503)", why);
 		submit_status(st, 503, false);
-		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
 		io_sock_close(&st->tcp, false);
 	} else {
 		io_sock_set_options(s->fd);

@@ -77,7 +77,12 @@ void access_log_complete(struct access_record *r, const char *error)
 
 	untrack(r);
 	if (r->series) {
-		metrics_bytes(r->series, r->bytes_sent, r->bytes_recv);
+		/* Istio flips sent/received for reporter=source (istio/istio#32399): there they are
+		 * the client's; for reporter=destination, received is what the client sent */
+		if (r->direction == ACCESS_OUTBOUND)
+			metrics_bytes(r->series, r->bytes_recv, r->bytes_sent);
+		else
+			metrics_bytes(r->series, r->bytes_sent, r->bytes_recv);
 		metrics_conn_closed(r->series);
 		r->series = NULL;
 	}

@@ -8,6 +8,7 @@
 
 /* Policy outcome over the applicable policies, with or without the dry-run ones. */
 struct policy_eval {
+	const struct state_policy *first_allow;	/* first applicable ALLOW policy, for reasons */
 	const struct state_policy *deny;	/* first matching DENY */
 	const struct state_policy *allow;	/* first matching ALLOW */
 	size_t n_allow, n_total;
@@ -98,6 +99,8 @@ static void evaluate(const struct state_snapshot *snap, const struct state_workl
 		e->n_total++;
 		if (p->action == STATE_ACTION_ALLOW) {
 			e->n_allow++;
+			if (!e->first_allow)
+				e->first_allow = p;
 			if (!e->allow && policy_rules_match(p, c))
 				e->allow = p;
 		} else if (!e->deny && policy_rules_match(p, c)) {
@@ -133,7 +136,12 @@ static enum policy_verdict verdict(const struct policy_eval *e, struct policy_re
 			 pname(p->name));
 		return res->verdict = POLICY_ALLOW;
 	}
-	snprintf(res->reason, len, "no ALLOW policy matched (%zu apply)", e->n_allow);
+	if (e->n_allow == 1)
+		snprintf(res->reason, len, "no ALLOW policy matched (policy %s/%s applies)",
+			 pname(e->first_allow->namespace_), pname(e->first_allow->name));
+	else
+		snprintf(res->reason, len, "no ALLOW policy matched (%zu apply, e.g. policy %s/%s)",
+			 e->n_allow, pname(e->first_allow->namespace_), pname(e->first_allow->name));
 	return res->verdict = POLICY_DENY;
 }
 

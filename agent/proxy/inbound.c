@@ -109,6 +109,11 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	proxy_record_workload(proxy_snapshot(pw), &rec->src, rec->src_workload,
 			      sizeof(rec->src_workload), rec->src_namespace,
 			      sizeof(rec->src_namespace), NULL, 0);
+	if (__atomic_load_n(&pw->px->draining, __ATOMIC_ACQUIRE)) {
+		hbone_stream_goaway(st);
+		hbone_stream_refuse(st, 503, "the agent is draining");
+		return;
+	}
 	if (proxy_parse_authority(authority, &ip, &port) < 0) {
 		hbone_stream_refuse(st, 400, "malformed :authority");
 		return;

@@ -25,6 +25,7 @@ struct proxy {
 	struct state_store *store;
 	struct metrics *metrics;	/* borrowed */
 	struct hbone_settings set;
+	int draining;			/* atomic: refuse new inbound streams */
 };
 
 enum proxy_port_kind { PROXY_OUTBOUND, PROXY_INBOUND_PLAIN, PROXY_INBOUND_HBONE, PROXY_KINDS };

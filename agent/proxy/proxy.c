@@ -233,6 +233,11 @@ fail:
 	return ret;
 }
 
+void proxy_drain(struct proxy *px)
+{
+	__atomic_store_n(&px->draining, 1, __ATOMIC_RELEASE);
+}
+
 void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod)
 {
 	for (unsigned i = 0; i < px->n_workers; i++)

@@ -55,6 +55,8 @@ const char *hbone_stream_peer_identity(const struct hbone_stream *st);
 /* Resets the stream whose access record is rec (rec from hbone_stream_record), logging reason.
  * Usable as an access_abort_fn. */
 void hbone_stream_abort(struct access_record *rec, const char *reason);
+/* Sends GOAWAY on the stream's connection: the peer opens no new stream on it. */
+void hbone_stream_goaway(struct hbone_stream *st);
 /* Refuses a request with an HTTP status (400, 401, 503...) and a reason for the log. */
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason);
 /* Connects fd (non-blocking, already bound as the proxy wants) to sa; 200 and relay on success,

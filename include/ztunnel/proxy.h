@@ -47,6 +47,8 @@ void proxy_free(struct proxy **px);
  * to pod. 0 or -errno (nothing left open on failure).
  */
 int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod);
+/* Drain: new streams on open inbound HBONE connections are refused (503 + GOAWAY). */
+void proxy_drain(struct proxy *px);
 /* Closes the pod's listeners on every worker; connections already open run on. */
 void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod);
 

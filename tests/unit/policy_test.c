@@ -78,7 +78,7 @@ static const struct pcase cases[] = {
 	{ "principal exact", P ALLOW("a", "{principals: [\"" CL "\"]}"), .principal = CL,
 	  .want = OK, .reason = "allowed by policy default/a" },
 	{ "principal exact other", P ALLOW("a", "{principals: [\"" CL "\"]}"), .principal = PROD,
-	  .want = NO, .reason = "no ALLOW policy matched (1 apply)" },
+	  .want = NO, .reason = "no ALLOW policy matched (policy " },
 	{ "principal plaintext", P ALLOW("a", "{principals: [\"" CL "\"]}"), .principal = PT,
 	  .want = NO, .reason = "no ALLOW policy matched" },
 	{ "principal spiffe:// accepted", P ALLOW("a", "{principals: [\"" CL "\"]}"),
@@ -197,14 +197,14 @@ static const struct pcase cases[] = {
 	  .principal = CL, .want = OK, .reason = "allowed by policy default/a" },
 	/* no rules, empty clause, empty match */
 	{ "allow without rules denies", P DENY_ALL, .principal = CL, .want = NO,
-	  .reason = "no ALLOW policy matched (1 apply)" },
+	  .reason = "no ALLOW policy matched (policy " },
 	{ "deny without rules never matches", P "- {name: d, namespace: default, "
 	  "scope: Namespace, action: Deny, rules: []}\n", .principal = CL, .want = OK,
 	  .reason = "no ALLOW policy applies" },
 	{ "deny-all plus allow-ns hit", P DENY_ALL ALLOW("allow-ns", "{namespaces: [default]}"),
 	  .principal = CL, .want = OK, .reason = "allowed by policy default/allow-ns" },
 	{ "deny-all plus allow-ns miss", P DENY_ALL ALLOW("allow-ns", "{namespaces: [default]}"),
-	  .principal = PROD, .want = NO, .reason = "no ALLOW policy matched (2 apply)" },
+	  .principal = PROD, .want = NO, .reason = "no ALLOW policy matched (2 apply" },
 	{ "empty clause matches", P "- {name: a, namespace: default, scope: Namespace, "
 	  "action: Allow, rules: [[[]]]}\n", .principal = PT, .want = OK, .reason = "allowed" },
 	{ "rule without clauses matches", P "- {name: a, namespace: default, scope: Namespace, "
@@ -222,13 +222,13 @@ static const struct pcase cases[] = {
 	  "action: Allow}\n", .principal = CL, .want = OK, .reason = "no policy applies" },
 	{ "other namespace's policy applies there", P "- {name: x, namespace: prod, "
 	  "scope: Namespace, action: Allow}\n", .dst = "db", .principal = CL, .want = NO,
-	  .reason = "no ALLOW policy matched (1 apply)" },
+	  .reason = "no ALLOW policy matched (policy " },
 	{ "global from any namespace", P "- {name: g, namespace: prod, scope: Global, "
 	  "action: Deny, rules: [[[{destinationPorts: [80]}]]]}\n", .principal = CL, .want = NO,
 	  .reason = "denied by policy prod/g" },
 	{ "selector listed", P "- {name: sel, namespace: default, scope: WorkloadSelector, "
 	  "action: Allow, rules: [[[{principals: [\"" PROD "\"]}]]]}\n", .principal = CL,
-	  .want = NO, .reason = "no ALLOW policy matched (1 apply)" },
+	  .want = NO, .reason = "no ALLOW policy matched (policy " },
 	{ "selector listed hit", P "- {name: sel, namespace: default, scope: WorkloadSelector, "
 	  "action: Allow, rules: [[[{principals: [\"" PROD "\"]}]]]}\n", .principal = PROD,
 	  .want = OK, .reason = "allowed by policy default/sel" },
@@ -261,10 +261,10 @@ static const struct pcase cases[] = {
 	  .principal = CL, .want = OK, .reason = "no policy applies" },
 	{ "dry-run deny-all", P "- {name: a, namespace: default, scope: Namespace, "
 	  "action: Allow, dryRun: true}\n", .principal = CL, .want = OK,
-	  .reason = "no policy applies (dry-run: no ALLOW policy matched (1 apply))", .dry = true },
+	  .reason = "no policy applies (dry-run: no ALLOW policy matched (policy default/a applies))", .dry = true },
 	{ "dry-run allow does not allow", P DENY_ALL "- {name: a, namespace: default, "
 	  "scope: Namespace, action: Allow, dryRun: true, rules: [[[]]]}\n", .principal = CL,
-	  .want = NO, .reason = "no ALLOW policy matched (1 apply)" },
+	  .want = NO, .reason = "no ALLOW policy matched (policy " },
 	/* HTTP-level fields fail closed */
 	{ "l7 only in deny matches", P DENY("d", "{methods: [GET]}"), .principal = CL,
 	  .want = NO, .reason = "denied by policy default/d" },
@@ -328,7 +328,7 @@ static const struct pcase cases[] = {
 	  "namespace: istio-system, mode: STRICT, selector: {matchLabels: {app: server}}}\n",
 	  .principal = PT, .want = OK, .reason = "no policy applies" },
 	{ "strict then policies for mtls", PA MESH("STRICT") P DENY_ALL, .principal = CL,
-	  .want = NO, .reason = "no ALLOW policy matched (1 apply)" },
+	  .want = NO, .reason = "no ALLOW policy matched (policy " },
 	{ "permissive plaintext still judged", PA NSPA("PERMISSIVE") P
 	  DENY("deny-cidr", "{sourceIps: [10.0.0.0/24]}"), .principal = PT, .want = NO,
 	  .reason = "denied by policy default/deny-cidr" },
