@@ -200,7 +200,8 @@ static int start_serving(struct agent *a)
 				     .ready = is_ready, .drain = request_drain, .ctx = a };
 	int lfd;
 
-	a->px = proxy_new(a->cfg.workers, a->store, &a->cfg.hbone, a->metrics);
+	a->px = proxy_new(a->cfg.workers, a->store, &a->cfg.hbone, a->metrics,
+			  strcmp(a->cfg.metrics_mode, "off") != 0);
 	if (!a->px)
 		return -1;
 	a->ip = inpod_new(&(struct inpod_config){

@@ -53,6 +53,7 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
 	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
+	{ "ZTUNNEL_METRICS", K_STRING, CFG(metrics_mode), 0, 0 },
 	{ "TERMINATION_GRACE_PERIOD_SECONDS", K_UINT, CFG(grace_seconds), 0, 3600 },
 	{ "ZTUNNEL_ADMIN_PORT", K_UINT, CFG(admin_port), 1, 65535 },
 	{ "ZTUNNEL_METRICS_PORT", K_UINT, CFG(metrics_port), 1, 65535 },
@@ -110,6 +111,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->redirect_mode = "nftables";
 	cfg->log_level = "info";
 	cfg->log_format = "text";
+	cfg->metrics_mode = "on";
 	cfg->grace_seconds = 5;
 	cfg->admin_port = 15000;
 	cfg->metrics_port = 15020;
@@ -127,6 +129,10 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	}
 	if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
 		snprintf(err, len, "LOG_FORMAT: \"%s\" is not text or json", cfg->log_format);
+		return -EINVAL;
+	}
+	if (strcmp(cfg->metrics_mode, "on") != 0 && strcmp(cfg->metrics_mode, "off") != 0) {
+		snprintf(err, len, "ZTUNNEL_METRICS: \"%s\" is not on or off", cfg->metrics_mode);
 		return -EINVAL;
 	}
 	if (!cfg->ca_cert != !cfg->ca_key) {

@@ -58,13 +58,18 @@ static const char *or_unknown(const char *s)
 void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const char *flags,
 		      bool mtls)
 {
-	struct state_snapshot *snap = proxy_snapshot(pw);
+	struct state_snapshot *snap;
 	const struct state_workload *sw, *dw;
 	const struct state_service *svc = NULL;
 	struct state_ip ip;
 	uint16_t port;
 	char sid[TLS_SPIFFE_MAX];
 
+	if (!pw->px->count_connections) {
+		access_count_open(rec, NULL, pw->px->metrics);	/* the gauge drain waits on */
+		return;
+	}
+	snap = proxy_snapshot(pw);
 	ip_of(&rec->src, &ip, &port);
 	sw = state_lookup_ip(snap, &ip);
 	ip_of(&rec->dst, &ip, &port);

@@ -26,6 +26,7 @@ struct proxy {
 	struct metrics *metrics;	/* borrowed */
 	struct hbone_settings set;
 	int draining;			/* atomic: refuse new inbound streams */
+	bool count_connections;		/* false: ZTUNNEL_METRICS=off, no per-connection series */
 };
 
 enum proxy_port_kind { PROXY_OUTBOUND, PROXY_INBOUND_PLAIN, PROXY_INBOUND_HBONE, PROXY_KINDS };

@@ -47,7 +47,7 @@ struct state_snapshot *proxy_snapshot(struct proxy_worker *pw)
 }
 
 struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbone_settings *set,
-			struct metrics *metrics)
+			struct metrics *metrics, bool count_connections)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
 	unsigned i;
@@ -60,6 +60,7 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 	px->n_workers = n;
 	px->store = store;
 	px->metrics = metrics;
+	px->count_connections = count_connections;
 	px->set = *set;
 	for (i = 0; i < n; i++) {
 		struct proxy_worker *pw = &px->workers[i];

@@ -21,6 +21,7 @@ struct config {
 	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default) or none */
 	const char *log_level;		/* ZTUNNEL_LOG: error|warn|info|debug */
 	const char *log_format;		/* LOG_FORMAT: text or json */
+	const char *metrics_mode;	/* ZTUNNEL_METRICS: on (default) or off */
 	unsigned grace_seconds;		/* TERMINATION_GRACE_PERIOD_SECONDS, 5 */
 	unsigned admin_port, metrics_port, ready_port;	/* 15000, 15020, 15021 */
 	struct hbone_settings hbone;	/* HTTP2_*, POOL_*, PACKET_MARK */

@@ -36,9 +36,11 @@ void proxy_pod_put(struct proxy_pod *pod);
 struct proxy;
 
 /* Starts n workers (each with its ring, HBONE pool and metrics shard) reading state from
- * store and counting into metrics (borrowed). */
+ * store and counting into metrics (borrowed). count_connections false (ZTUNNEL_METRICS=off):
+ * only the open-connections gauge, no per-connection series. */
 struct proxy *proxy_new(unsigned n_workers, struct state_store *store,
-			const struct hbone_settings *set, struct metrics *metrics);
+			const struct hbone_settings *set, struct metrics *metrics,
+			bool count_connections);
 void proxy_free(struct proxy **px);
 
 /*

@@ -4,7 +4,7 @@
 # request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
 # Never asserts on speed; exits non-zero only when a measurement could not be made.
 # Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 1000) held connections,
-# BENCH_PARTS (default "plain stunnel ztunnel") to run only some of the paths.
+# BENCH_PARTS (default "plain stunnel bare ztunnel") to run only some of the paths.
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -13,7 +13,7 @@ source tests/e2e/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
 HOLD=${BENCH_HOLD:-1000}
-PARTS=" ${BENCH_PARTS:-plain stunnel ztunnel} "
+PARTS=" ${BENCH_PARTS:-plain stunnel bare ztunnel} "
 ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
 CLIENT_IP=10.201.1.2
@@ -216,6 +216,9 @@ run_stunnel() {
 	stop_stunnels
 }
 
+# write_mesh [policies]: the two pods; with "policies", the L4 policies a real mesh would carry
+# (namespace ALLOW by principal, a DENY on other ports and sources, STRICT mTLS), all evaluated
+# for every connection the bench makes.
 write_mesh() {
 	tb_config mesh.yaml <<-EOF
 		workloads:
@@ -233,12 +236,38 @@ write_mesh() {
 		  workloadIps: ["$SERVER_IP"]
 		  protocol: HBONE
 		  node: node2
+		  authorizationPolicies: ["default/allow-client"]
 	EOF
+	[ "${1:-}" = policies ] || return 0
+	cat >>"$TBDIR/mesh.yaml" <<-EOF
+		policies:
+		- {name: deny-other-ports, namespace: default, scope: Namespace, action: Deny,
+		   rules: [[[{notDestinationPorts: [$ECHO_PORT, $IPERF_PORT]}]]]}
+		- {name: deny-foreign-sources, namespace: default, scope: Global, action: Deny,
+		   rules: [[[{notSourceIps: ["10.201.0.0/16"]}]]]}
+		- {name: allow-client, namespace: default, scope: WorkloadSelector, action: Allow,
+		   rules: [[[{principals: ["cluster.local/ns/default/sa/client"]},
+		             {namespaces: ["default"]}]]]}
+		peerAuthentications:
+		- {name: default, namespace: istio-system, mode: STRICT}
+	EOF
+}
+
+# The agents without policies and with ZTUNNEL_METRICS=off: what the checks and counters cost.
+run_ztunnel_bare() {
+	write_mesh
+	ZTUNNEL_METRICS=off tb_agent node1 mesh.yaml
+	ZTUNNEL_METRICS=off tb_agent node2 mesh.yaml
+	tb_enroll node1 client default client
+	tb_enroll node2 server default server
+	measure bare "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
+	tb_agent_stop node1
+	tb_agent_stop node2
 }
 
 run_ztunnel() {
 	local a1 a2 n
-	write_mesh
+	write_mesh policies
 	tb_agent node1 mesh.yaml
 	tb_agent node2 mesh.yaml
 	tb_enroll node1 client default client
@@ -273,13 +302,16 @@ print_table() {
 		"${SECS}s per measurement"
 	echo "rss_*: node1 = client side (stunnel client / node1 agent)," \
 		"node2 = server side; plain has no proxy"
-	printf '%-20s %10s %10s %10s %14s %16s\n' metric plain stunnel ztunnel-c ztunnel/plain \
-		ztunnel/stunnel
+	echo "ztunnel-c = agents with policies, STRICT mTLS and metrics; bare = no policies," \
+		"ZTUNNEL_METRICS=off (same run)"
+	printf '%-20s %10s %10s %10s %10s %14s %16s %13s\n' metric plain stunnel bare ztunnel-c \
+		ztunnel/plain ztunnel/stunnel ztunnel/bare
 	for m in "${metrics[@]}"; do
 		z=${R[$m,ztunnel]:--}
-		printf '%-20s %10s %10s %10s %14s %16s\n' "$m" "${R[$m,plain]:--}" \
-			"${R[$m,stunnel]:--}" "$z" "$(ratio "$z" "${R[$m,plain]:--}")" \
-			"$(ratio "$z" "${R[$m,stunnel]:--}")"
+		printf '%-20s %10s %10s %10s %10s %14s %16s %13s\n' "$m" "${R[$m,plain]:--}" \
+			"${R[$m,stunnel]:--}" "${R[$m,bare]:--}" "$z" \
+			"$(ratio "$z" "${R[$m,plain]:--}")" "$(ratio "$z" "${R[$m,stunnel]:--}")" \
+			"$(ratio "$z" "${R[$m,bare]:--}")"
 	done
 	echo "logs: $LOGS"
 }
@@ -303,6 +335,7 @@ main() {
 		hold_and_sample plain "$SERVER_IP" "$ECHO_PORT" "" ""
 	fi
 	[[ $PARTS == *" stunnel "* ]] && run_stunnel
+	[[ $PARTS == *" bare "* ]] && run_ztunnel_bare
 	[[ $PARTS == *" ztunnel "* ]] && run_ztunnel
 	trap - EXIT
 	bench_cleanup

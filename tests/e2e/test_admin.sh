@@ -2,8 +2,9 @@
 # Admin ports in the node netns: 15000 (127.0.0.1 only) serves /config_dump as JSON listing
 # exactly what the YAML declared plus the node's certificates and enrolled pods, and /logging
 # changes the log level at run time (400 for a bad level); 15021 /healthz/ready is 200; 15020 and
-# 15021 answer on the node's addresses but 15000 does not; unknown paths are 404;
-# POST /quitquitquit drains the agent, which exits 0.
+# 15021 answer on the node's addresses but 15000 does not; unknown paths are 404; with
+# LOG_FORMAT=json every log line is a JSON object; POST /quitquitquit drains the agent, which
+# exits 0.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -41,7 +42,7 @@ peerAuthentications:
 EOF
 } >"$CFG"
 tb_agent node1 "$CFG"
-tb_agent node2 "$CFG"
+LOG_FORMAT=json tb_agent node2 "$CFG"
 tb_enroll node1 client default client
 tb_enroll node2 server default server
 tb_wait_port client 15008
@@ -176,6 +177,41 @@ expect_code "bad level" 400 node1 POST 'http://127.0.0.1:15000/logging?level=ver
 expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'
 grep -qw debug "$TBDIR/resp" || tb_fail "a rejected level changed the level: $(cat "$TBDIR/resp")"
 tb_log "ok: a bad level is rejected and the level stays debug"
+
+# LOG_FORMAT=json (node2): every line one JSON object with ts/level/msg; the access log of the
+# mesh requests client -> server carries upstream's keys
+cat >"$TBDIR/json_check.py" <<'EOF'
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+start = max(i for i, l in enumerate(lines) if l.startswith("=== agent start"))
+keys = ("src.addr src.workload src.namespace src.identity dst.addr dst.hbone_addr dst.service "
+        "dst.workload dst.namespace dst.identity direction bytes_sent bytes_recv duration").split()
+found = None
+for n, l in enumerate(lines[start + 1:], start + 2):
+    try:
+        o = json.loads(l)
+    except ValueError:
+        sys.exit("line %d is not JSON: %.200s" % (n, l))
+    if not isinstance(o, dict) or any(k not in o for k in ("ts", "level", "msg")):
+        sys.exit("line %d lacks ts/level/msg: %.200s" % (n, l))
+    if (o["msg"] == "connection complete" and o.get("direction") == "inbound"
+            and str(o.get("src.addr", "")).startswith("10.201.1.2:")):
+        found = (n, o)
+if not found:
+    print("no inbound connection complete from 10.201.1.2 yet")
+    sys.exit(2)
+n, o = found
+missing = [k for k in keys if k not in o]
+want = {"src.identity": "spiffe://cluster.local/ns/default/sa/client", "dst.workload": "server",
+        "dst.namespace": "default", "src.workload": "client"}
+wrong = ["%s=%r" % (k, o.get(k)) for k, v in want.items() if o.get(k) != v]
+if missing or wrong:
+    sys.exit("line %d: missing %s, wrong %s: %s" % (n, missing, wrong, json.dumps(o)))
+print("%d JSON lines; access log: %s" % (len(lines) - start - 1, json.dumps(o)))
+EOF
+json_ok() { "$PY" "$TBDIR/json_check.py" "$TBDIR/agent-node2.log" >"$TBDIR/json.out" 2>&1; }
+tb_poll 5 json_ok || tb_fail "node2 LOG_FORMAT=json: $(cat "$TBDIR/json.out")"
+tb_log "ok: node2 logs JSON: $(cat "$TBDIR/json.out")"
 
 # POST /quitquitquit: readiness 503 (or closed), then a clean exit
 pid=$(tb_agent_pid node1)

@@ -80,6 +80,8 @@ out("done %.3f" % time.time() if rest == b"" else "extra %r" % rest)
 sys.exit(0 if rest == b"" else 5)
 EOF
 echoes() { grep -c '^echo ' "$1"; }
+# unix_ms LINE: the "<seconds>.<ms>" third field of a longconn.py line, in milliseconds
+unix_ms() { local f; f=$(awk '{print $3}' <<<"$1"); f=${f/./}; echo $((10#$f)); }
 at_least_echoes() { [ "$(echoes "$1")" -ge "$2" ]; }
 # echoes_after FILE MS: echoes received after the unix time MS (milliseconds)
 echoes_after() { awk -v t="$2" '$1 == "echo" && $3 * 1000 > t' "$1" | wc -l; }
@@ -171,7 +173,7 @@ tb_poll 2 not_ready || tb_fail "B: node2 still ready 2 s after SIGTERM"
 tb_poll $((GRACE + 3)) grep -q '^closed ' "$TBDIR/b.out" ||
 	tb_fail "B: the open connection was not closed by $((GRACE + 3)) s after SIGTERM: $(tail -1 "$TBDIR/b.out")"
 line=$(grep '^closed ' "$TBDIR/b.out")
-closed=$(($(awk '{printf "%d", $3 * 1000}' <<<"$line") - t0))
+closed=$(($(unix_ms "$line") - t0))
 tb_log "B: client saw '$line' ${closed} ms after SIGTERM"
 [ "$closed" -ge $((GRACE * 1000 - 1000)) ] && [ "$closed" -le $((GRACE * 1000 + 1500)) ] ||
 	tb_fail "B: closed ${closed} ms after SIGTERM, want about ${GRACE} s (the grace period)"

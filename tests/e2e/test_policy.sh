@@ -49,9 +49,10 @@ expect_allowed() {
 	tb_log "ok: $1: $2 -> $3 allowed"
 }
 
-# expect_denied CASE POD IP:PORT [ERE]: curl fails fast with a reset or an empty reply (never
-# a timeout), the app never sees the connection, and node2 logs `connection complete` from the
-# pod with error="...denied..." followed by ERE (e.g. the policy's name).
+# expect_denied CASE POD IP:PORT [ERE]: curl fails fast with a reset or an empty reply (never a
+# timeout; a reset that beats curl's connect check shows as rc 7), the app never sees the
+# connection, and node2 logs `connection complete` from the pod with error="...denied..."
+# followed by ERE (e.g. the policy's name): that log line proves the agent refused it.
 expect_denied() {
 	local what=$1 pod=$2 dst=$3 ere=${4:-} n s out rc start took pat
 	pat="$CC.*src\\.addr=$(re "${TB_POD_IP[$pod]}"):[0-9]+ .*error=\"[^\"]*denied[^\"]*$ere"
@@ -61,10 +62,10 @@ expect_denied() {
 	rc=$?
 	took=$(($(tb__now_ms) - start))
 	case $rc in
-	52|56) ;;
+	7|52|56) ;;	# 7: the reset came before curl saw the connect complete
 	0) tb_fail "$what: $pod -> $dst was allowed: $out" ;;
 	28|124) tb_fail "$what: $pod -> $dst hung until the timeout (rc $rc after ${took} ms)" ;;
-	*) tb_fail "$what: $pod -> $dst: curl rc $rc ($out), want 52 (empty reply) or 56 (reset)" ;;
+	*) tb_fail "$what: $pod -> $dst: curl rc $rc ($out), want 7/56 (reset) or 52 (empty reply)" ;;
 	esac
 	[ "$took" -lt 3000 ] || tb_fail "$what: the refusal took ${took} ms"
 	tb_poll 5 more_lines "$L2" "$pat" "$n" ||
