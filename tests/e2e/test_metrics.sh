@@ -13,7 +13,8 @@ NBYTES=12345
 SPIFFE=spiffe://cluster.local/ns/default/sa
 
 # prom.py FILE METRIC [label=value ...]: sum of METRIC's samples whose labels include all the
-# given pairs (0 if none); with --show instead of FILE as the 2nd arg's prefix, prints them.
+# given pairs (0 if none); prom.py --show FILE METRIC [...] prints those samples instead. Exits
+# non-zero when FILE is not Prometheus text.
 cat >"$TBDIR/prom.py" <<'EOF'
 import re, sys
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
