@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <ztunnel/io.h>
@@ -195,7 +196,10 @@ int io_worker_init(struct io_worker *w, int id, unsigned entries)
 	w->id = id;
 	w->timers.next = w->timers.prev = &w->timers;
 	pthread_mutex_init(&w->task_lock, NULL);
-	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+	/* only the worker submits and reaps: its task work waits for its io_uring_enter. The ring
+	 * starts disabled so that the worker thread, enabling it, becomes its single issuer. */
+	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		  IORING_SETUP_R_DISABLED;
 	ret = io_uring_queue_init_params(entries, &w->ring, &p);
 	if (ret < 0) {
 		memset(&p, 0, sizeof(p));
@@ -235,6 +239,12 @@ static void *worker_main(void *arg)
 	struct io_uring_cqe *cqe;
 	unsigned head, n;
 
+	/* io_uring_enable_rings() is missing from Debian's liburing 2.3 library: the syscall */
+	if ((w->ring.flags & IORING_SETUP_R_DISABLED) &&
+	    syscall(__NR_io_uring_register, w->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
+		log_error("cannot enable the io_uring", "worker=%d", w->id);
+		return NULL;
+	}
 	while (!w->stopping) {
 		int ret = io_uring_submit_and_wait(&w->ring, 1);
 
