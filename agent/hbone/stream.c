@@ -12,6 +12,24 @@
 
 #define MAKE_NV(n, v, vl) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
 
+/* Takes the stream off its connection's list; nghttp2 forgets it too. */
+static void unlink_from_conn(struct hbone_stream *st)
+{
+	struct hbone_conn *c = st->conn;
+
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		c->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	c->active_streams--;
+	if (st->id > 0 && c->h2)
+		nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
+	st->conn = NULL;
+	st->prev = st->next = NULL;
+}
+
 static void stream_release(struct hbone_stream *st)
 {
 	if (st->depth > 0 || !st->finished)
@@ -40,18 +58,9 @@ static void stream_free(struct hbone_stream *st)
 		return;
 	st->finished = true;
 	if (c) {
-		if (st->prev)
-			st->prev->next = st->next;
-		else
-			c->streams = st->next;
-		if (st->next)
-			st->next->prev = st->prev;
-		c->active_streams--;
-		if (st->ring_len && c->h2)
+		if (st->ring_len && c->h2)	/* what the app never got: the window is the peer's */
 			nghttp2_session_consume_connection(c->h2, st->ring_len);
-		if (st->id > 0 && c->h2)
-			nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
-		st->conn = NULL;
+		unlink_from_conn(st);
 	}
 	access_log_complete(&st->rec, st->error[0] ? st->error : NULL);
 	if (c)
@@ -104,21 +113,9 @@ void hstream_fail(struct hbone_stream *st, const char *reason)
 
 void hstream_conn_gone(struct hbone_stream *st, const char *reason)
 {
-	struct hbone_conn *c = st->conn;
-
 	if (!st->error[0] && !st->h2_closed)
 		snprintf(st->error, sizeof(st->error), "%s", reason);
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		c->streams = st->next;
-	if (st->next)
-		st->next->prev = st->prev;
-	c->active_streams--;
-	if (st->id > 0 && c->h2)
-		nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
-	st->conn = NULL;
-	st->prev = st->next = NULL;
+	unlink_from_conn(st);
 	if (!st->h2_closed)
 		st->reset = true;
 	maybe_finish(st);

@@ -7,19 +7,6 @@
 
 #include "proxy-int.h"
 
-static void ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port)
-{
-	memset(ip, 0, sizeof(*ip));
-	ip->family = ss->ss_family;
-	if (ss->ss_family == AF_INET) {
-		ip->v4 = ((const struct sockaddr_in *)ss)->sin_addr;
-		*port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	} else {
-		ip->v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr;
-		*port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	}
-}
-
 static bool judge(const struct state_snapshot *snap, const struct access_record *rec, char *why,
 		  size_t len)
 {
@@ -27,8 +14,8 @@ static bool judge(const struct state_snapshot *snap, const struct access_record 
 	struct policy_result res;
 	uint16_t sport;
 
-	ip_of(&rec->src, &req.src_ip, &sport);
-	ip_of(&rec->dst, &req.dst_ip, &req.dst_port);
+	proxy_ip_of(&rec->src, &req.src_ip, &sport);
+	proxy_ip_of(&rec->dst, &req.dst_ip, &req.dst_port);
 	req.dst = state_lookup_ip(snap, &req.dst_ip);
 	if (!req.dst) {
 		snprintf(why, len, "destination workload is no longer known");
@@ -70,9 +57,9 @@ void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const 
 		return;
 	}
 	snap = proxy_snapshot(pw);
-	ip_of(&rec->src, &ip, &port);
+	proxy_ip_of(&rec->src, &ip, &port);
 	sw = state_lookup_ip(snap, &ip);
-	ip_of(&rec->dst, &ip, &port);
+	proxy_ip_of(&rec->dst, &ip, &port);
 	dw = state_lookup_ip(snap, &ip);
 	if (rec->dst_service[0])
 		svc = state_lookup_hostname(snap, rec->dst_service);

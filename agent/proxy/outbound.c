@@ -31,7 +31,7 @@ socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockad
 	return sizeof(*in6);
 }
 
-static void ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port)
+void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port)
 {
 	memset(ip, 0, sizeof(*ip));
 	ip->family = ss->ss_family;
@@ -51,7 +51,7 @@ void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_st
 	uint16_t port;
 	const struct state_workload *w;
 
-	ip_of(ss, &ip, &port);
+	proxy_ip_of(ss, &ip, &port);
 	w = state_lookup_ip(snap, &ip);
 	if (!w)
 		return;
@@ -73,7 +73,7 @@ static int pick_route(struct proxy_worker *pw, struct state_snapshot *snap,
 {
 	const struct state_service *svc;
 
-	ip_of(orig, &r->ip, &r->port);
+	proxy_ip_of(orig, &r->ip, &r->port);
 	r->w = state_lookup_ip(snap, &r->ip);
 	if (r->w)
 		return 0;

@@ -67,6 +67,8 @@ void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const 
 /* Re-checks the worker's open inbound connections if the snapshot changed (tick hook). */
 void proxy_recheck(struct io_worker *w);
 
+/* Splits a socket address into ip and port. */
+void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port);
 /* Fills sockaddr from ip and port; returns its length. */
 socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockaddr_storage *ss);
 /* A socket in pod's netns bound to src (transparently, port 0), for connecting to the app. */

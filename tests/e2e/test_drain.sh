@@ -15,70 +15,6 @@ L2=$TBDIR/agent-node2.log
 PORT=7000
 S=10.201.2.2
 
-cat >"$TBDIR/echo.py" <<'EOF'
-import socket, socketserver, sys
-class H(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            try:
-                d = self.request.recv(65536)
-            except OSError:
-                return
-            if not d:
-                break
-            self.request.sendall(d)
-        try:
-            self.request.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-class S(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-S(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
-EOF
-# Long client: ADDR PORT COUNT (0 = forever): "line N\n" every 200 ms, each echo awaited (3 s);
-# prints "echo N <unix time>"; "done" (exit 0) after COUNT lines and a clean close; "closed
-# eof|reset <unix time>" (exit 3); "timeout N" (exit 4); "refused" (exit 2).
-cat >"$TBDIR/longconn.py" <<'EOF'
-import socket, sys, time
-host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def out(*a):
-    print(*a, flush=True)
-try:
-    s = socket.create_connection((host, port), timeout=5)
-except OSError as e:
-    out("refused", e); sys.exit(2)
-out("connected")
-i = 0
-while count == 0 or i < count:
-    i += 1
-    msg = b"line %d\n" % i
-    got = b""
-    try:
-        s.sendall(msg)
-        s.settimeout(3)
-        while not got.endswith(b"\n"):
-            d = s.recv(4096)
-            if not d:
-                out("closed eof %.3f" % time.time()); sys.exit(3)
-            got += d
-    except socket.timeout:
-        out("timeout %d" % i); sys.exit(4)
-    except OSError as e:
-        out("closed reset %.3f %s" % (time.time(), e)); sys.exit(3)
-    if got != msg:
-        out("mismatch %r" % got); sys.exit(5)
-    out("echo %d %.3f" % (i, time.time()))
-    time.sleep(0.2)
-s.shutdown(socket.SHUT_WR)
-s.settimeout(3)
-try:
-    rest = s.recv(4096)
-except OSError as e:
-    out("closed reset %.3f %s" % (time.time(), e)); sys.exit(3)
-out("done %.3f" % time.time() if rest == b"" else "extra %r" % rest)
-sys.exit(0 if rest == b"" else 5)
-EOF
 echoes() { grep -c '^echo ' "$1"; }
 # unix_ms LINE: the "<seconds>.<ms>" third field of a longconn.py line, in milliseconds
 unix_ms() { local f; f=$(awk '{print $3}' <<<"$1"); f=${f/./}; echo $((10#$f)); }
@@ -129,7 +65,7 @@ tb_enroll node1 client default client
 tb_enroll node2 server default server
 tb_wait_port client 15001
 tb_wait_port server 15008
-tb_bg server "$PY" "$TBDIR/echo.py" $PORT >"$TBDIR/echo.log" 2>&1
+tb_bg server "$PY" "$TB_PEERS/echo_server.py" $PORT >"$TBDIR/echo.log" 2>&1
 tb_wait_port server $PORT
 tb_whoami server 8080
 out=$(tb_curl client http://$S:8080/before) && [[ "$out" == *server=server* ]] ||
@@ -138,7 +74,7 @@ out=$(tb_curl plain1 http://$S:8080/before) && [[ "$out" == *server=server* ]] |
 	tb_fail "plaintext request before the drain: $out"
 
 # A: the connection ends on its own within the grace period
-tb_bg client "$PY" "$TBDIR/longconn.py" $S $PORT 15 >"$TBDIR/a.out" 2>&1
+tb_bg client "$PY" "$TB_PEERS/longconn.py" $S $PORT 15 >"$TBDIR/a.out" 2>&1
 A=$TB_BG_PID
 tb_poll 5 at_least_echoes "$TBDIR/a.out" 3 || tb_fail "long connection A: $(cat "$TBDIR/a.out")"
 pid=$(tb_agent_pid node2)
@@ -166,7 +102,7 @@ tb_log "ok: A: the agent exited 0, ${took} ms after SIGTERM"
 start_node2 restart
 ok_again() { out=$(tb_curl client http://$S:8080/after-restart 2>&1) && [[ "$out" == *server=server* ]]; }
 tb_poll 5 ok_again || tb_fail "B: mesh request after the restart: $out"
-tb_bg client "$PY" "$TBDIR/longconn.py" $S $PORT 0 >"$TBDIR/b.out" 2>&1
+tb_bg client "$PY" "$TB_PEERS/longconn.py" $S $PORT 0 >"$TBDIR/b.out" 2>&1
 B=$TB_BG_PID
 tb_poll 5 at_least_echoes "$TBDIR/b.out" 3 || tb_fail "long connection B: $(cat "$TBDIR/b.out")"
 pid=$(tb_agent_pid node2)

@@ -32,72 +32,6 @@ apply_config() {	# WHAT YAML
 	tb_log "config '$1' loaded by both agents"
 }
 
-# Echo server: echoes every byte until EOF, then closes.
-cat >"$TBDIR/echo.py" <<'EOF'
-import socket, socketserver, sys
-class H(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            try:
-                d = self.request.recv(65536)
-            except OSError:
-                return
-            if not d:
-                break
-            self.request.sendall(d)
-        try:
-            self.request.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-class S(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-S(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
-EOF
-# Long client: ADDR PORT COUNT (0 = forever). Sends "line N\n" every 200 ms and waits for the
-# echo (3 s). Prints "echo N <unix time>" per echo; at the end "done" (exit 0) after COUNT lines
-# and a clean close, "closed eof|reset <unix time>" (exit 3) if the connection ends under it,
-# "timeout N" (exit 4) if an echo does not come back, "refused" (exit 2) if connect fails.
-cat >"$TBDIR/longconn.py" <<'EOF'
-import socket, sys, time
-host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def out(*a):
-    print(*a, flush=True)
-try:
-    s = socket.create_connection((host, port), timeout=5)
-except OSError as e:
-    out("refused", e); sys.exit(2)
-out("connected")
-i = 0
-while count == 0 or i < count:
-    i += 1
-    msg = b"line %d\n" % i
-    got = b""
-    try:
-        s.sendall(msg)
-        s.settimeout(3)
-        while not got.endswith(b"\n"):
-            d = s.recv(4096)
-            if not d:
-                out("closed eof %.3f" % time.time()); sys.exit(3)
-            got += d
-    except socket.timeout:
-        out("timeout %d" % i); sys.exit(4)
-    except OSError as e:
-        out("closed reset %.3f %s" % (time.time(), e)); sys.exit(3)
-    if got != msg:
-        out("mismatch %r" % got); sys.exit(5)
-    out("echo %d %.3f" % (i, time.time()))
-    time.sleep(0.2)
-s.shutdown(socket.SHUT_WR)
-s.settimeout(3)
-try:
-    rest = s.recv(4096)
-except OSError as e:
-    out("closed reset %.3f %s" % (time.time(), e)); sys.exit(3)
-out("done" if rest == b"" else "extra %r" % rest)
-sys.exit(0 if rest == b"" else 5)
-EOF
 echoes() { grep -c '^echo ' "$1"; }
 # unix_ms LINE: the "<seconds>.<ms>" third field of a longconn.py line, in milliseconds
 unix_ms() { local f; f=$(awk '{print $3}' <<<"$1"); f=${f/./}; echo $((10#$f)); }
@@ -118,13 +52,13 @@ tb_enroll node2 server default server
 tb_wait_port client 15001
 tb_wait_port other 15001
 tb_wait_port server 15008
-tb_bg server "$PY" "$TBDIR/echo.py" $PORT >"$TBDIR/echo.log" 2>&1
+tb_bg server "$PY" "$TB_PEERS/echo_server.py" $PORT >"$TBDIR/echo.log" 2>&1
 tb_wait_port server $PORT
 S=10.201.2.2
 
-tb_bg client "$PY" "$TBDIR/longconn.py" $S $PORT 0 >"$TBDIR/a.out" 2>&1
+tb_bg client "$PY" "$TB_PEERS/longconn.py" $S $PORT 0 >"$TBDIR/a.out" 2>&1
 A=$TB_BG_PID
-tb_bg other "$PY" "$TBDIR/longconn.py" $S $PORT 0 >"$TBDIR/b.out" 2>&1
+tb_bg other "$PY" "$TB_PEERS/longconn.py" $S $PORT 0 >"$TBDIR/b.out" 2>&1
 B=$TB_BG_PID
 tb_poll 10 at_least_echoes "$TBDIR/a.out" 3 || tb_fail "client's connection: $(cat "$TBDIR/a.out")"
 tb_poll 10 at_least_echoes "$TBDIR/b.out" 3 || tb_fail "other's connection: $(cat "$TBDIR/b.out")"
@@ -157,7 +91,7 @@ tb_poll 5 at_least_echoes "$TBDIR/b.out" $((b_then + 5)) ||
 tb_log "ok: other's allowed connection stays open ($(echoes "$TBDIR/b.out") echoes)"
 
 new_conn() {	# POD COUNT -> exit status of a fresh connection
-	tb_exec "$1" timeout 15 "$PY" "$TBDIR/longconn.py" $S $PORT "$2" >"$TBDIR/new-$1.out" 2>&1
+	tb_exec "$1" timeout 15 "$PY" "$TB_PEERS/longconn.py" $S $PORT "$2" >"$TBDIR/new-$1.out" 2>&1
 }
 # client_refused WHAT: a new connection from client is reset (exit 3, or 2 when the reset beats
 # the connect) without any echo, and node2 logs it as denied
