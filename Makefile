@@ -3,21 +3,30 @@
 CC      ?= cc
 BUILD   := build
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Iinclude -D_GNU_SOURCE
-LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lpthread
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Iinclude \
+	   -I$(BUILD)/gen -D_GNU_SOURCE
+LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# proto/*.proto (our own files with upstream's packages and field numbers) -> protobuf-c sources
+PROTO_SRC := $(sort $(wildcard proto/*.proto))
+GEN_C     := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+GEN_H     := $(GEN_C:.c=.h)
+GEN_OBJ   := $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+GEN_SAN   := $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/san/gen/%.o)
+
 AGENT_SRC := $(sort $(wildcard agent/*/*.c))
-AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/obj/%.o)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 MAIN_OBJ  := $(BUILD)/obj/agent/main.o
-SAN_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/san/%.o)
+SAN_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/san/%.o) $(GEN_SAN)
 UNIT_SRC  := $(sort $(wildcard tests/unit/*_test.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
 DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev libmnl-dev \
 	libnftnl-dev libyaml-dev libjansson-dev iproute2 nftables iperf3 stunnel4 socat curl tcpdump \
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
-	golang-golang-x-net-dev
+	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
+	python3-grpc-tools python3-protobuf
 
 .PHONY: all asan deps test demo bench unit clean check
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
@@ -30,11 +39,23 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/ztunnel/*.h)
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTO_SRC)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-error -c $< -o $@
+
+$(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-error -O1 $(SAN) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/ztunnel/*.h) | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h)
+$(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h) | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $@
 
@@ -56,7 +77,7 @@ STANDALONE := $(shell grep -l '^// unit-standalone' $(UNIT_SRC) 2>/dev/null)
 STANDALONE_BIN := $(STANDALONE:tests/unit/%.c=$(BUILD)/unit/%)
 LINKED_BIN := $(filter-out $(STANDALONE_BIN),$(UNIT_BIN))
 
-$(STANDALONE_BIN): $(BUILD)/unit/%: tests/unit/%.c $(AGENT_SRC) $(wildcard include/ztunnel/*.h agent/*/*.h)
+$(STANDALONE_BIN): $(BUILD)/unit/%: tests/unit/%.c $(AGENT_SRC) $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(LIBS)
 

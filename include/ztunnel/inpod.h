@@ -74,4 +74,23 @@ void inpod_cni_server_free(struct inpod_cni_server **s);
 int inpod_cni_pollfds(struct inpod_cni_server *s, struct pollfd *fds, int max);
 /* Handles the poll results for those sockets. */
 void inpod_cni_handle(struct inpod_cni_server *s, const struct pollfd *fds, int n);
+/*
+ * istio-cni mode: a ZDS client of istio-cni's socket (INPOD_UDS). Connects (non-blocking, backoff
+ * 10 ms to 15 s while it cannot), sends ZdsHello{version=1}, then serves WorkloadRequests: Add
+ * (exactly one netns fd) enrolls, Keep marks a known pod as still there, SnapshotSent removes
+ * every enrolled pod neither added nor kept since the connection began, Del removes; each is
+ * answered with an Ack (error text on failure). Driven by the control thread's poll loop.
+ */
+struct inpod_zds_client;
+struct inpod_zds_client *inpod_zds_client_new(struct inpod *ip, const char *path);
+void inpod_zds_client_free(struct inpod_zds_client **c);
+/* The socket to watch (0 or 1 pollfd) and the longest the caller may sleep (ms). */
+int inpod_zds_client_pollfds(struct inpod_zds_client *c, struct pollfd *fds, int max,
+			     int *timeout_ms);
+/* Handles the poll result (connects, reconnects when the backoff is over, serves messages). */
+void inpod_zds_client_handle(struct inpod_zds_client *c, const struct pollfd *fds, int n);
+/* Connected and past the first SnapshotSent (readiness). */
+bool inpod_zds_client_synced(const struct inpod_zds_client *c);
+/* Calls fn for the uid of each enrolled pod (control thread). */
+void inpod_for_each_pod(struct inpod *ip, void (*fn)(const char *uid, void *arg), void *arg);
 #endif
