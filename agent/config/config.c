@@ -46,7 +46,7 @@ static const struct setting settings[] = {
 	{ "TRUST_DOMAIN", K_STRING, CFG(trust_domain), 0, 0 },
 	{ "ZTUNNEL_CA_CERT", K_STRING, CFG(ca_cert), 0, 0 },
 	{ "ZTUNNEL_CA_KEY", K_STRING, CFG(ca_key), 0, 0 },
-	{ "SECRET_TTL", K_DURATION_S, CFG(secret_ttl), 60, 365 * 24 * 3600 },
+	{ "SECRET_TTL", K_DURATION_S, CFG(secret_ttl), 4, 365 * 24 * 3600 },
 	{ "ZTUNNEL_WORKER_THREADS", K_UINT, CFG(workers), 1, 64 },
 	{ "ZTUNNEL_CNI_SOCKET", K_STRING, CFG(cni_socket), 0, 0 },
 	{ "ZTUNNEL_STATE_DIR", K_STRING, CFG(state_dir), 0, 0 },
@@ -58,6 +58,17 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_ADMIN_PORT", K_UINT, CFG(admin_port), 1, 65535 },
 	{ "ZTUNNEL_METRICS_PORT", K_UINT, CFG(metrics_port), 1, 65535 },
 	{ "ZTUNNEL_READINESS_PORT", K_UINT, CFG(ready_port), 1, 65535 },
+	{ "XDS_ADDRESS", K_STRING, CFG(xds_address), 0, 0 },
+	{ "XDS_ROOT_CA", K_STRING, CFG(xds_root_ca), 0, 0 },
+	{ "CA_ADDRESS", K_STRING, CFG(ca_address), 0, 0 },
+	{ "CA_ROOT_CA", K_STRING, CFG(ca_root_ca), 0, 0 },
+	{ "AUTH_TOKEN", K_STRING, CFG(auth_token), 0, 0 },
+	{ "CLUSTER_ID", K_STRING, CFG(cluster_id), 0, 0 },
+	{ "CLUSTER_DOMAIN", K_STRING, CFG(cluster_domain), 0, 0 },
+	{ "POD_NAME", K_STRING, CFG(pod_name), 0, 0 },
+	{ "POD_NAMESPACE", K_STRING, CFG(pod_namespace), 0, 0 },
+	{ "INSTANCE_IP", K_STRING, CFG(instance_ip), 0, 0 },
+	{ "INPOD_UDS", K_STRING, CFG(inpod_uds), 0, 0 },
 	{ "HTTP2_STREAM_WINDOW_SIZE", K_UINT, CFG(hbone.stream_window), 65535, 1u << 30 },
 	{ "HTTP2_CONNECTION_WINDOW_SIZE", K_UINT, CFG(hbone.conn_window), 65535, (1u << 31) - 1 },
 	{ "HTTP2_FRAME_SIZE", K_UINT, CFG(hbone.frame_size), 16384, (1u << 24) - 1 },
@@ -108,7 +119,9 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->workers = 2;
 	cfg->cni_socket = "/var/run/ztunnel/cni.sock";
 	cfg->state_dir = "/var/run/ztunnel";
-	cfg->redirect_mode = "nftables";
+	cfg->redirect_mode = NULL;	/* nftables, or none when istio-cni enrolls (INPOD_UDS) */
+	cfg->cluster_id = "Kubernetes";
+	cfg->cluster_domain = "cluster.local";
 	cfg->log_level = "info";
 	cfg->log_format = "text";
 	cfg->metrics_mode = "on";
@@ -123,6 +136,8 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 		if (v && *v && apply(cfg, &settings[i], v, err, len) < 0)
 			return -EINVAL;
 	}
+	if (!cfg->redirect_mode)
+		cfg->redirect_mode = cfg->inpod_uds ? "none" : "nftables";
 	if (strcmp(cfg->redirect_mode, "nftables") != 0 && strcmp(cfg->redirect_mode, "none") != 0) {
 		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables or none", cfg->redirect_mode);
 		return -EINVAL;

@@ -170,7 +170,9 @@ void proxy_inbound_hbone_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 
 	memset(&peer, 0, sizeof(peer));
 	getpeername(fd, (struct sockaddr *)&peer, &len);
-	if (hbone_server_start(&pw->io, fd, pod->server_ctx, pod->trust_domain, &pw->px->set,
+	/* the context is swapped when the certificate rotates: read it once, atomically */
+	if (hbone_server_start(&pw->io, fd, __atomic_load_n(&pod->server_ctx, __ATOMIC_ACQUIRE),
+			       pod->trust_domain, &pw->px->set,
 			       &inbound_handler, pod, &peer) < 0)
 		log_warn("inbound connection dropped", "pod=%s/%s error=\"out of memory\"",
 			 pod->namespace_, pod->name);

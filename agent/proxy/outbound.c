@@ -146,7 +146,7 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 	state_workload_identity(r.w, t.dst_identity, sizeof(t.dst_identity));
 	snprintf(t.src_identity, sizeof(t.src_identity), "%s", pod->identity);
 	t.netns_fd = pod->netns_fd;
-	t.client_ctx = pod->client_ctx;
+	t.client_ctx = __atomic_load_n(&pod->client_ctx, __ATOMIC_ACQUIRE);	/* rotation swaps it */
 	snprintf(rec.dst_workload, sizeof(rec.dst_workload), "%s", r.w->name);
 	snprintf(rec.dst_namespace, sizeof(rec.dst_namespace), "%s", r.w->namespace_);
 	snprintf(rec.dst_identity, sizeof(rec.dst_identity), "%s", t.dst_identity);

@@ -24,6 +24,18 @@ struct config {
 	const char *metrics_mode;	/* ZTUNNEL_METRICS: on (default) or off */
 	unsigned grace_seconds;		/* TERMINATION_GRACE_PERIOD_SECONDS, 5 */
 	unsigned admin_port, metrics_port, ready_port;	/* 15000, 15020, 15021 */
+	/* control plane (issue 4): unset = local config, local CA, our CNI plugin */
+	const char *xds_address;	/* XDS_ADDRESS: delta ADS instead of LOCAL_XDS_PATH */
+	const char *xds_root_ca;	/* XDS_ROOT_CA */
+	const char *ca_address;		/* CA_ADDRESS: Istio's CA instead of ZTUNNEL_CA_* */
+	const char *ca_root_ca;		/* CA_ROOT_CA */
+	const char *auth_token;		/* AUTH_TOKEN: path of the bearer token file */
+	const char *cluster_id;		/* CLUSTER_ID, Kubernetes */
+	const char *cluster_domain;	/* CLUSTER_DOMAIN, cluster.local */
+	const char *pod_name;		/* POD_NAME */
+	const char *pod_namespace;	/* POD_NAMESPACE */
+	const char *instance_ip;	/* INSTANCE_IP */
+	const char *inpod_uds;		/* INPOD_UDS: istio-cni's ZDS socket (enrollment by istio-cni) */
 	struct hbone_settings hbone;	/* HTTP2_*, POOL_*, PACKET_MARK */
 };
 
