@@ -51,16 +51,19 @@ $(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-error -O1 $(SAN) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/ztunnel/*.h) | $(GEN_H)
+$(BUILD)/obj/%.o: %.c $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h) | $(GEN_H)
+$(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $@
+	@echo "  CC [san] $<"
+	@$(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $@
 
 $(BUILD)/ztunnel: $(AGENT_OBJ) $(MAIN_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 # The agent under AddressSanitizer and UBSan, for tests that hunt memory bugs (ZT=build/ztunnel-asan).
 $(BUILD)/ztunnel-asan: $(SAN_OBJ) $(BUILD)/san/agent/main.o
@@ -79,11 +82,13 @@ LINKED_BIN := $(filter-out $(STANDALONE_BIN),$(UNIT_BIN))
 
 $(STANDALONE_BIN): $(BUILD)/unit/%: tests/unit/%.c $(AGENT_SRC) $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(LIBS)
+	@echo "  TEST    $<"
+	@$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(LIBS)
 
 $(LINKED_BIN): $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_OBJ) $(LIBS)
+	@echo "  TEST    $<"
+	@$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_OBJ) $(LIBS)
 
 unit: $(UNIT_BIN)
 

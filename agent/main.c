@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <ztunnel/admin.h>
+#include <ztunnel/ca.h>
 #include <ztunnel/config.h>
 #include <ztunnel/inpod.h>
 #include <ztunnel/io.h>
@@ -19,6 +20,7 @@
 #include <ztunnel/proxy.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
+#include <ztunnel/xds.h>
 
 /* The control thread's view of the agent; admin callbacks read it from their thread. */
 struct agent {
@@ -29,6 +31,9 @@ struct agent {
 	struct proxy *px;
 	struct inpod *ip;
 	struct inpod_cni_server *cni;
+	struct inpod_zds_client *zds;	/* istio-cni mode (INPOD_UDS) */
+	struct xds_client *xds;		/* XDS_ADDRESS mode */
+	struct ca_client *ca_client;	/* CA_ADDRESS mode */
 	struct admin *admin;
 	struct stat cfg_stat;		/* of LOCAL_XDS_PATH when last loaded */
 	int ready;			/* atomic */
@@ -37,6 +42,8 @@ struct agent {
 
 static struct state_snapshot *load_state(const struct config *cfg, char *err, size_t len)
 {
+	if (cfg->xds_address)
+		return state_snapshot_new();	/* filled by the xDS client */
 	if (cfg->local_xds_path)
 		return localcfg_load_file(cfg->local_xds_path, err, len);
 	if (cfg->local_xds)
@@ -61,7 +68,7 @@ static void maybe_reload(struct agent *a, bool force)
 	struct state_snapshot *snap;
 	char err[512];
 
-	if (!a->cfg.local_xds_path || stat(a->cfg.local_xds_path, &st) < 0)
+	if (a->cfg.xds_address || !a->cfg.local_xds_path || stat(a->cfg.local_xds_path, &st) < 0)
 		return;
 	if (!force && st.st_mtim.tv_sec == a->cfg_stat.st_mtim.tv_sec &&
 	    st.st_mtim.tv_nsec == a->cfg_stat.st_mtim.tv_nsec && st.st_size == a->cfg_stat.st_size &&
@@ -89,6 +96,28 @@ static struct tls_ca *load_ca(const struct config *cfg)
 	if (!ca)
 		fprintf(stderr, "ztunnel: cannot load the signing CA: %s\n", err);
 	return ca;
+}
+
+/* Certificate sources for the pods' identities: the signing CA given by files, or Istio's CA. */
+static struct tls_cert *issue_local(void *ctx, const char *id, unsigned ttl, X509 **root,
+				   char *err, size_t len)
+{
+	struct agent *a = ctx;
+	struct tls_cert *cert = tls_ca_issue(a->ca, id, ttl);
+
+	if (!cert) {
+		snprintf(err, len, "cannot issue a certificate for %s: %s", id, strerror(errno));
+		return NULL;
+	}
+	X509_up_ref(a->ca->cert);
+	*root = a->ca->cert;
+	return cert;
+}
+
+static struct tls_cert *issue_remote(void *ctx, const char *id, unsigned ttl, X509 **root,
+				     char *err, size_t len)
+{
+	return ca_client_issue(((struct agent *)ctx)->ca_client, id, root, err, len);
 }
 
 static int signal_fd(void)
@@ -124,7 +153,11 @@ static void dump_config(void *ctx, FILE *out)
 
 static bool is_ready(void *ctx)
 {
-	return __atomic_load_n(&((struct agent *)ctx)->ready, __ATOMIC_ACQUIRE);
+	struct agent *a = ctx;
+
+	return __atomic_load_n(&a->ready, __ATOMIC_ACQUIRE) &&
+	       (!a->xds || xds_client_synced(a->xds)) &&
+	       (!a->zds || inpod_zds_client_synced(a->zds));
 }
 
 static void request_drain(void *ctx)
@@ -158,12 +191,14 @@ static void control_loop(struct agent *a, int sfd)
 	struct pollfd fds[64];
 
 	for (;;) {
-		int n = inpod_cni_pollfds(a->cni, fds, 63);
+		int timeout = 200, n = inpod_cni_pollfds(a->cni, fds, 60), z = 0;
 
-		fds[n] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		if (poll(fds, (nfds_t)n + 1, 200) < 0 && errno != EINTR)
+		if (a->zds)
+			z = inpod_zds_client_pollfds(a->zds, fds + n, 2, &timeout);
+		fds[n + z] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		if (poll(fds, (nfds_t)(n + z) + 1, timeout < 200 ? timeout : 200) < 0 && errno != EINTR)
 			break;
-		if (fds[n].revents & POLLIN) {
+		if (fds[n + z].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
 			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
@@ -178,6 +213,9 @@ static void control_loop(struct agent *a, int sfd)
 			break;
 		}
 		inpod_cni_handle(a->cni, fds, n);
+		if (a->zds)
+			inpod_zds_client_handle(a->zds, fds + n, z);
+		inpod_rotate(a->ip);
 		maybe_reload(a, false);
 	}
 	drain(a);
@@ -205,7 +243,8 @@ static int start_serving(struct agent *a)
 	if (!a->px)
 		return -1;
 	a->ip = inpod_new(&(struct inpod_config){
-		.px = a->px, .store = a->store, .ca = a->ca, .cert_ttl = a->cfg.secret_ttl,
+		.px = a->px, .store = a->store, .cert_ttl = a->cfg.secret_ttl,
+		.issue = a->ca_client ? issue_remote : issue_local, .issue_ctx = a,
 		.state_dir = a->cfg.state_dir, .metrics = a->metrics,
 		.install_rules = strcmp(a->cfg.redirect_mode, "none") != 0 });
 	if (!a->ip)
@@ -216,7 +255,14 @@ static int start_serving(struct agent *a)
 			ac.metrics_port, ac.ready_port, strerror(errno));
 		return -1;
 	}
-	inpod_restore(a->ip);
+	if (a->cfg.inpod_uds) {
+		/* istio-cni owns the truth: it replays its snapshot on every connection */
+		a->zds = inpod_zds_client_new(a->ip, a->cfg.inpod_uds);
+		if (!a->zds)
+			return -1;
+	} else {
+		inpod_restore(a->ip);
+	}
 	lfd = inpod_cni_listen(a->cfg.cni_socket);
 	if (lfd < 0) {
 		fprintf(stderr, "ztunnel: cannot listen on %s: %s\n", a->cfg.cni_socket,
@@ -236,6 +282,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && tls_tool_handles(argv[1]))
 		return tls_tool_main(argc - 1, argv + 1);
+	if (argc > 1 && ca_tool_handles(argv[1]))
+		return ca_tool_main(argc - 1, argv + 1);
 	if (argc > 1)
 		return usage();
 	if (config_from_env(&a.cfg, err, sizeof(err)) < 0) {
@@ -252,12 +300,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ztunnel: invalid configuration: %s\n", err);
 		return 1;
 	}
-	a.ca = load_ca(&a.cfg);
+	if (a.cfg.ca_address)
+		a.ca_client = ca_client_new(&(struct ca_client_config){
+			.address = a.cfg.ca_address, .root_ca_path = a.cfg.ca_root_ca,
+			.token_path = a.cfg.auth_token, .cluster_id = a.cfg.cluster_id,
+			.ttl_seconds = a.cfg.secret_ttl, .timeout_ms = 10000 });
+	else
+		a.ca = load_ca(&a.cfg);
 	a.store = state_store_new();
 	a.metrics = metrics_new();
-	if (!a.ca || !a.store || !a.metrics || inpod_netns_init() < 0)
+	if ((!a.ca && !a.ca_client) || !a.store || !a.metrics || inpod_netns_init() < 0)
 		return 1;
 	publish(&a, snap);
+	if (a.cfg.xds_address) {
+		a.xds = xds_client_start(&(struct xds_config){
+			.address = a.cfg.xds_address, .root_ca_path = a.cfg.xds_root_ca,
+			.token_path = a.cfg.auth_token, .cluster_id = a.cfg.cluster_id,
+			.node_name = a.cfg.node_name, .pod_name = a.cfg.pod_name,
+			.pod_namespace = a.cfg.pod_namespace, .instance_ip = a.cfg.instance_ip,
+			.cluster_domain = a.cfg.cluster_domain }, a.store);
+		if (!a.xds) {
+			fprintf(stderr, "ztunnel: cannot start the xDS client: %s\n", strerror(errno));
+			return 1;
+		}
+	}
 	if (start_serving(&a) < 0)
 		return 1;
 	__atomic_store_n(&a.ready, 1, __ATOMIC_RELEASE);
@@ -268,6 +334,7 @@ int main(int argc, char **argv)
 	inpod_cni_server_free(&a.cni);
 	unlink(a.cfg.cni_socket);
 	admin_stop(&a.admin);
+	xds_client_stop(&a.xds);
 	proxy_free(&a.px);
 	log_info("stopped", NULL);
 	return 0;

@@ -13,6 +13,8 @@
 #include <ztunnel/log.h>
 #include <ztunnel/zds.h>
 
+#include "inpod_private.h"
+
 #define MAX_CLIENTS 32
 
 struct inpod_cni_server {
@@ -105,13 +107,10 @@ int inpod_cni_pollfds(struct inpod_cni_server *s, struct pollfd *fds, int max)
 
 static void send_ack(int fd, const char *error)
 {
-	uint8_t buf[600];
-	int len = zds_encode_ack(error, buf, sizeof(buf));
+	int ret = zds_io_send_ack(fd, error);
 
-	if (len < 0)
-		len = zds_encode_ack("agent error too long to report", buf, sizeof(buf));
-	if (len > 0 && send(fd, buf, (size_t)len, MSG_NOSIGNAL) < 0)
-		log_warn("cannot answer the CNI plugin", "error=\"%s\"", strerror(errno));
+	if (ret < 0)
+		log_warn("cannot answer the CNI plugin", "error=\"%s\"", strerror(-ret));
 }
 
 static void accept_client(struct inpod_cni_server *s)
@@ -132,42 +131,6 @@ static void accept_client(struct inpod_cni_server *s)
 
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	s->clients[i] = fd;
-}
-
-/* Reads one message; fds received beyond the first are closed. Returns length, 0 at EOF. */
-static ssize_t recv_message(int fd, uint8_t *buf, size_t cap, int *netns_fd)
-{
-	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	struct iovec iov = { .iov_base = buf, .iov_len = cap };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			      .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-	ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-	*netns_fd = -1;
-	if (n < 0)
-		return -errno;
-	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int fds[4];
-
-		memcpy(fds, CMSG_DATA(c), nfd * sizeof(int));
-		for (size_t i = 0; i < nfd; i++) {
-			if (*netns_fd < 0)
-				*netns_fd = fds[i];
-			else
-				close(fds[i]);
-		}
-	}
-	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		if (*netns_fd >= 0)
-			close(*netns_fd);
-		*netns_fd = -1;
-		return -EMSGSIZE;
-	}
-	return n;
 }
 
 static void handle_request(struct inpod_cni_server *s, int fd, const struct zds_request *req,
@@ -209,7 +172,7 @@ static void serve_client(struct inpod_cni_server *s, int slot)
 	uint8_t buf[ZDS_MAX_MESSAGE];
 	struct zds_request req;
 	int fd = s->clients[slot], netns_fd, ret;
-	ssize_t n = recv_message(fd, buf, sizeof(buf), &netns_fd);
+	ssize_t n = zds_io_recv(fd, buf, sizeof(buf), &netns_fd, NULL);
 
 	if (n == -EAGAIN)
 		return;

@@ -1,4 +1,4 @@
-/* inpod pods: enrolling and removing pods, their certificates, and remembering them on disk. */
+/* inpod pods: enrolling and removing pods, and remembering them on disk. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,27 +15,8 @@
 #include <ztunnel/log.h>
 #include <ztunnel/redirect.h>
 
-/* A certificate and its TLS contexts, shared by the pods of one identity. */
-struct identity_ctx {
-	char identity[TLS_SPIFFE_MAX];
-	time_t not_after;
-	SSL_CTX *server, *client;	/* owned references */
-	struct identity_ctx *next;
-};
-
-struct enrolled {
-	struct proxy_pod *pod;		/* reference */
-	struct enrolled *next;
-};
-
-/* The control thread changes the lists under lock; the admin thread reads them under it. */
-struct inpod {
-	struct inpod_config cfg;
-	pthread_mutex_t lock;
-	struct enrolled *pods;
-	struct identity_ctx *ids;
-	unsigned n;
-};
+#include "inpod_private.h"
+#include "pods-int.h"
 
 struct inpod *inpod_new(const struct inpod_config *cfg)
 {
@@ -58,7 +39,7 @@ unsigned inpod_count(struct inpod *ip)
 	return n;
 }
 
-static void update_gauges(struct inpod *ip)
+void inpod_update_gauges(struct inpod *ip)
 {
 	time_t earliest = 0;
 
@@ -77,19 +58,8 @@ void inpod_dump_json(struct inpod *ip, FILE *out)
 	bool first = true;
 
 	pthread_mutex_lock(&ip->lock);
-	fputs("\"certificates\":[", out);
-	for (struct identity_ctx *ic = ip->ids; ic; ic = ic->next, first = false) {
-		struct tm tm;
-		char when[40];
-
-		gmtime_r(&ic->not_after, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		fprintf(out, "%s{\"identity\":", first ? "" : ",");
-		state_json_string(out, ic->identity);
-		fprintf(out, ",\"notAfter\":\"%s\",\"expiresInSeconds\":%lld}", when,
-			(long long)(ic->not_after - time(NULL)));
-	}
-	fputs("],\"pods\":[", out);
+	inpod_certs_dump_json(ip, out);
+	fputs(",\"pods\":[", out);
 	first = true;
 	for (struct enrolled *e = ip->pods; e; e = e->next, first = false) {
 		fprintf(out, "%s{\"uid\":", first ? "" : ",");
@@ -119,41 +89,25 @@ void inpod_unlisten_all(struct inpod *ip)
 	pthread_mutex_unlock(&ip->lock);
 }
 
-static struct identity_ctx *identity_get(struct inpod *ip, const char *id, char *err, size_t len)
+void inpod_for_each_pod(struct inpod *ip, void (*fn)(const char *uid, void *arg), void *arg)
 {
-	struct identity_ctx *ic;
-	struct tls_cert *cert;
-
-	for (ic = ip->ids; ic; ic = ic->next)
-		if (strcmp(ic->identity, id) == 0)
-			return ic;
-	cert = tls_ca_issue(ip->cfg.ca, id, ip->cfg.cert_ttl);
-	if (!cert) {
-		snprintf(err, len, "cannot issue a certificate for %s: %s", id, strerror(errno));
-		return NULL;
-	}
-	ic = calloc(1, sizeof(*ic));
-	if (ic) {
-		snprintf(ic->identity, sizeof(ic->identity), "%s", id);
-		ic->not_after = cert->not_after;
-		ic->server = tls_ctx_new(cert, ip->cfg.ca->cert, TLS_SERVER, err, len);
-		ic->client = ic->server ? tls_ctx_new(cert, ip->cfg.ca->cert, TLS_CLIENT, err, len) : NULL;
-	}
-	tls_cert_free(&cert);
-	if (!ic || !ic->client) {
-		if (ic) {
-			SSL_CTX_free(ic->server);
-			free(ic);
-		}
-		return NULL;
-	}
-	log_info("certificate issued", "identity=%s ttl=%us", id, ip->cfg.cert_ttl);
 	pthread_mutex_lock(&ip->lock);
-	ic->next = ip->ids;
-	ip->ids = ic;
-	update_gauges(ip);
+	for (struct enrolled *e = ip->pods; e; e = e->next)
+		fn(e->pod->uid, arg);
 	pthread_mutex_unlock(&ip->lock);
-	return ic;
+}
+
+bool inpod_enrolled_in(struct inpod *ip, const char *uid, int netns_fd)
+{
+	struct stat have, got;
+
+	if (fstat(netns_fd, &got) < 0)
+		return false;
+	for (struct enrolled *e = ip->pods; e; e = e->next)
+		if (strcmp(e->pod->uid, uid) == 0)
+			return fstat(e->pod->netns_fd, &have) == 0 && have.st_dev == got.st_dev &&
+			       have.st_ino == got.st_ino;
+	return false;
 }
 
 static int install_rules(void *arg)
@@ -252,7 +206,7 @@ static void detach(struct inpod *ip, const char *uid);
 
 static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len)
 {
-	struct identity_ctx *ic = identity_get(ip, pod->identity, err, len);
+	struct identity_ctx *ic = inpod_identity_get(ip, pod->identity, err, len);
 	char why[200] = "";
 	int ret;
 
@@ -323,7 +277,7 @@ int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char
 	e->next = ip->pods;
 	ip->pods = e;
 	ip->n++;
-	update_gauges(ip);
+	inpod_update_gauges(ip);
 	pthread_mutex_unlock(&ip->lock);
 	if (ip->cfg.metrics)
 		metrics_pod_started(ip->cfg.metrics);
@@ -352,7 +306,7 @@ static void detach(struct inpod *ip, const char *uid)
 	e = *pp;
 	*pp = e->next;
 	ip->n--;
-	update_gauges(ip);
+	inpod_update_gauges(ip);
 	pthread_mutex_unlock(&ip->lock);
 	proxy_unlisten_pod(ip->cfg.px, e->pod);
 	if (ip->cfg.install_rules && inpod_in_netns(e->pod->netns_fd, remove_rules, why) < 0)
@@ -364,8 +318,11 @@ static void detach(struct inpod *ip, const char *uid)
 
 int inpod_remove(struct inpod *ip, const char *uid)
 {
+	if (!uid_ok(uid))	/* it names files in the state dir */
+		return -EINVAL;
 	detach(ip, uid);
 	forget(ip, uid);
+	inpod_identities_release_unused(ip);
 	return 0;
 }
 
@@ -430,14 +387,7 @@ void inpod_free(struct inpod **ipp)
 		proxy_pod_put(e->pod);
 		free(e);
 	}
-	while (ip->ids) {
-		struct identity_ctx *ic = ip->ids;
-
-		ip->ids = ic->next;
-		SSL_CTX_free(ic->server);
-		SSL_CTX_free(ic->client);
-		free(ic);
-	}
+	inpod_certs_free(ip);
 	free(ip);
 	*ipp = NULL;
 }

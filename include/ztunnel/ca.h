@@ -2,6 +2,7 @@
 #ifndef ZTUNNEL_CA_H
 #define ZTUNNEL_CA_H
 
+#include <stdbool.h>
 #include <ztunnel/tls.h>
 
 struct ca_client_config {
@@ -27,5 +28,17 @@ void ca_client_free(struct ca_client **c);
  */
 struct tls_cert *ca_client_issue(struct ca_client *c, const char *spiffe_id, X509 **root,
 				 char *err, size_t errlen);
+
+/*
+ * The certificate-fetch CLI behind the agent's main(): argv[0] is the subcommand,
+ *   ca-fetch [--root-ca PEM] [--token FILE] [--cluster-id ID] [--ttl SECONDS] [--timeout-ms MS]
+ *            ADDRESS SPIFFE_ID CERT_OUT KEY_OUT ROOT_OUT
+ * One ca_client_issue call; writes the leaf + intermediates, the key (0600) and the root as PEM
+ * and prints one line "identity=... not_before=... not_after=... intermediates=N".
+ * Returns an exit code: 0 done, 1 failed (reason on stderr), 2 usage error.
+ */
+int ca_tool_main(int argc, char **argv);
+/* Whether subcommand is one of ca_tool_main's. */
+bool ca_tool_handles(const char *subcommand);
 
 #endif

@@ -7,14 +7,31 @@
 
 /* gRPC status codes used by callers */
 #define GRPC_OK 0
+#define GRPC_CANCELLED 1
+#define GRPC_UNKNOWN 2
+#define GRPC_INVALID_ARGUMENT 3
+#define GRPC_DEADLINE_EXCEEDED 4
+#define GRPC_NOT_FOUND 5
+#define GRPC_PERMISSION_DENIED 7
+#define GRPC_RESOURCE_EXHAUSTED 8
+#define GRPC_UNIMPLEMENTED 12
+#define GRPC_INTERNAL 13
 #define GRPC_UNAVAILABLE 14
+#define GRPC_UNAUTHENTICATED 16
+
+/* The upper-case name of a gRPC status ("PERMISSION_DENIED"); "UNKNOWN" when out of range. */
+const char *grpc_status_name(int status);
 
 struct grpc_metadata {
 	const char *key;	/* lower case, e.g. "authorization", "clusterid" */
 	const char *value;
 };
 
-/* One HTTP/2 connection. Used by one thread at a time (the control plane's own thread). */
+/*
+ * One HTTP/2 connection. Used by one thread at a time (the control plane's own thread); every
+ * call blocks that thread for at most its timeout. TLS writes may raise SIGPIPE when the server
+ * hangs up: the process must ignore SIGPIPE (the agent does).
+ */
 struct grpc_channel;
 
 /*
@@ -31,7 +48,9 @@ void grpc_channel_close(struct grpc_channel **ch);
 /*
  * A unary call: sends req to path ("/pkg.Service/Method"), waits up to timeout_ms for the reply.
  * Returns the gRPC status (GRPC_OK with *resp malloc'd, owned by the caller), or -errno for a
- * transport failure. err gets grpc-message or the transport reason.
+ * transport failure. err gets grpc-message or the transport reason. A non-200 HTTP reply gives
+ * gRPC's mapped status (403 -> PERMISSION_DENIED, 503 -> UNAVAILABLE, ...); a broken reply
+ * (not application/grpc, truncated, no grpc-status, zero or two messages) gives -EPROTO.
  */
 int grpc_unary(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t len,
 	       uint8_t **resp, size_t *resp_len, int timeout_ms, char *err, size_t errlen);
@@ -46,6 +65,8 @@ int grpc_stream_send(struct grpc_stream *s, const uint8_t *msg, size_t len);
  * Waits up to timeout_ms for the next message. 1: *msg (malloc'd, caller frees) and *len set;
  * 0: nothing within timeout_ms; <0: the stream ended: -ECONNRESET etc., with *status the gRPC
  * status (if trailers came) and the reason in err. Messages over 64 MiB are refused (-EMSGSIZE).
+ * Without trailers *status is GRPC_UNAVAILABLE for a connection failure and GRPC_INTERNAL for a
+ * broken reply (-EPROTO: not HTTP 200, not application/grpc, truncated, no grpc-status).
  */
 int grpc_stream_recv(struct grpc_stream *s, uint8_t **msg, size_t *len, int timeout_ms,
 		     int *status, char *err, size_t errlen);

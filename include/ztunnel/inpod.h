@@ -33,7 +33,11 @@ int inpod_in_netns(int netns_fd, int (*fn)(void *arg), void *arg);
 struct inpod_config {
 	struct proxy *px;		/* borrowed */
 	struct state_store *store;	/* borrowed */
-	struct tls_ca *ca;		/* borrowed */
+	/* issues a certificate for identity (ttl seconds); *root gets the trust anchor (caller
+	 * frees). NULL with a reason in err. The local CA or Istio's CA. */
+	struct tls_cert *(*issue)(void *ctx, const char *identity, unsigned ttl, X509 **root,
+				  char *err, size_t errlen);
+	void *issue_ctx;
 	unsigned cert_ttl;		/* seconds (SECRET_TTL) */
 	const char *state_dir;		/* enrolled pods survive restarts here */
 	bool install_rules;		/* false: redirection is someone else's (istio-cni) */
@@ -46,12 +50,16 @@ struct inpod *inpod_new(const struct inpod_config *cfg);
 void inpod_free(struct inpod **ip);
 /*
  * Enrolls a pod whose netns is netns_fd (owned from now): if its workload (by uid, else
- * namespace/name) is HBONE, installs the capture rules, opens listeners and remembers it in the
- * state dir (persist). A pod not in the mesh is left alone and 0 returned. -errno with a reason
- * in err when enrolling failed (nothing of it is left behind).
+ * namespace/name) is HBONE, installs the capture rules, opens listeners and, unless persisted
+ * (already recorded, or istio-cni mode where istio-cni replays its snapshot), records it in the
+ * state dir. A pod not in the mesh is left alone and 0 returned. -errno with a reason in err
+ * when enrolling failed (nothing of it is left behind).
  */
 int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
-		 int netns_fd, bool persist, char *err, size_t errlen);
+		 int netns_fd, bool persisted, char *err, size_t errlen);
+/* Renews certificates past half their lifetime (retrying with backoff, keeping the valid one);
+ * pods switch to the new contexts for new connections. Cheap when nothing is due. */
+void inpod_rotate(struct inpod *ip);
 /* Removes a pod's rules and listeners and forgets it; unknown uid is fine. */
 int inpod_remove(struct inpod *ip, const char *uid);
 /* Re-enrolls the pods remembered in the state dir (after a restart). Returns how many. */
