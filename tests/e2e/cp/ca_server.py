@@ -6,10 +6,15 @@ URI SAN equals the ImpersonatedIdentity metadata, and logs one line per request.
 Stubs are generated at test time:  --stubs DIR must hold ca_pb2.py / ca_pb2_grpc.py.
 Modes: ok (leaf, root), bundle (leaf+intermediate in one element, root), deny
 (PERMISSION_DENIED), wrong-identity (a leaf for another identity), wrong-key (a leaf for a
-different key), leaf-only (no root in the chain).
+different key), leaf-only (no root in the chain), deny-renew (PERMISSION_DENIED for an
+identity that was already issued a certificate: rotations fail, enrollments succeed).
+--mode-file FILE: when FILE exists, its content (one mode name) overrides --mode for each
+request, so a test can switch the CA's behaviour while it runs. Each certificate handed out is
+logged as "issued identity=... serial=<hex> not_after=<unix>".
 """
 import argparse
 import datetime
+import os
 import ipaddress
 import sys
 import time
@@ -21,6 +26,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 WRONG_ID = "spiffe://cluster.local/ns/evil/sa/mallory"
+MODES = ["ok", "bundle", "deny", "deny-renew", "wrong-identity", "wrong-key", "leaf-only"]
+
+
+def current_mode(args):
+    """--mode, or the content of --mode-file when that file exists and names a mode."""
+    if args.mode_file and os.path.exists(args.mode_file):
+        with open(args.mode_file) as f:
+            m = f.read().strip()
+        if m in MODES:
+            return m
+    return args.mode
 
 
 def load_ca(cert_path, key_path):
@@ -49,6 +65,14 @@ def sign(issuer_cert, issuer_key, public_key, ttl, sans=None, subject=None, ca=F
     return b.sign(issuer_key, hashes.SHA256())
 
 
+def not_after(cert):
+    """Unix time; cryptography < 42 has no not_valid_after_utc (its value is naive UTC)."""
+    t = getattr(cert, "not_valid_after_utc", None)
+    if t is None:
+        t = cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return int(t.timestamp())
+
+
 def pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -58,6 +82,7 @@ def make_servicer(args, ca_cert, ca_key, pb2, pb2_grpc, grpc):
     inter = sign(ca_cert, ca_key, inter_key.public_key(), 86400,
                  subject=x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "inter")]),
                  ca=True)
+    issued_ids = set()
 
     class Servicer(pb2_grpc.IstioCertificateServiceServicer):
         def CreateCertificate(self, request, context):
@@ -81,20 +106,25 @@ def make_servicer(args, ca_cert, ca_key, pb2, pb2_grpc, grpc):
             if imp != uris[0]:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "ImpersonatedIdentity does not match the CSR")
-            if args.mode == "deny":
+            mode = current_mode(args)
+            if mode == "deny" or (mode == "deny-renew" and imp in issued_ids):
+                print(f"denied identity={imp} mode={mode}", flush=True)
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied by test CA: " + imp)
             ident, key, ttl = uris[0], csr.public_key(), request.validity_duration or 3600
-            if args.mode == "wrong-identity":
+            if mode == "wrong-identity":
                 ident = WRONG_ID
-            if args.mode == "wrong-key":
+            if mode == "wrong-key":
                 key = ec.generate_private_key(ec.SECP256R1()).public_key()
             san = [x509.UniformResourceIdentifier(ident)]
-            if args.mode == "bundle":
+            if mode == "bundle":
                 leaf = sign(inter, inter_key, key, ttl, san)
                 chain = [pem(leaf) + pem(inter), pem(ca_cert)]
             else:
                 leaf = sign(ca_cert, ca_key, key, ttl, san)
-                chain = [pem(leaf)] if args.mode == "leaf-only" else [pem(leaf), pem(ca_cert)]
+                chain = [pem(leaf)] if mode == "leaf-only" else [pem(leaf), pem(ca_cert)]
+            issued_ids.add(imp)
+            print(f"issued identity={ident} serial={leaf.serial_number:X} "
+                  f"not_after={not_after(leaf)}", flush=True)
             return pb2.IstioCertificateResponse(cert_chain=chain)
 
     return Servicer()
@@ -109,8 +139,8 @@ def main():
     p.add_argument("--tls", action="store_true", help="serve TLS with a cert for the host")
     p.add_argument("--token", default="")
     p.add_argument("--cluster-id", default="Kubernetes")
-    p.add_argument("--mode", default="ok",
-                   choices=["ok", "bundle", "deny", "wrong-identity", "wrong-key", "leaf-only"])
+    p.add_argument("--mode", default="ok", choices=MODES)
+    p.add_argument("--mode-file", default="", help="a file naming the mode, re-read per request")
     args = p.parse_args()
     sys.path.insert(0, args.stubs)
     import grpc
