@@ -304,7 +304,8 @@ int main(int argc, char **argv)
 		a.ca_client = ca_client_new(&(struct ca_client_config){
 			.address = a.cfg.ca_address, .root_ca_path = a.cfg.ca_root_ca,
 			.token_path = a.cfg.auth_token, .cluster_id = a.cfg.cluster_id,
-			.ttl_seconds = a.cfg.secret_ttl, .timeout_ms = 10000 });
+			/* connect and call each get this: together under the CNI plugin's 10 s */
+			.ttl_seconds = a.cfg.secret_ttl, .timeout_ms = 4000 });
 	else
 		a.ca = load_ca(&a.cfg);
 	a.store = state_store_new();

@@ -29,7 +29,11 @@ static int make_ctxs(struct inpod *ip, const char *id, struct identity_ctx *out,
 	out->server = tls_ctx_new(cert, root, TLS_SERVER, err, len);
 	if (out->server)
 		out->client = tls_ctx_new(cert, root, TLS_CLIENT, err, len);
-	out->not_before = cert->not_before;
+	/*
+	 * Half-life counts from when we got the cert: CAs backdate not_before for clock skew
+	 * (minutes), which made a short-lived cert due at once and rotated it on every tick.
+	 */
+	out->not_before = cert->not_before > time(NULL) ? cert->not_before : time(NULL);
 	out->not_after = cert->not_after;
 	tls_cert_free(&cert);
 	X509_free(root);
