@@ -12,19 +12,12 @@
 static int add_san_request(X509_REQ *req, const char *uri)
 {
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-	GENERAL_NAMES *names = GENERAL_NAMES_new();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+	GENERAL_NAMES *names = tls_uri_san(uri);
 	X509_EXTENSION *ext = NULL;
 	int ret = -ENOMEM;
 
-	if (!exts || !names || !gn || !ia5 || !ASN1_STRING_set(ia5, uri, (int)strlen(uri)))
+	if (!exts || !names)
 		goto out;
-	GENERAL_NAME_set0_value(gn, GEN_URI, ia5);
-	ia5 = NULL;
-	if (!sk_GENERAL_NAME_push(names, gn))
-		goto out;
-	gn = NULL;
 	ext = X509V3_EXT_i2d(NID_subject_alt_name, 1, names);
 	if (!ext || !sk_X509_EXTENSION_push(exts, ext))
 		goto out;
@@ -33,8 +26,6 @@ static int add_san_request(X509_REQ *req, const char *uri)
 out:
 	X509_EXTENSION_free(ext);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	ASN1_IA5STRING_free(ia5);
-	GENERAL_NAME_free(gn);
 	GENERAL_NAMES_free(names);
 	return ret;
 }

@@ -23,28 +23,36 @@ void tls_cert_free(struct tls_cert **cert)
 	*cert = NULL;
 }
 
-/* subjectAltName = exactly one URI; critical because the subject is empty (RFC 5280 4.2.1.6). */
-static int add_uri_san(X509 *x, const char *uri)
+GENERAL_NAMES *tls_uri_san(const char *uri)
 {
 	GENERAL_NAMES *names = GENERAL_NAMES_new();
 	GENERAL_NAME *gn = GENERAL_NAME_new();
 	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
-	int ret = -ENOMEM;
 
-	if (!names || !gn || !ia5)
-		goto out;
-	if (!ASN1_STRING_set(ia5, uri, (int)strlen(uri)))
-		goto out;
+	if (!names || !gn || !ia5 || !ASN1_STRING_set(ia5, uri, (int)strlen(uri)))
+		goto fail;
 	GENERAL_NAME_set0_value(gn, GEN_URI, ia5);
 	ia5 = NULL;
 	if (!sk_GENERAL_NAME_push(names, gn))
-		goto out;
-	gn = NULL;
-	ret = X509_add1_ext_i2d(x, NID_subject_alt_name, names, 1, X509V3_ADD_DEFAULT) == 1 ? 0
-											   : -EIO;
-out:
+		goto fail;
+	return names;
+fail:
 	ASN1_IA5STRING_free(ia5);
 	GENERAL_NAME_free(gn);
+	GENERAL_NAMES_free(names);
+	return NULL;
+}
+
+/* subjectAltName = exactly one URI; critical because the subject is empty (RFC 5280 4.2.1.6). */
+static int add_uri_san(X509 *x, const char *uri)
+{
+	GENERAL_NAMES *names = tls_uri_san(uri);
+	int ret;
+
+	if (!names)
+		return -ENOMEM;
+	ret = X509_add1_ext_i2d(x, NID_subject_alt_name, names, 1, X509V3_ADD_DEFAULT) == 1 ? 0
+											   : -EIO;
 	GENERAL_NAMES_free(names);
 	return ret;
 }

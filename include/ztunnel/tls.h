@@ -4,6 +4,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -85,6 +86,10 @@ struct tls_spiffe {
 int tls_spiffe_parse(const char *id, struct tls_spiffe *out);
 /* Formats "spiffe://td/ns/ns/sa/sa" into buf; empty td = cluster.local, empty sa = default. */
 const char *tls_spiffe_format(const char *td, const char *ns, const char *sa, char *buf, size_t len);
+
+/* A subjectAltName value holding exactly the URI uri (caller frees with GENERAL_NAMES_free);
+ * NULL on allocation failure. For certificates and certificate requests alike. */
+GENERAL_NAMES *tls_uri_san(const char *uri);
 
 /* A human-readable reason for the last OpenSSL error on this thread ("" if none); clears it. */
 const char *tls_last_error(char *buf, size_t len);

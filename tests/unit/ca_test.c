@@ -16,17 +16,7 @@
 #include "ca.pb-c.c"
 #include "google_struct.pb-c.c"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			failures++;                                               \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
-			printf(__VA_ARGS__);                                      \
-			printf("\n");                                             \
-		}                                                                 \
-	} while (0)
+#include "check.h"
 
 #define ID "spiffe://cluster.local/ns/default/sa/app"
 

@@ -14,17 +14,7 @@
 #include "../../agent/localcfg/policy.c"
 #include "../../agent/localcfg/localcfg.c"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 #define STREQ(got, want) CHECK((got) && strcmp((got), (want)) == 0, "%s = \"%s\", want \"%s\"", \
 			       #got, (got) ? (got) : "(null)", (want))

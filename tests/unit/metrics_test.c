@@ -8,17 +8,7 @@
 #include "../../agent/metrics/registry.c"
 #include "../../agent/metrics/render.c"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 /* Renders m into a malloc'd string (NULL on failure). */
 static char *render(struct metrics *m)

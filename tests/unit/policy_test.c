@@ -15,17 +15,7 @@
 #include "../../agent/policy/peerauth.c"
 #include "../../agent/policy/check.c"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 /* server lists default/sel and other/xsel; web and db list nothing. */
 static const char base_yaml[] =

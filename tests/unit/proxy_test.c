@@ -8,10 +8,7 @@
 #include <ztunnel/hbone.h>
 #include <ztunnel/proxy.h>
 
-static int failures;
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-	printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "check.h"
 
 static void base_target(struct hbone_target *t)
 {

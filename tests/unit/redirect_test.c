@@ -28,17 +28,7 @@
 #define OUT_MAX 65536
 #define SKIP_STATUS 77
 
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			failures++;                                        \
-			printf("FAIL redirect_test:%d: ", __LINE__);       \
-			printf(__VA_ARGS__);                               \
-			printf("\n");                                      \
-		}                                                          \
-	} while (0)
+#include "check.h"
 
 /* Runs a shell command in the current netns; its output goes to out. Returns its exit code. */
 static int run(char *out, size_t outlen, const char *fmt, ...)

@@ -13,17 +13,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			failures++;                                               \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
-			printf(__VA_ARGS__);                                      \
-			printf("\n");                                             \
-		}                                                                 \
-	} while (0)
+#include "check.h"
 
 static char tmpdir[] = "/tmp/tls_test.XXXXXX";
 

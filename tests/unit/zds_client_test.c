@@ -10,17 +10,7 @@
 #include "../../agent/inpod/zds_io.c"
 #include "../../agent/inpod/zds_client.c"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 /* ---- a fake pod registry in place of pods.c ---- */
 

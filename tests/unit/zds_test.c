@@ -5,17 +5,7 @@
 
 #include "../../agent/inpod/zds.c"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			failures++;                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 static void check_bytes(const char *what, const uint8_t *got, int got_len, const uint8_t *want,
 			size_t want_len)
