@@ -178,11 +178,8 @@ int localcfg_portmap(struct lc_ctx *c, yaml_node_t *node, struct state_port **ou
 	uint64_t seen[65536 / 64] = { 0 };
 	size_t count;
 
-	if (localcfg_is_null(node))
-		return 0;
-	if (localcfg_want(c, node, YAML_MAPPING_NODE))
+	if (localcfg_map_len(c, node, &count))
 		return -EINVAL;
-	count = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
 	if (!count)
 		return 0;
 	*out = calloc(count, sizeof(**out));

@@ -53,11 +53,8 @@ static int f_workload_services(struct lc_ctx *c, yaml_node_t *v, void *obj,
 	struct state_workload *w = obj;
 	size_t count;
 
-	if (localcfg_is_null(v))
-		return 0;
-	if (localcfg_want(c, v, YAML_MAPPING_NODE))
+	if (localcfg_map_len(c, v, &count))
 		return -EINVAL;
-	count = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
 	if (!count)
 		return 0;
 	w->services = calloc(count, sizeof(*w->services));

@@ -68,6 +68,8 @@ yaml_node_t *localcfg_map_get(struct lc_ctx *c, const yaml_node_t *map, const ch
 /* Fills obj from mapping node by table; unknown and repeated keys are errors. */
 int localcfg_fields(struct lc_ctx *c, yaml_node_t *node, const struct lc_field *table,
 		    size_t n, void *obj, const char *what);
+/* Number of pairs of a mapping (0 for a null value); -EINVAL if node is not a mapping. */
+int localcfg_map_len(struct lc_ctx *c, yaml_node_t *node, size_t *n);
 /* Number of items of a sequence (0 for a null value); -EINVAL if node is not a sequence. */
 int localcfg_seq_len(struct lc_ctx *c, yaml_node_t *node, size_t *n);
 /* Parses each item of sequence node into base[i] (elem bytes each). */

@@ -214,11 +214,8 @@ static int f_match_labels(struct lc_ctx *c, yaml_node_t *v, void *obj, const str
 	struct state_peer_auth *pa = obj;
 	size_t count;
 
-	if (localcfg_is_null(v))
-		return 0;
-	if (localcfg_want(c, v, YAML_MAPPING_NODE))
+	if (localcfg_map_len(c, v, &count))
 		return -EINVAL;
-	count = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
 	if (!count)
 		return 0;
 	pa->selector_keys = calloc(count, sizeof(char *));

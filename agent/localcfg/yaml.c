@@ -217,6 +217,17 @@ int localcfg_fields(struct lc_ctx *c, yaml_node_t *node, const struct lc_field *
 	return 0;
 }
 
+int localcfg_map_len(struct lc_ctx *c, yaml_node_t *node, size_t *n)
+{
+	*n = 0;
+	if (localcfg_is_null(node))
+		return 0;
+	if (node->type != YAML_MAPPING_NODE)
+		return localcfg_want(c, node, YAML_MAPPING_NODE);
+	*n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+	return 0;
+}
+
 int localcfg_seq_len(struct lc_ctx *c, yaml_node_t *node, size_t *n)
 {
 	*n = 0;
