@@ -269,6 +269,24 @@ tb_wait_log() { tb_poll "${3:-10}" grep -Eq -- "$2" "$1"; }
 # tb_count FILE PATTERN: number of lines of FILE matching the ERE PATTERN.
 tb_count() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
 
+# tb_more_lines FILE ERE N: FILE has more than N lines matching ERE (a condition for tb_poll).
+tb_more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
+
+# tb_reload_config WHAT FILE: standard input replaces FILE atomically (a rename: no agent reads
+# half a file), then waits (5 s) until the agents of node1 and node2 both logged a new
+# "configuration loaded". Feed it with < <(generator), not a pipe, so that tb_fail ends the test.
+tb_reload_config() {
+	local what=$1 file=$2 n1 n2 pat='msg="configuration loaded"'
+	local l1=$TBDIR/agent-node1.log l2=$TBDIR/agent-node2.log
+	n1=$(tb_count "$l1" "$pat"); n2=$(tb_count "$l2" "$pat")
+	cat >"$file.tmp" && mv -f "$file.tmp" "$file" || tb_fail "writing $file"
+	tb_poll 5 tb_more_lines "$l1" "$pat" "$n1" ||
+		tb_fail "config '$what': node1 did not log $pat within 5 s of the file change"
+	tb_poll 5 tb_more_lines "$l2" "$pat" "$n2" ||
+		tb_fail "config '$what': node2 did not log $pat within 5 s of the file change"
+	tb_log "config '$what' loaded by both agents"
+}
+
 # tb_cert NAME SPIFFE_ID [CA_NAME]: issue $TBDIR/NAME.pem/.key from $TBDIR/CA_NAME.pem (ca).
 tb_cert() {
 	local ca=${3:-ca}

@@ -25,7 +25,6 @@ expect_code() {	# WHAT WANT NODE METHOD URL
 		tb_fail "$1: $4 $5 on $3: HTTP $code, want $2 ($(cat "$TBDIR/resp.err" "$TBDIR/resp" 2>/dev/null | head -c 300))"
 	tb_log "ok: $1: $4 $5 on $3 -> $code"
 }
-more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
 
 tb_node node1 1
 tb_node node2 2
@@ -155,7 +154,7 @@ traffic() {	# TAG: run it, wait for node1's access log of it
 		>"$TBDIR/t.out" 2>"$TBDIR/t.err" || tb_fail "HBONE request ($1): $(cat "$TBDIR/t.err")"
 	grep -q server=client "$TBDIR/t.out" || tb_fail "HBONE request ($1): $(cat "$TBDIR/t.out")"
 	tb_curl client "http://10.201.2.2:8080/$1" >/dev/null || tb_fail "mesh request ($1)"
-	tb_poll 5 more_lines "$L1" "$CC" $((n + 1)) || tb_fail "node1 did not log the traffic ($1)"
+	tb_poll 5 tb_more_lines "$L1" "$CC" $((n + 1)) || tb_fail "node1 did not log the traffic ($1)"
 }
 expect_code "set level info" 200 node1 POST 'http://127.0.0.1:15000/logging?level=info'
 expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'
@@ -163,7 +162,7 @@ grep -qw info "$TBDIR/resp" || tb_fail "GET /logging after level=info: $(cat "$T
 nd=$(tb_count "$L1" 'level=debug')
 traffic at-info
 # absence of debug lines: give the agent a bounded second to (wrongly) write one
-if tb_poll 1 more_lines "$L1" 'level=debug' "$nd"; then
+if tb_poll 1 tb_more_lines "$L1" 'level=debug' "$nd"; then
 	tb_fail "level=info, yet node1 logged: $(grep 'level=debug' "$L1" | tail -1)"
 fi
 tb_log "ok: at level info the traffic logs no debug lines"
@@ -171,7 +170,7 @@ expect_code "set level debug" 200 node1 POST 'http://127.0.0.1:15000/logging?lev
 expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'
 grep -qw debug "$TBDIR/resp" || tb_fail "GET /logging after level=debug: $(cat "$TBDIR/resp")"
 traffic at-debug
-tb_poll 5 more_lines "$L1" 'level=debug' "$nd" || tb_fail "level=debug, but the traffic logged no debug line"
+tb_poll 5 tb_more_lines "$L1" 'level=debug' "$nd" || tb_fail "level=debug, but the traffic logged no debug line"
 tb_log "ok: at level debug the same traffic logs: $(grep 'level=debug' "$L1" | tail -1)"
 expect_code "bad level" 400 node1 POST 'http://127.0.0.1:15000/logging?level=verbose'
 expect_code "read level" 200 node1 GET 'http://127.0.0.1:15000/logging'

@@ -10,24 +10,11 @@ tb_init
 BASE=$TB_TESTDATA/policy-mesh.yaml
 CFG=$TBDIR/cfg.yaml
 L2=$TBDIR/agent-node2.log
-LOADED='msg="configuration loaded"'
 CC='msg="connection complete"'
 
-write_cfg() {	# PEER_AUTHENTICATIONS_YAML
-	{ cat "$BASE"; printf '%s\n' "$1"; } >"$CFG.tmp" && mv -f "$CFG.tmp" "$CFG" ||
-		tb_fail "writing $CFG"
-}
-more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
-apply_config() {	# WHAT YAML: write, wait (5 s) for both agents to log the reload
-	local n1 n2
-	n1=$(tb_count "$TBDIR/agent-node1.log" "$LOADED"); n2=$(tb_count "$L2" "$LOADED")
-	write_cfg "$2"
-	tb_poll 5 more_lines "$TBDIR/agent-node1.log" "$LOADED" "$n1" ||
-		tb_fail "config '$1': node1 did not log $LOADED within 5 s of the file change"
-	tb_poll 5 more_lines "$L2" "$LOADED" "$n2" ||
-		tb_fail "config '$1': node2 did not log $LOADED within 5 s of the file change"
-	tb_log "config '$1' loaded by both agents"
-}
+gen_cfg() { cat "$BASE"; printf '%s\n' "$1"; }	# PEER_AUTHENTICATIONS_YAML
+# apply_config WHAT YAML: the new config, once both agents reloaded it.
+apply_config() { tb_reload_config "$1" "$CFG" < <(gen_cfg "$2"); }
 re() { printf '%s' "${1//./\\.}"; }
 
 # allowed CASE POD SERVER: the request reaches SERVER's app, which sees POD's own address, and
@@ -40,7 +27,7 @@ allowed() {
 		tb_fail "$what: $pod -> $srv refused: $out"
 	[[ "$out" == *"server=$srv"$'\n'* && "$out" == *"peer=${TB_POD_IP[$pod]}:"* ]] ||
 		tb_fail "$what: $pod -> $srv: unexpected reply '$out'"
-	tb_poll 5 more_lines "$L2" "$pat" "$n" ||
+	tb_poll 5 tb_more_lines "$L2" "$pat" "$n" ||
 		tb_fail "$what: $pod -> $srv answered, but node2 did not log the inbound connection"
 	! grep -E "$pat" "$L2" | tail -1 | grep -Eq 'error=("[^"-]|[^" -])' ||
 		tb_fail "$what: node2 logged an error for an allowed connection: $(grep -E "$pat" "$L2" | tail -1)"
@@ -65,7 +52,7 @@ refused() {
 	*) tb_fail "$what: $pod -> $srv: curl rc $rc ($out), want 7/55/56 (reset) or 52 (empty reply)" ;;
 	esac
 	[ "$took" -lt 3000 ] || tb_fail "$what: the refusal took ${took} ms"
-	tb_poll 5 more_lines "$L2" "$pat" "$n" ||
+	tb_poll 5 tb_more_lines "$L2" "$pat" "$n" ||
 		tb_fail "$what: node2 did not log the refused connection from $pod with an error"
 	[ "$(grep -c "served ${TB_POD_IP[$pod]}:" "$TBDIR/whoami-$srv.log")" -eq "$s" ] ||
 		tb_fail "$what: the app on $srv served the refused plaintext connection"
@@ -80,7 +67,7 @@ tb_pod node1 client 10.201.1.2
 tb_pod node1 plain1 10.201.1.9
 tb_pod node2 server 10.201.2.2
 tb_pod node2 server2 10.201.2.4
-write_cfg ""
+gen_cfg "" >"$CFG"
 tb_agent node1 "$CFG"
 tb_agent node2 "$CFG"
 tb_enroll node1 client default client

@@ -11,31 +11,18 @@ BASE=$TB_TESTDATA/policy-mesh.yaml
 CFG=$TBDIR/cfg.yaml
 L1=$TBDIR/agent-node1.log
 L2=$TBDIR/agent-node2.log
-LOADED='msg="configuration loaded"'
 CC='msg="connection complete"'
 SA=cluster.local/ns/default/sa
 
-# write_cfg AUTHZ POLICIES: the base mesh, AUTHZ as the server's authorizationPolicies (if not
-# empty), then POLICIES (YAML text); replaced atomically (rename) so no agent reads half a file.
-write_cfg() {
-	{
-		cat "$BASE"
-		[ -z "$1" ] || printf '  authorizationPolicies: [%s]\n' "$1"
-		printf '%s\n' "$2"
-	} >"$CFG.tmp" && mv -f "$CFG.tmp" "$CFG" || tb_fail "writing $CFG"
+# gen_cfg AUTHZ POLICIES: the base mesh, AUTHZ as the server's authorizationPolicies (if not
+# empty), then POLICIES (YAML text).
+gen_cfg() {
+	cat "$BASE"
+	[ -z "$1" ] || printf '  authorizationPolicies: [%s]\n' "$1"
+	printf '%s\n' "$2"
 }
-more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
-# apply_config WHAT AUTHZ POLICIES: write the config, wait (5 s) until both agents reloaded it.
-apply_config() {
-	local n1 n2
-	n1=$(tb_count "$L1" "$LOADED"); n2=$(tb_count "$L2" "$LOADED")
-	write_cfg "$2" "$3"
-	tb_poll 5 more_lines "$L1" "$LOADED" "$n1" ||
-		tb_fail "config '$1': node1 did not log $LOADED within 5 s of the file change"
-	tb_poll 5 more_lines "$L2" "$LOADED" "$n2" ||
-		tb_fail "config '$1': node2 did not log $LOADED within 5 s of the file change"
-	tb_log "config '$1' loaded by both agents"
-}
+# apply_config WHAT AUTHZ POLICIES: the new config, once both agents reloaded it.
+apply_config() { tb_reload_config "$1" "$CFG" < <(gen_cfg "$2" "$3"); }
 served() { grep -c "served ${TB_POD_IP[$1]}:" "$TBDIR/whoami-server.log"; }
 re() { printf '%s' "${1//./\\.}"; }
 
@@ -68,7 +55,7 @@ expect_denied() {
 	*) tb_fail "$what: $pod -> $dst: curl rc $rc ($out), want 7/55/56 (reset) or 52 (empty reply)" ;;
 	esac
 	[ "$took" -lt 3000 ] || tb_fail "$what: the refusal took ${took} ms"
-	tb_poll 5 more_lines "$L2" "$pat" "$n" ||
+	tb_poll 5 tb_more_lines "$L2" "$pat" "$n" ||
 		tb_fail "$what: node2 did not log a denial matching: $pat"
 	[ "$(served "$pod")" -eq "$s" ] || tb_fail "$what: the app served the denied connection"
 	tb_log "ok: $what: $pod -> $dst denied in ${took} ms (curl rc $rc); node2:" \
@@ -84,7 +71,7 @@ tb_pod node1 foreign 10.201.1.5
 tb_pod node2 client2 10.201.2.3
 tb_pod node2 server 10.201.2.2
 tb_pod node2 plain 10.201.2.9
-write_cfg "" ""
+gen_cfg "" "" >"$CFG"
 tb_agent node1 "$CFG"
 tb_agent node2 "$CFG"
 tb_enroll node1 client default client

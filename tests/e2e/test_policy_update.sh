@@ -16,21 +16,8 @@ LOADED='msg="configuration loaded"'
 CC='msg="connection complete"'
 PORT=7000
 
-write_cfg() {	# POLICIES_YAML (atomic replace)
-	{ cat "$BASE"; printf '%s\n' "$1"; } >"$CFG.tmp" && mv -f "$CFG.tmp" "$CFG" ||
-		tb_fail "writing $CFG"
-}
-more_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
-apply_config() {	# WHAT YAML
-	local n1 n2
-	n1=$(tb_count "$L1" "$LOADED"); n2=$(tb_count "$L2" "$LOADED")
-	write_cfg "$2"
-	tb_poll 5 more_lines "$L1" "$LOADED" "$n1" ||
-		tb_fail "config '$1': node1 did not log $LOADED within 5 s of the file change"
-	tb_poll 5 more_lines "$L2" "$LOADED" "$n2" ||
-		tb_fail "config '$1': node2 did not log $LOADED within 5 s of the file change"
-	tb_log "config '$1' loaded by both agents"
-}
+gen_cfg() { cat "$BASE"; printf '%s\n' "$1"; }	# POLICIES_YAML
+apply_config() { tb_reload_config "$1" "$CFG" < <(gen_cfg "$2"); }	# WHAT YAML
 
 echoes() { grep -c '^echo ' "$1"; }
 # unix_ms LINE: the "<seconds>.<ms>" third field of a longconn.py line, in milliseconds
@@ -43,7 +30,7 @@ tb_link node1 node2
 tb_pod node1 client 10.201.1.2
 tb_pod node1 other 10.201.1.4
 tb_pod node2 server 10.201.2.2
-write_cfg ""
+gen_cfg "" >"$CFG"
 tb_agent node1 "$CFG"
 tb_agent node2 "$CFG"
 tb_enroll node1 client default client
@@ -80,7 +67,7 @@ tb_log "client's connection: '$line', ${took} ms after the file change"
 tb_wait_pid "$A" 5 || tb_fail "client's long connection process still running"
 [ "$TB_WAIT_RC" -eq 3 ] || tb_fail "client's long connection exit $TB_WAIT_RC, want 3 (closed)"
 tb_log "ok: the now-denied open connection was closed by the agent ${took} ms after the change"
-tb_poll 5 more_lines "$L2" "$CC.*src\\.addr=10\\.201\\.1\\.2:[0-9]+ .*error=\"" "$n_err" ||
+tb_poll 5 tb_more_lines "$L2" "$CC.*src\\.addr=10\\.201\\.1\\.2:[0-9]+ .*error=\"" "$n_err" ||
 	tb_fail "node2 did not log the closed connection from client with an error"
 tb_log "ok: node2: $(grep -E "$CC.*src\\.addr=10\\.201\\.1\\.2:" "$L2" | tail -1 | grep -Eo 'error="[^"]*"')"
 
@@ -104,7 +91,7 @@ client_refused() {
 	[ $rc -eq 3 ] || [ $rc -eq 2 ] ||
 		tb_fail "$1: new connection from client: exit $rc, want a reset: $(cat "$TBDIR/new-client.out")"
 	! grep -q '^echo' "$TBDIR/new-client.out" || tb_fail "$1: new connection from client got an echo"
-	tb_poll 5 more_lines "$L2" "$pat" "$n" || tb_fail "$1: node2 did not log the new connection as denied"
+	tb_poll 5 tb_more_lines "$L2" "$pat" "$n" || tb_fail "$1: node2 did not log the new connection as denied"
 	tb_log "ok: $1: a new connection from client is refused: $(tail -1 "$TBDIR/new-client.out")"
 }
 client_refused "after the change"
@@ -116,7 +103,7 @@ n2=$(tb_count "$L2" "$LOADED")
 n_bad=$(tb_count "$L2" 'cfg\.yaml:[0-9]+:[0-9]+')
 printf '%s\n' 'policies:' '- name: broken' '   namespace: default' '  action: Allow' \
 	>"$CFG.tmp" && mv -f "$CFG.tmp" "$CFG"
-tb_poll 5 more_lines "$L2" 'cfg\.yaml:[0-9]+:[0-9]+' "$n_bad" ||
+tb_poll 5 tb_more_lines "$L2" 'cfg\.yaml:[0-9]+:[0-9]+' "$n_bad" ||
 	tb_fail "node2 did not log the error in the malformed file (file:line:col)"
 tb_log "ok: node2 rejected the malformed file: $(grep -E 'cfg\.yaml:[0-9]+:[0-9]+' "$L2" | tail -1)"
 kill -0 "$(tb_agent_pid node2)" 2>/dev/null || tb_fail "node2's agent exited on a malformed reload"
