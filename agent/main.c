@@ -217,6 +217,7 @@ static void control_loop(struct agent *a, int sfd)
 			inpod_zds_client_handle(a->zds, fds + n, z);
 		inpod_rotate(a->ip);
 		maybe_reload(a, false);
+		inpod_retry_pending(a->ip);
 	}
 	drain(a);
 }
@@ -227,6 +228,22 @@ static int usage(void)
 			"       ztunnel ca-init CERT KEY [TRUST_DOMAIN]\n"
 			"       ztunnel cert-issue CA_CERT CA_KEY SPIFFE_ID CERT KEY [TTL_SECONDS]\n");
 	return 2;
+}
+
+/* On-demand look-ups: the datapath and enrollment ask the xDS client. */
+static int demand(void *ctx, const char *name)
+{
+	return xds_client_demand(((struct agent *)ctx)->xds, name);
+}
+
+static bool demand_wait(void *ctx, const char *name, int timeout_ms)
+{
+	return xds_client_demand_wait(((struct agent *)ctx)->xds, name, timeout_ms);
+}
+
+static void demand_answered(void *ctx, const char *name)
+{
+	proxy_demand_answered(((struct agent *)ctx)->px, name);
 }
 
 static int start_serving(struct agent *a)
@@ -242,11 +259,17 @@ static int start_serving(struct agent *a)
 			  strcmp(a->cfg.metrics_mode, "off") != 0);
 	if (!a->px)
 		return -1;
+	if (a->xds && a->cfg.xds_on_demand) {
+		proxy_set_demand(a->px, demand, a);
+		xds_client_on_answer(a->xds, demand_answered, a);
+	}
 	a->ip = inpod_new(&(struct inpod_config){
 		.px = a->px, .store = a->store, .cert_ttl = a->cfg.secret_ttl,
 		.issue = a->ca_client ? issue_remote : issue_local, .issue_ctx = a,
 		.state_dir = a->cfg.state_dir, .metrics = a->metrics,
-		.install_rules = strcmp(a->cfg.redirect_mode, "none") != 0 });
+		.install_rules = strcmp(a->cfg.redirect_mode, "none") != 0,
+		.demand_wait = a->cfg.xds_on_demand ? demand_wait : NULL, .demand_ctx = a,
+		.cluster_id = a->cfg.cluster_id });
 	if (!a->ip)
 		return -1;
 	a->admin = admin_start(&ac, &src);
@@ -319,7 +342,8 @@ int main(int argc, char **argv)
 			.token_path = a.cfg.auth_token, .cluster_id = a.cfg.cluster_id,
 			.node_name = a.cfg.node_name, .pod_name = a.cfg.pod_name,
 			.pod_namespace = a.cfg.pod_namespace, .instance_ip = a.cfg.instance_ip,
-			.cluster_domain = a.cfg.cluster_domain }, a.store);
+			.cluster_domain = a.cfg.cluster_domain,
+			.on_demand = a.cfg.xds_on_demand }, a.store);
 		if (!a.xds) {
 			fprintf(stderr, "ztunnel: cannot start the xDS client: %s\n", strerror(errno));
 			return 1;

@@ -29,7 +29,7 @@ int config_parse_duration_ms(const char *text, uint64_t *ms)
 	return -EINVAL;
 }
 
-enum kind { K_STRING, K_UINT, K_DURATION_S, K_DURATION_MS };
+enum kind { K_STRING, K_UINT, K_DURATION_S, K_DURATION_MS, K_BOOL };
 
 struct setting {
 	const char *env;
@@ -60,6 +60,7 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_READINESS_PORT", K_UINT, CFG(ready_port), 1, 65535 },
 	{ "XDS_ADDRESS", K_STRING, CFG(xds_address), 0, 0 },
 	{ "XDS_ROOT_CA", K_STRING, CFG(xds_root_ca), 0, 0 },
+	{ "XDS_ON_DEMAND", K_BOOL, CFG(xds_on_demand), 0, 0 },
 	{ "CA_ADDRESS", K_STRING, CFG(ca_address), 0, 0 },
 	{ "CA_ROOT_CA", K_STRING, CFG(ca_root_ca), 0, 0 },
 	{ "AUTH_TOKEN", K_STRING, CFG(auth_token), 0, 0 },
@@ -85,6 +86,14 @@ static int apply(struct config *cfg, const struct setting *s, const char *v, cha
 
 	if (s->kind == K_STRING) {
 		*(const char **)field = v;
+		return 0;
+	}
+	if (s->kind == K_BOOL) {	/* as upstream: exactly "true" or "false" */
+		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+			snprintf(err, len, "%s: \"%s\" is not true or false", s->env, v);
+			return -EINVAL;
+		}
+		*(bool *)field = v[0] == 't';
 		return 0;
 	}
 	if (s->kind == K_UINT) {

@@ -69,6 +69,7 @@ struct grpc_channel {
 	struct grpc_metadata *md;	/* owned copies of keys and values */
 	size_t n_md;
 	struct grpc_stream *streams;
+	int wake_fd;		/* not owned; -1 when unset (see grpc_channel_set_wake_fd) */
 };
 
 /* transport.c */

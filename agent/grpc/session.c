@@ -188,6 +188,7 @@ struct grpc_channel *grpc_channel_open(const char *address, const char *root_ca_
 		return NULL;
 	}
 	ch->fd = -1;
+	ch->wake_fd = -1;
 	if (grpc_addr_parse(address, &ch->addr)) {
 		snprintf(err, errlen, "bad address '%s' (want http://host:port or https://host:port)",
 			 address ? address : "");
@@ -233,4 +234,10 @@ void grpc_channel_close(struct grpc_channel **chp)
 	free(ch->md);
 	free(ch);
 	*chp = NULL;
+}
+
+void grpc_channel_set_wake_fd(struct grpc_channel *ch, int fd)
+{
+	if (ch)
+		ch->wake_fd = fd;
 }

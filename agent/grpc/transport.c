@@ -427,7 +427,7 @@ static int read_some(struct grpc_channel *ch)
 
 int grpc_pump(struct grpc_channel *ch, int64_t deadline, grpc_done_fn done, const void *arg)
 {
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	int ret;
 
 	for (;;) {
@@ -449,10 +449,13 @@ int grpc_pump(struct grpc_channel *ch, int64_t deadline, grpc_done_fn done, cons
 		}
 		if (!ms_left(deadline))
 			return -ETIMEDOUT;
-		pfd = (struct pollfd){ .fd = ch->fd, .events = POLLIN };
+		pfd[0] = (struct pollfd){ .fd = ch->fd, .events = POLLIN };
 		if (ch->wlen || ch->ssl_want == POLLOUT)
-			pfd.events |= POLLOUT;
-		if (poll(&pfd, 1, ms_left(deadline)) < 0 && errno != EINTR)
+			pfd[0].events |= POLLOUT;
+		pfd[1] = (struct pollfd){ .fd = ch->wake_fd, .events = POLLIN };
+		if (poll(pfd, ch->wake_fd >= 0 ? 2 : 1, ms_left(deadline)) < 0 && errno != EINTR)
 			return grpc_chan_fail(ch, -errno, "poll: %s", strerror(errno));
+		if (ch->wake_fd >= 0 && (pfd[1].revents & POLLIN))
+			return -EINTR;	/* the owner has something to send */
 	}
 }

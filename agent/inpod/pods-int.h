@@ -9,6 +9,8 @@
 
 #include <ztunnel/inpod.h>
 
+struct pending_pod;
+
 /* A certificate and its TLS contexts, shared by the pods of one identity. */
 struct identity_ctx {
 	char identity[TLS_SPIFFE_MAX];
@@ -40,7 +42,27 @@ struct inpod {
 	struct identity_ctx *ids;
 	struct retired_ctx *retired;
 	unsigned n;
+	struct pending_pod *pending;	/* waiting to be enrolled (pending.c) */
+	unsigned n_pending;
+	unsigned long pending_gen;	/* state generation they were last tried with */
 };
+
+/* pending.c: pods waiting for their workload or for another try. All on the control thread;
+ * the lock is taken for the list (the admin thread dumps it). */
+#define INPOD_RETRY_MS 5000
+#define INPOD_MAX_PENDING 4096
+/* Keeps (or replaces) uid's entry with netns_fd (owned from now). 1 new, 0 replaced, -ENOSPC
+ * (the fd closed) or -EBADF. */
+int inpod_pending_put(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
+		      int netns_fd);
+void inpod_pending_drop(struct inpod *ip, const char *uid);
+/* Lock held. */
+void inpod_pending_for_each(struct inpod *ip, void (*fn)(const char *uid, void *arg), void *arg);
+void inpod_pending_dump_json(struct inpod *ip, FILE *out);
+void inpod_pending_free(struct inpod *ip);
+/* pods.c: a pending pod's next try (netns_fd consumed; pending again when it cannot be). */
+int inpod_enroll_again(struct inpod *ip, const char *uid, const char *name,
+		       const char *namespace_, int netns_fd, char *err, size_t errlen);
 
 /* certs.c: the certificate of an identity, issued on first use. NULL with a reason in err. */
 struct identity_ctx *inpod_identity_get(struct inpod *ip, const char *id, char *err, size_t len);

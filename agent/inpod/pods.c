@@ -78,6 +78,7 @@ void inpod_dump_json(struct inpod *ip, FILE *out)
 		fputs("]}", out);
 	}
 	fputc(']', out);
+	inpod_pending_dump_json(ip, out);
 	pthread_mutex_unlock(&ip->lock);
 }
 
@@ -94,6 +95,7 @@ void inpod_for_each_pod(struct inpod *ip, void (*fn)(const char *uid, void *arg)
 	pthread_mutex_lock(&ip->lock);
 	for (struct enrolled *e = ip->pods; e; e = e->next)
 		fn(e->pod->uid, arg);
+	inpod_pending_for_each(ip, fn, arg);
 	pthread_mutex_unlock(&ip->lock);
 }
 
@@ -142,7 +144,8 @@ static void state_path(const struct inpod *ip, const char *kind, const char *uid
 }
 
 /* Pins the netns with a bind mount and writes the pod record, so a restart finds it. */
-static int persist(struct inpod *ip, const struct proxy_pod *pod)
+static int persist(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
+		   int netns_fd)
 {
 	char path[512], src[64];
 	FILE *f;
@@ -153,20 +156,20 @@ static int persist(struct inpod *ip, const struct proxy_pod *pod)
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/pods", ip->cfg.state_dir);
 	mkdir(path, 0700);
-	state_path(ip, "netns", pod->uid, path, sizeof(path));
+	state_path(ip, "netns", uid, path, sizeof(path));
 	umount2(path, MNT_DETACH);
 	fd = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, 0400);
 	if (fd < 0)
 		return -errno;
 	close(fd);
-	snprintf(src, sizeof(src), "/proc/self/fd/%d", pod->netns_fd);
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", netns_fd);
 	if (mount(src, path, NULL, MS_BIND, NULL) < 0)
 		return -errno;
-	state_path(ip, "pods", pod->uid, path, sizeof(path));
+	state_path(ip, "pods", uid, path, sizeof(path));
 	f = fopen(path, "we");
 	if (!f)
 		return -errno;
-	fprintf(f, "%s\n%s\n", pod->name, pod->namespace_);
+	fprintf(f, "%s\n%s\n", name, namespace_);
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
@@ -197,6 +200,7 @@ static struct proxy_pod *pod_new(const struct state_workload *w, const char *uid
 	snprintf(pod->trust_domain, sizeof(pod->trust_domain), "%s",
 		 w->trust_domain && w->trust_domain[0] ? w->trust_domain : "cluster.local");
 	state_workload_identity(w, pod->identity, sizeof(pod->identity));
+	snprintf(pod->network, sizeof(pod->network), "%s", w->network ? w->network : "");
 	for (size_t i = 0; i < w->n_ips && i < PROXY_MAX_POD_IPS; i++)
 		pod->ips[pod->n_ips++] = w->ips[i];
 	return pod;
@@ -232,8 +236,41 @@ static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len
 	return ret;
 }
 
-int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
-		 int netns_fd, bool persisted, char *err, size_t errlen)
+/* Asks the control plane for the pod's workload: by its xDS uid when the name is known. */
+static bool demand_pod(struct inpod *ip, const char *uid, const char *namespace_, const char *name)
+{
+	const char *cluster = ip->cfg.cluster_id && *ip->cfg.cluster_id ? ip->cfg.cluster_id :
+									  "Kubernetes";
+	char key[600];
+
+	if (namespace_ && *namespace_ && name && *name)
+		snprintf(key, sizeof(key), "%s//Pod/%s/%s", cluster, namespace_, name);
+	else
+		snprintf(key, sizeof(key), "%s", uid);
+	return ip->cfg.demand_wait(ip->cfg.demand_ctx, key, INPOD_DEMAND_WAIT_MS);
+}
+
+/* The workload of a pod is not in the state (yet): it waits, pinned, for the next try. */
+static void wait_for_workload(struct inpod *ip, const char *uid, const char *name,
+			      const char *namespace_, int netns_fd, bool persisted)
+{
+	int ret;
+
+	if (!persisted && (ret = persist(ip, uid, name, namespace_, netns_fd)) < 0)
+		log_warn("cannot remember the pod", "uid=%s dir=%s error=\"%s\"", uid,
+			 ip->cfg.state_dir, strerror(-ret));
+	if (inpod_pending_put(ip, uid, name, namespace_, netns_fd) == 1)
+		log_info("pod waiting for its workload", "uid=%s pod=%s/%s", uid, namespace_, name);
+}
+
+/*
+ * retry: a failure leaves the pod pending for another try (istio-cni mode, restored pods and
+ * retries; the CNI plugin's ADD reports its failure instead). may_demand: ask the control
+ * plane for an unknown workload and wait a little.
+ */
+static int enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
+		  int netns_fd, bool persisted, bool retry, bool may_demand, char *err,
+		  size_t errlen)
 {
 	struct state_snapshot *snap = state_store_current(ip->cfg.store);
 	const struct state_workload *w;
@@ -247,9 +284,20 @@ int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char
 		goto out;
 	}
 	w = snap ? state_lookup_pod(snap, uid, namespace_, name) : NULL;
-	if (!w || w->protocol != STATE_PROTO_HBONE) {
+	if (!w && may_demand && ip->cfg.demand_wait && demand_pod(ip, uid, namespace_, name)) {
+		state_snapshot_put(&snap);
+		snap = state_store_current(ip->cfg.store);
+		w = snap ? state_lookup_pod(snap, uid, namespace_, name) : NULL;
+	}
+	if (!w) {
+		wait_for_workload(ip, uid, name, namespace_, netns_fd, persisted);
+		netns_fd = -1;
+		goto out;
+	}
+	inpod_pending_drop(ip, uid);
+	if (w->protocol != STATE_PROTO_HBONE) {
 		log_info("pod not captured", "uid=%s pod=%s/%s reason=\"%s\"", uid, namespace_, name,
-			 w ? "workload protocol is not HBONE" : "no such workload in the state");
+			 "workload protocol is not HBONE");
 		goto out;
 	}
 	detach(ip, uid);
@@ -263,12 +311,15 @@ int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char
 	}
 	netns_fd = -1;
 	ret = attach(ip, pod, err, errlen);
-	if (ret == 0 && !persisted && (ret = persist(ip, pod)) < 0) {
+	if (ret == 0 && !persisted &&
+	    (ret = persist(ip, uid, pod->name, pod->namespace_, pod->netns_fd)) < 0) {
 		snprintf(err, errlen, "remembering the pod in %s: %s", ip->cfg.state_dir, strerror(-ret));
 		proxy_unlisten_pod(ip->cfg.px, pod);
 	}
 	if (ret < 0) {
 		free(e);
+		if (retry)
+			inpod_pending_put(ip, uid, name, namespace_, dup(pod->netns_fd));
 		goto out;
 	}
 	e->pod = pod;
@@ -289,6 +340,18 @@ out:
 	proxy_pod_put(pod);
 	state_snapshot_put(&snap);
 	return ret;
+}
+
+int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
+		 int netns_fd, bool persisted, char *err, size_t errlen)
+{
+	return enroll(ip, uid, name, namespace_, netns_fd, persisted, persisted, true, err, errlen);
+}
+
+int inpod_enroll_again(struct inpod *ip, const char *uid, const char *name,
+		       const char *namespace_, int netns_fd, char *err, size_t errlen)
+{
+	return enroll(ip, uid, name, namespace_, netns_fd, true, true, false, err, errlen);
 }
 
 /* Takes the pod out of the datapath; its record on disk stays. */
@@ -321,6 +384,7 @@ int inpod_remove(struct inpod *ip, const char *uid)
 	if (!uid_ok(uid))	/* it names files in the state dir */
 		return -EINVAL;
 	detach(ip, uid);
+	inpod_pending_drop(ip, uid);
 	forget(ip, uid);
 	inpod_identities_release_unused(ip);
 	return 0;
@@ -351,10 +415,10 @@ static void restore_one(struct inpod *ip, const char *uid)
 		forget(ip, uid);
 		return;
 	}
-	if (inpod_enroll(ip, uid, name, ns, fd, true, err, sizeof(err)) < 0) {
-		log_warn("pod not restored", "uid=%s pod=%s/%s error=\"%s\"", uid, ns, name, err);
-		forget(ip, uid);
-	}
+	/* a failure leaves it pending: retried in 5 s */
+	if (inpod_enroll(ip, uid, name, ns, fd, true, err, sizeof(err)) < 0)
+		log_warn("pod not restored yet", "uid=%s pod=%s/%s error=\"%s\"", uid, ns, name,
+			 err);
 }
 
 int inpod_restore(struct inpod *ip)
@@ -387,6 +451,7 @@ void inpod_free(struct inpod **ipp)
 		proxy_pod_put(e->pod);
 		free(e);
 	}
+	inpod_pending_free(ip);
 	inpod_certs_free(ip);
 	free(ip);
 	*ipp = NULL;

@@ -300,8 +300,12 @@ static int handle_add(struct inpod_zds_client *c, const struct zds_request *req,
 	return ret;
 }
 
-/* Serves one request; err is set (non-empty) when the answer is a NACK. netns_fd is consumed. */
-static void handle_request(struct inpod_zds_client *c, const struct zds_request *req,
+/*
+ * Serves one request; err is set (non-empty) when the answer is a NACK. netns_fd is consumed.
+ * Returns false for a protocol error, after which (as upstream) the session is dropped and
+ * istio-cni replays its snapshot on the next one; a pod that failed to start is not one.
+ */
+static bool handle_request(struct inpod_zds_client *c, const struct zds_request *req,
 			   int netns_fd, int nfds, char *err, size_t errlen)
 {
 	if (req->kind == ZDS_REQ_ADD && nfds != 1) {
@@ -313,36 +317,44 @@ static void handle_request(struct inpod_zds_client *c, const struct zds_request 
 		snprintf(err, errlen, "unexpected fd with a request other than AddWorkload");
 		goto drop_fd;
 	}
+	if (req->kind == ZDS_REQ_ADD && !req->has_info) {
+		snprintf(err, errlen, "workload_info is required but not present");
+		close(netns_fd);
+		return false;
+	}
 	switch (req->kind) {
 	case ZDS_REQ_ADD:
 		handle_add(c, req, netns_fd, err, errlen);
-		return;
+		return true;
 	case ZDS_REQ_KEEP:
-		if (c->snapshot_done)
+		if (c->snapshot_done) {
 			snprintf(err, errlen, "KeepWorkload after SnapshotSent");
-		else if (seen_add(c, req->uid) < 0)
+			return false;
+		}
+		if (seen_add(c, req->uid) < 0)
 			snprintf(err, errlen, "cannot track pod %s", req->uid);
-		return;
+		return true;
 	case ZDS_REQ_DEL:
 		log_info("istio-cni del", "uid=%s", req->uid);
 		seen_del(c, req->uid);
 		inpod_remove(c->ip, req->uid);
-		return;
+		return true;
 	case ZDS_REQ_SNAPSHOT_SENT:
 		if (c->snapshot_done) {
 			snprintf(err, errlen, "SnapshotSent received twice");
-			return;
+			return false;
 		}
 		if (reconcile(c, err, errlen) == 0) {
 			c->snapshot_done = true;
 			c->backoff_ms = BACKOFF_FIRST_MS;
 			log_info("istio-cni snapshot synced", "path=%s", c->path);
 		}
-		return;
+		return true;
 	}
 drop_fd:
 	if (netns_fd >= 0)
 		close(netns_fd);
+	return true;	/* a missing fd fails that pod only */
 }
 
 /* Reads and answers one message; false when the connection is gone. */
@@ -352,6 +364,7 @@ static bool serve_one(struct inpod_zds_client *c)
 	char err[320] = "";
 	struct zds_request req;
 	int netns_fd, nfds, ret;
+	bool keep = false;
 	ssize_t n = zds_io_recv(c->fd, buf, sizeof(buf), &netns_fd, &nfds);
 
 	if (n == -EAGAIN || n == -EINTR)
@@ -368,13 +381,13 @@ static bool serve_one(struct inpod_zds_client *c)
 			close(netns_fd);
 		snprintf(err, sizeof(err), "malformed WorkloadRequest: %s", strerror(-ret));
 	} else {
-		handle_request(c, &req, netns_fd, nfds, err, sizeof(err));
+		keep = handle_request(c, &req, netns_fd, nfds, err, sizeof(err));
 	}
 	if (err[0])
 		log_warn("istio-cni request refused", "error=\"%s\"", err);
 	ret = zds_io_send_ack(c->fd, err);
-	if (ret < 0) {
-		disconnect(c, strerror(-ret));
+	if (ret < 0 || !keep) {
+		disconnect(c, ret < 0 ? strerror(-ret) : "protocol error, reconnecting");
 		return false;
 	}
 	return true;

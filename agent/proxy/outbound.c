@@ -68,6 +68,7 @@ struct route {
 	uint16_t port;
 };
 
+/* 0 with a route, 1 when the destination is unknown (passthrough), -EHOSTUNREACH. */
 static int pick_route(struct proxy_worker *pw, struct state_snapshot *snap,
 		      const struct sockaddr_storage *orig, struct route *r, struct access_record *rec)
 {
@@ -79,7 +80,7 @@ static int pick_route(struct proxy_worker *pw, struct state_snapshot *snap,
 		return 0;
 	svc = state_lookup_vip(snap, &r->ip);
 	if (!svc)
-		return 0;	/* unknown: passthrough to the original destination */
+		return 1;
 	snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", svc->hostname);
 	r->w = state_service_pick(snap, svc, r->port, pw->counter++, &r->port);
 	if (!r->w || r->w->n_ips == 0)
@@ -105,15 +106,152 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec, false);
 }
 
+static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd, const struct route *r,
+		   struct access_record *rec)
+{
+	struct hbone_target t;
+	char ipbuf[INET6_ADDRSTRLEN];
+
+	memset(&t, 0, sizeof(t));
+	proxy_sockaddr(&r->ip, HBONE_PORT, &t.hbone_addr);
+	proxy_sockaddr(&r->ip, r->port, &rec->dst);
+	rec->hbone = t.hbone_addr;
+	state_ip_format(&r->ip, ipbuf, sizeof(ipbuf));
+	snprintf(t.authority, sizeof(t.authority), r->ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 ipbuf, r->port);
+	state_workload_identity(r->w, t.dst_identity, sizeof(t.dst_identity));
+	snprintf(t.src_identity, sizeof(t.src_identity), "%s", pod->identity);
+	t.netns_fd = pod->netns_fd;
+	t.client_ctx = __atomic_load_n(&pod->client_ctx, __ATOMIC_ACQUIRE);	/* rotation swaps it */
+	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", r->w->name);
+	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", r->w->namespace_);
+	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", t.dst_identity);
+	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
+	hbone_pool_tunnel(pw->pool, &t, fd, rec);
+}
+
+/* An outbound connection waiting for the control plane to say what its destination is. */
+struct proxy_parked {
+	struct proxy_parked *next;
+	struct proxy_pod *pod;		/* reference */
+	int fd;
+	struct sockaddr_storage orig;
+	struct access_record rec;
+	uint64_t since_ms;
+	char name[96];			/* "<network>/<ip>" */
+};
+
+/* Asks for the destination and parks the connection; false when it cannot wait. */
+static bool park(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
+		 const struct sockaddr_storage *orig, const struct access_record *rec,
+		 const struct route *r)
+{
+	struct proxy *px = pw->px;
+	struct proxy_parked *p;
+	char ipbuf[INET6_ADDRSTRLEN];
+
+	if (!px->demand || pw->n_parked >= PROXY_MAX_PARKED || !(p = calloc(1, sizeof(*p))))
+		return false;
+	state_ip_format(&r->ip, ipbuf, sizeof(ipbuf));
+	snprintf(p->name, sizeof(p->name), "%s/%s", pod->network, ipbuf);
+	if (px->demand(px->demand_ctx, p->name) < 0) {
+		free(p);
+		return false;
+	}
+	p->pod = proxy_pod_get(pod);
+	p->fd = fd;
+	p->orig = *orig;
+	p->rec = *rec;
+	p->since_ms = io_now_ms();
+	p->next = pw->parked;
+	pw->parked = p;
+	pw->n_parked++;
+	return true;
+}
+
+/* Routes a captured connection by the current state; may_wait: an unknown destination may be
+ * asked for on demand first. */
+static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
+			   const struct sockaddr_storage *orig, struct access_record *rec,
+			   bool may_wait)
+{
+	struct route r;
+	int ret = pick_route(pw, proxy_snapshot(pw), orig, &r, rec);
+
+	if (ret < 0) {
+		access_log_complete(rec, "service has no endpoint for this port");
+		close(fd);
+	} else if (ret == 1 && may_wait && park(pw, pod, fd, orig, rec, &r)) {
+		return;
+	} else if (!r.w || r.w->protocol != STATE_PROTO_HBONE) {
+		passthrough(pw, pod, fd, &r, rec);
+	} else {
+		tunnel(pw, pod, fd, &r, rec);
+	}
+}
+
+/* Takes p off the list (pp points at it) and routes it with what the state now says. */
+static void unpark(struct proxy_worker *pw, struct proxy_parked **pp)
+{
+	struct proxy_parked *p = *pp;
+
+	*pp = p->next;
+	pw->n_parked--;
+	route_outbound(pw, p->pod, p->fd, &p->orig, &p->rec, false);
+	proxy_pod_put(p->pod);
+	free(p);
+}
+
+void proxy_parked_tick(struct proxy_worker *pw)
+{
+	uint64_t now = io_now_ms();
+
+	for (struct proxy_parked **pp = &pw->parked; *pp;) {
+		if (now - (*pp)->since_ms < PROXY_DEMAND_TIMEOUT_MS) {
+			pp = &(*pp)->next;
+			continue;
+		}
+		log_warn("on-demand lookup timed out", "name=%s waited_ms=%llu", (*pp)->name,
+			 (unsigned long long)(now - (*pp)->since_ms));
+		unpark(pw, pp);
+	}
+}
+
+static void answered_task(struct io_worker *w, void *arg)
+{
+	struct proxy_worker *pw = w->user;
+	char *name = arg;
+
+	for (struct proxy_parked **pp = &pw->parked; *pp;) {
+		if (strcmp((*pp)->name, name) == 0)
+			unpark(pw, pp);
+		else
+			pp = &(*pp)->next;
+	}
+	free(name);
+}
+
+void proxy_demand_answered(struct proxy *px, const char *name)
+{
+	for (unsigned i = 0; px && i < px->n_workers; i++) {
+		char *copy = strdup(name);
+
+		if (copy && io_worker_post(&px->workers[i].io, answered_task, copy) < 0)
+			free(copy);	/* the connections go on at their timeout */
+	}
+}
+
+void proxy_set_demand(struct proxy *px, int (*demand)(void *ctx, const char *name), void *ctx)
+{
+	px->demand = demand;
+	px->demand_ctx = ctx;
+}
+
 void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd)
 {
 	struct access_record rec = { .direction = ACCESS_OUTBOUND, .start_ms = io_now_ms() };
 	struct sockaddr_storage orig;
 	socklen_t len = sizeof(rec.src);
-	struct state_snapshot *snap = proxy_snapshot(pw);
-	struct hbone_target t;
-	struct route r;
-	char ipbuf[INET6_ADDRSTRLEN];
 
 	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
@@ -127,29 +265,5 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 	snprintf(rec.src_workload, sizeof(rec.src_workload), "%s", pod->name);
 	snprintf(rec.src_namespace, sizeof(rec.src_namespace), "%s", pod->namespace_);
 	snprintf(rec.src_identity, sizeof(rec.src_identity), "%s", pod->identity);
-	if (pick_route(pw, snap, &orig, &r, &rec) < 0) {
-		access_log_complete(&rec, "service has no endpoint for this port");
-		close(fd);
-		return;
-	}
-	if (!r.w || r.w->protocol != STATE_PROTO_HBONE) {
-		passthrough(pw, pod, fd, &r, &rec);
-		return;
-	}
-	memset(&t, 0, sizeof(t));
-	proxy_sockaddr(&r.ip, HBONE_PORT, &t.hbone_addr);
-	proxy_sockaddr(&r.ip, r.port, &rec.dst);
-	rec.hbone = t.hbone_addr;
-	state_ip_format(&r.ip, ipbuf, sizeof(ipbuf));
-	snprintf(t.authority, sizeof(t.authority), r.ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-		 ipbuf, r.port);
-	state_workload_identity(r.w, t.dst_identity, sizeof(t.dst_identity));
-	snprintf(t.src_identity, sizeof(t.src_identity), "%s", pod->identity);
-	t.netns_fd = pod->netns_fd;
-	t.client_ctx = __atomic_load_n(&pod->client_ctx, __ATOMIC_ACQUIRE);	/* rotation swaps it */
-	snprintf(rec.dst_workload, sizeof(rec.dst_workload), "%s", r.w->name);
-	snprintf(rec.dst_namespace, sizeof(rec.dst_namespace), "%s", r.w->namespace_);
-	snprintf(rec.dst_identity, sizeof(rec.dst_identity), "%s", t.dst_identity);
-	proxy_count_open(pw, &rec, PROXY_FLAGS_OK, true);
-	hbone_pool_tunnel(pw->pool, &t, fd, &rec);
+	route_outbound(pw, pod, fd, &orig, &rec, true);
 }

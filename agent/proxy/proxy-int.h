@@ -17,6 +17,8 @@ struct proxy_worker {
 	struct metrics_shard *shard;	/* this worker's counters */
 	struct access_tracker inbound;	/* open inbound connections, re-checked on change */
 	unsigned long authz_gen;	/* snapshot generation they were last checked against */
+	struct proxy_parked *parked;	/* outbound connections waiting for an on-demand answer */
+	unsigned n_parked;
 };
 
 struct proxy {
@@ -27,6 +29,8 @@ struct proxy {
 	struct hbone_settings set;
 	int draining;			/* atomic: refuse new inbound streams */
 	bool count_connections;		/* false: ZTUNNEL_METRICS=off, no per-connection series */
+	int (*demand)(void *ctx, const char *name);	/* on-demand look-ups, or NULL */
+	void *demand_ctx;
 };
 
 enum proxy_port_kind { PROXY_OUTBOUND, PROXY_INBOUND_PLAIN, PROXY_INBOUND_HBONE, PROXY_KINDS };
@@ -64,6 +68,8 @@ bool proxy_authorized(struct proxy_worker *pw, const struct access_record *rec, 
 /* Counts rec as an opened connection with its labels (reporter from its direction). */
 void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const char *flags,
 		      bool mtls);
+/* Goes on with parked outbound connections whose on-demand wait is over (tick). */
+void proxy_parked_tick(struct proxy_worker *pw);
 /* Re-checks the worker's open inbound connections if the snapshot changed (tick hook). */
 void proxy_recheck(struct io_worker *w);
 

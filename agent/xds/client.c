@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +31,12 @@ struct xds_client {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	pthread_cond_t answered;	/* a demand was answered */
 	bool stopping;			/* under lock */
+	struct xds_demands demands;	/* under lock */
+	void (*answer_fn)(void *arg, const char *name);	/* under lock */
+	void *answer_arg;
+	int wake_fd;			/* eventfd: a demand is waiting to be sent */
 	int synced;			/* atomic bit mask of kinds applied at least once */
 	unsigned int seed;
 };
@@ -88,12 +94,11 @@ static char *token_read(const char *path)
 }
 
 static int client_send(struct xds_client *c, struct grpc_stream *s, enum xds_kind kind,
-		       bool first, const char *nonce, const char *error)
+		       const struct xds_request *r)
 {
 	uint8_t *msg;
 	size_t len;
-	int ret = xds_request_pack(&c->cfg, &c->tables[kind], kind, first, nonce, error, &msg,
-				   &len);
+	int ret = xds_request_pack(&c->cfg, &c->tables[kind], kind, r, &msg, &len);
 
 	if (ret)
 		return ret;
@@ -106,6 +111,29 @@ static void tables_reset(struct xds_client *c)
 {
 	for (int k = 0; k < XDS_N_KINDS; k++)
 		xds_table_clear(&c->tables[k]);
+}
+
+/* Tells whoever waits for the names resp answers (after the state that answers them is out). */
+static void client_answer(struct xds_client *c, const xds_pb_response *resp)
+{
+	void (*fn)(void *arg, const char *name);
+	void *arg;
+	char **names;
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	names = xds_demands_answer(&c->demands, resp, &n);
+	fn = c->answer_fn;
+	arg = c->answer_arg;
+	if (n)
+		pthread_cond_broadcast(&c->answered);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		log_debug("xds on-demand answer", "name=%s", names[i]);
+		if (fn)
+			fn(arg, names[i]);
+	}
+	xds_names_free(names, n);
 }
 
 /* Applies resp to its table and publishes the whole set; error_out gets a NACK's reason. */
@@ -155,16 +183,63 @@ static int client_handle(struct xds_client *c, struct grpc_stream *s, const uint
 	if (ret == -EINVAL) {
 		log_warn("xds update rejected (NACK)", "type=%s nonce=%s error=\"%s\"",
 			 resp->type_url, resp->nonce, why);
-		ret = client_send(c, s, kind, false, resp->nonce, why);
+		ret = client_send(c, s, kind,
+				  &(struct xds_request){ .nonce = resp->nonce, .error = why });
 	} else if (ret) {
 		log_error("xds update failed, resynchronizing", "type=%s error=\"%s\"",
 			  resp->type_url, why);
 		tables_reset(c);
 	} else {
-		ret = client_send(c, s, kind, false, resp->nonce, NULL);
+		ret = client_send(c, s, kind, &(struct xds_request){ .nonce = resp->nonce });
 	}
+	if (kind == XDS_KIND_ADDRESS)
+		client_answer(c, resp);	/* a NACK answers too: the caller goes on without it */
 out:
 	envoy__service__discovery__v3__delta_discovery_response__free_unpacked(resp, NULL);
+	return ret;
+}
+
+/*
+ * Sends the names waiting for an answer: on a new stream (first) all of them, in the Address
+ * subscription itself, which then (on demand) subscribes to nothing else: "*" in and out, as
+ * upstream does. Later, only those not sent yet, in a request of their own.
+ */
+static int client_send_demands(struct xds_client *c, struct grpc_stream *s, bool first)
+{
+	static const char *const star[] = { "*" };
+	struct xds_request r = { .first = first };
+	const char **names, **sub = NULL;
+	size_t n;
+	uint64_t v;
+	int ret = -ENOMEM;
+
+	if (read(c->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("xds wake-up read failed", "error=\"%s\"", strerror(errno));
+	pthread_mutex_lock(&c->lock);
+	names = xds_demands_to_send(&c->demands, first, &n);
+	pthread_mutex_unlock(&c->lock);
+	if (!first && !n)
+		return 0;
+	if (first && (sub = calloc(n + 1, sizeof(*sub))) == NULL)
+		goto out;
+	if (first) {
+		sub[0] = star[0];
+		if (n)
+			memcpy(sub + 1, names, n * sizeof(*names));
+		r.subscribe = sub;
+		r.n_subscribe = n + 1;
+		r.unsubscribe = star;
+		r.n_unsubscribe = 1;
+	} else {
+		r.subscribe = names;
+		r.n_subscribe = n;
+	}
+	for (size_t i = 0; i < n; i++)
+		log_info("xds on-demand request", "name=%s", names[i]);
+	ret = client_send(c, s, XDS_KIND_ADDRESS, &r);
+out:
+	free(sub);
+	free(names);
 	return ret;
 }
 
@@ -175,10 +250,15 @@ static int client_stream(struct xds_client *c, struct grpc_stream *s, bool *prog
 	int ret = 0, status = -1;
 
 	for (int k = 0; !ret && k < XDS_N_KINDS; k++)
-		ret = client_send(c, s, k, true, NULL, NULL);
+		ret = k == XDS_KIND_ADDRESS && c->cfg.on_demand ?
+			      client_send_demands(c, s, true) :
+			      client_send(c, s, k, &(struct xds_request){ .first = true });
 	while (!ret && !client_stopping(c)) {
 		uint8_t *msg = NULL;
 		size_t len = 0;
+
+		if (c->cfg.on_demand && (ret = client_send_demands(c, s, false)) < 0)
+			break;
 
 		ret = grpc_stream_recv(s, &msg, &len, XDS_POLL_MS, &status, err, sizeof(err));
 		if (ret == 1) {
@@ -222,6 +302,7 @@ static int client_session(struct xds_client *c, bool *progressed)
 		goto out;
 	}
 	log_info("xds connected", "address=%s", c->cfg.address);
+	grpc_channel_set_wake_fd(ch, c->wake_fd);
 	ret = client_stream(c, s, progressed);
 out:
 	grpc_stream_close(&s);
@@ -253,6 +334,10 @@ static void *client_main(void *arg)
 static void client_free(struct xds_client *c)
 {
 	tables_reset(c);
+	xds_demands_clear(&c->demands);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+	pthread_cond_destroy(&c->answered);
 	for (size_t i = 0; i < sizeof(c->strs) / sizeof(c->strs[0]); i++)
 		free(c->strs[i]);
 	pthread_mutex_destroy(&c->lock);
@@ -278,6 +363,7 @@ static int client_copy_config(struct xds_client *c, const struct xds_config *cfg
 			return -ENOMEM;
 		*out[i] = c->strs[i];
 	}
+	c->cfg.on_demand = cfg->on_demand;
 	if (!c->cfg.cluster_id || !*c->cfg.cluster_id)
 		c->cfg.cluster_id = "Kubernetes";
 	return 0;
@@ -297,9 +383,13 @@ struct xds_client *xds_client_start(const struct xds_config *cfg, struct state_s
 		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
+	pthread_cond_init(&c->answered, NULL);
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->store = store;
+	if (cfg->on_demand)	/* readiness waits for policies only: addresses come when asked */
+		c->synced = 1 << XDS_KIND_ADDRESS;
 	c->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
-	ret = client_copy_config(c, cfg);
+	ret = c->wake_fd < 0 ? -errno : client_copy_config(c, cfg);
 	if (!ret)
 		ret = -pthread_create(&c->thread, NULL, client_main, c);
 	if (ret) {
@@ -326,8 +416,55 @@ void xds_client_stop(struct xds_client **cp)
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
 	pthread_cond_broadcast(&c->wake);
+	pthread_cond_broadcast(&c->answered);
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
 	client_free(c);
 	*cp = NULL;
+}
+
+int xds_client_demand(struct xds_client *c, const char *name)
+{
+	uint64_t one = 1;
+	int ret;
+
+	if (!c || !c->cfg.on_demand)
+		return -ENOTSUP;
+	pthread_mutex_lock(&c->lock);
+	ret = xds_demands_add(&c->demands, name);
+	pthread_mutex_unlock(&c->lock);
+	if (ret == 1 && write(c->wake_fd, &one, sizeof(one)) < 0)
+		log_debug("xds wake-up write failed", "error=\"%s\"", strerror(errno));
+	return ret < 0 ? ret : 0;
+}
+
+bool xds_client_demand_wait(struct xds_client *c, const char *name, int timeout_ms)
+{
+	struct timespec until;
+	bool pending;
+
+	if (xds_client_demand(c, name) < 0)
+		return false;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->lock);
+	while ((pending = xds_demands_pending(&c->demands, name)) && !c->stopping &&
+	       pthread_cond_timedwait(&c->answered, &c->lock, &until) != ETIMEDOUT)
+		;
+	pending = xds_demands_pending(&c->demands, name);
+	pthread_mutex_unlock(&c->lock);
+	return !pending;
+}
+
+void xds_client_on_answer(struct xds_client *c, void (*fn)(void *arg, const char *name), void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	c->answer_fn = fn;
+	c->answer_arg = arg;
+	pthread_mutex_unlock(&c->lock);
 }

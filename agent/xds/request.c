@@ -101,7 +101,7 @@ static int versions_fill(const struct xds_table *t,
 }
 
 int xds_request_pack(const struct xds_config *cfg, const struct xds_table *t, enum xds_kind kind,
-		     bool first, const char *nonce, const char *error, uint8_t **out, size_t *len)
+		     const struct xds_request *r, uint8_t **out, size_t *len)
 {
 	Envoy__Service__Discovery__V3__DeltaDiscoveryRequest req =
 		ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
@@ -112,18 +112,22 @@ int xds_request_pack(const struct xds_config *cfg, const struct xds_table *t, en
 
 	*out = NULL;
 	req.type_url = (char *)xds_kind_type_url(kind);
-	if (first) {
+	if (r->first) {
 		meta = calloc(1, sizeof(*meta));
 		if (!meta || versions_fill(t, &req, &entries, &ptrs))
 			goto out;
 		node_fill(cfg, meta);
 		req.node = &meta->node;
 	}
-	if (nonce)
-		req.response_nonce = (char *)nonce;
-	if (error) {
+	req.n_resource_names_subscribe = r->n_subscribe;
+	req.resource_names_subscribe = (char **)r->subscribe;
+	req.n_resource_names_unsubscribe = r->n_unsubscribe;
+	req.resource_names_unsubscribe = (char **)r->unsubscribe;
+	if (r->nonce)
+		req.response_nonce = (char *)r->nonce;
+	if (r->error) {
 		status.code = 3;	/* INVALID_ARGUMENT */
-		status.message = (char *)error;
+		status.message = (char *)r->error;
 		req.error_detail = &status;
 	}
 	*len = envoy__service__discovery__v3__delta_discovery_request__get_packed_size(&req);

@@ -80,13 +80,48 @@ int xds_apply(struct xds_table *t, enum xds_kind kind,
 struct xds_config;
 /* "ztunnel~<ip>~<pod>.<ns>~<ns>.svc.<domain>" into buf. */
 void xds_node_id(const struct xds_config *cfg, char *buf, size_t len);
-/*
- * Packs a DeltaDiscoveryRequest for kind into *out (malloc'd, caller frees): first adds the node
- * and initial_resource_versions from t (may be NULL); nonce (ACK/NACK) and error (NACK, code 3
- * INVALID_ARGUMENT) may be NULL. 0 or -ENOMEM.
- */
+
+/* What one DeltaDiscoveryRequest carries besides its type. Strings are borrowed. */
+struct xds_request {
+	bool first;			/* the node and initial_resource_versions (from the table) */
+	const char *nonce;		/* ACK/NACK of that response, or NULL */
+	const char *error;		/* NACK reason (code 3 INVALID_ARGUMENT), or NULL */
+	const char *const *subscribe;	/* resource_names_subscribe */
+	size_t n_subscribe;
+	const char *const *unsubscribe;	/* resource_names_unsubscribe */
+	size_t n_unsubscribe;
+};
+
+/* Packs a DeltaDiscoveryRequest for kind into *out (malloc'd, caller frees); t may be NULL.
+ * 0 or -ENOMEM. */
 int xds_request_pack(const struct xds_config *cfg, const struct xds_table *t, enum xds_kind kind,
-		     bool first, const char *nonce, const char *error, uint8_t **out, size_t *len);
+		     const struct xds_request *r, uint8_t **out, size_t *len);
+
+/*
+ * Names asked for on demand and not answered yet (upstream's "pending"), for one client. Not
+ * locked: the client holds its lock around every call.
+ */
+#define XDS_MAX_DEMANDS 4096
+
+struct xds_demands {
+	char **names;		/* owned, n entries */
+	bool *sent;		/* sent[i]: names[i] went out on the current stream */
+	size_t n, cap;
+};
+
+/* Adds name: 1 when new (to be sent), 0 when already pending, -ENOSPC, -EINVAL or -ENOMEM. */
+int xds_demands_add(struct xds_demands *d, const char *name);
+bool xds_demands_pending(const struct xds_demands *d, const char *name);
+/* Removes every pending name that resp answers (a resource's name or alias, or a removal) and
+ * returns them (malloc'd array of owned strings, *n entries; NULL when none). */
+char **xds_demands_answer(struct xds_demands *d,
+			  const Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *resp,
+			  size_t *n);
+/* The names not sent yet (all of them when all is true), marked sent; borrowed pointers, valid
+ * until the next change. NULL when none. */
+const char **xds_demands_to_send(struct xds_demands *d, bool all, size_t *n);
+void xds_demands_clear(struct xds_demands *d);
+void xds_names_free(char **names, size_t n);
 
 /* Helpers shared by the converters (convert.c). */
 int xds_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -2,6 +2,7 @@
 #ifndef ZTUNNEL_CONFIG_H
 #define ZTUNNEL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct config {
 	/* control plane (issue 4): unset = local config, local CA, our CNI plugin */
 	const char *xds_address;	/* XDS_ADDRESS: delta ADS instead of LOCAL_XDS_PATH */
 	const char *xds_root_ca;	/* XDS_ROOT_CA */
+	bool xds_on_demand;		/* XDS_ON_DEMAND: addresses looked up when needed */
 	const char *ca_address;		/* CA_ADDRESS: Istio's CA instead of ZTUNNEL_CA_* */
 	const char *ca_root_ca;		/* CA_ROOT_CA */
 	const char *auth_token;		/* AUTH_TOKEN: path of the bearer token file */

@@ -71,5 +71,11 @@ int grpc_stream_send(struct grpc_stream *s, const uint8_t *msg, size_t len);
 int grpc_stream_recv(struct grpc_stream *s, uint8_t **msg, size_t *len, int timeout_ms,
 		     int *status, char *err, size_t errlen);
 void grpc_stream_close(struct grpc_stream **s);
+/*
+ * fd (e.g. an eventfd, not owned; -1 to unset) is polled beside the connection: when it becomes
+ * readable, waits on the channel (grpc_stream_recv) return early, as on a timeout, so the owner
+ * can send. The owner drains fd.
+ */
+void grpc_channel_set_wake_fd(struct grpc_channel *ch, int fd);
 
 #endif

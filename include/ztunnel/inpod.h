@@ -42,7 +42,16 @@ struct inpod_config {
 	const char *state_dir;		/* enrolled pods survive restarts here */
 	bool install_rules;		/* false: redirection is someone else's (istio-cni) */
 	struct metrics *metrics;	/* borrowed; enrolled pods and certificate gauges */
+	/* on demand (XDS_ON_DEMAND): asks the control plane for a pod's workload that the state
+	 * does not have ("<cluster_id>//Pod/<ns>/<name>") and waits up to timeout_ms */
+	bool (*demand_wait)(void *ctx, const char *name, int timeout_ms);
+	void *demand_ctx;
+	const char *cluster_id;		/* CLUSTER_ID, Kubernetes */
 };
+
+/* How long enrollment waits for an on-demand answer (within the CNI plugin's 10 s, beside the
+ * certificate request). */
+#define INPOD_DEMAND_WAIT_MS 1500
 
 struct inpod;
 
@@ -52,14 +61,20 @@ void inpod_free(struct inpod **ip);
  * Enrolls a pod whose netns is netns_fd (owned from now): if its workload (by uid, else
  * namespace/name) is HBONE, installs the capture rules, opens listeners and, unless persisted
  * (already recorded, or istio-cni mode where istio-cni replays its snapshot), records it in the
- * state dir. A pod not in the mesh is left alone and 0 returned. -errno with a reason in err
- * when enrolling failed (nothing of it is left behind).
+ * state dir. A pod whose workload is not HBONE is left alone and 0 returned. A pod whose
+ * workload is not in the state yet (on demand: not even after asking) is remembered and waits:
+ * it is enrolled when the state has it (inpod_retry_pending), and 0 returned. -errno with a
+ * reason in err when enrolling failed: nothing of it is left behind, except when persisted,
+ * then it is tried again every 5 s (as upstream does for istio-cni's pods) until removed.
  */
 int inpod_enroll(struct inpod *ip, const char *uid, const char *name, const char *namespace_,
 		 int netns_fd, bool persisted, char *err, size_t errlen);
 /* Renews certificates past half their lifetime (retrying with backoff, keeping the valid one);
  * pods switch to the new contexts for new connections. Cheap when nothing is due. */
 void inpod_rotate(struct inpod *ip);
+/* Tries again the pods waiting for their workload (when the state changed) or after a failed
+ * enrollment (every 5 s). Control thread; cheap when nothing is due. */
+void inpod_retry_pending(struct inpod *ip);
 /* Removes a pod's rules and listeners and forgets it; unknown uid is fine. */
 int inpod_remove(struct inpod *ip, const char *uid);
 /* Re-enrolls the pods remembered in the state dir (after a restart). Returns how many. */

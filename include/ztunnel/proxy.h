@@ -22,6 +22,7 @@ struct proxy_pod {
 	char service_account[128];
 	char trust_domain[128];
 	char identity[TLS_SPIFFE_MAX];
+	char network[64];		/* the workload's network ("" for the default one) */
 	struct state_ip ips[PROXY_MAX_POD_IPS];
 	size_t n_ips;
 	int netns_fd;			/* owned */
@@ -42,6 +43,19 @@ struct proxy *proxy_new(unsigned n_workers, struct state_store *store,
 			const struct hbone_settings *set, struct metrics *metrics,
 			bool count_connections);
 void proxy_free(struct proxy **px);
+
+/*
+ * On-demand look-ups (XDS_ON_DEMAND): with demand set, an outbound connection whose destination
+ * is neither a known workload nor a service VIP waits on its worker, for up to
+ * PROXY_DEMAND_TIMEOUT_MS, while demand(ctx, "<network>/<ip>") asks the control plane; it then
+ * goes on with whatever the state says (a passthrough when still unknown). Set before serving.
+ */
+#define PROXY_DEMAND_TIMEOUT_MS 5000
+#define PROXY_MAX_PARKED 1024		/* per worker; beyond, connections do not wait */
+void proxy_set_demand(struct proxy *px, int (*demand)(void *ctx, const char *name), void *ctx);
+/* The control plane answered name (the state with the answer is published): connections
+ * waiting for it go on. Safe from any thread. */
+void proxy_demand_answered(struct proxy *px, const char *name);
 
 /*
  * Opens the pod's listeners (15001 outbound, 15006 inbound plaintext, 15008 inbound HBONE)

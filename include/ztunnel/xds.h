@@ -18,6 +18,7 @@ struct xds_config {
 	const char *pod_namespace;	/* POD_NAMESPACE */
 	const char *instance_ip;	/* INSTANCE_IP */
 	const char *cluster_domain;	/* CLUSTER_DOMAIN, cluster.local */
+	bool on_demand;			/* XDS_ON_DEMAND: addresses only when asked for */
 };
 
 struct xds_client;
@@ -33,5 +34,20 @@ struct xds_client *xds_client_start(const struct xds_config *cfg, struct state_s
 /* True once a first response of each type has been applied (readiness). Thread-safe. */
 bool xds_client_synced(struct xds_client *c);
 void xds_client_stop(struct xds_client **c);
+
+/*
+ * On demand (cfg.on_demand), as upstream: the Address subscription starts empty ("*" subscribed
+ * and unsubscribed at once) and readiness waits for policies only. An address is asked for by
+ * name when needed: "<network>/<ip>" (an alias, answered with the workload or service that has
+ * that address) or a workload uid. A name is answered by the first Address response that names
+ * it (as a resource, an alias or a removal), once the state with it has been published.
+ */
+/* Asks for name unless it is already pending; never blocks. Thread-safe. 0, -ENOTSUP (not on
+ * demand), -EINVAL (bad name), -ENOSPC (too many pending) or -ENOMEM. */
+int xds_client_demand(struct xds_client *c, const char *name);
+/* Asks for name and waits up to timeout_ms for its answer. Whether it was answered. */
+bool xds_client_demand_wait(struct xds_client *c, const char *name, int timeout_ms);
+/* fn(arg, name) runs on the xDS thread for each answered name (set before asking). */
+void xds_client_on_answer(struct xds_client *c, void (*fn)(void *arg, const char *name), void *arg);
 
 #endif

@@ -2,7 +2,8 @@
 # istio-cni mode: node2's agent is a ZDS client of a fake istio-cni (INPOD_UDS). Pods enrolled by
 # its snapshot serve mesh traffic from node1; the agent stays ready only while synced, keeps
 # serving across an istio-cni restart, drops a pod the next snapshot leaves out, NACKs an Add
-# without a netns fd and a malformed message and goes on, and a Del removes the pod's listeners.
+# without a netns fd and goes on, NACKs a malformed message and an Add without workload_info and
+# starts a new session, and a Del removes the pod's listeners.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -112,11 +113,31 @@ out=$(tb_curl client http://10.201.2.2:8080/after-keep) || tb_fail "curl after t
 [[ "$out" == *"server=server-remote"* ]] || tb_fail "reply after Keep: '$out'"
 tb_log "ok: a Keep-only snapshot keeps the pod"
 
-# Bad requests get a NACK and the session goes on.
+# A pod that cannot be enrolled gets a NACK and the session goes on; a protocol error (a
+# malformed message, an Add without workload_info) gets a NACK and the agent starts a new
+# session, where istio-cni replays its pods (as upstream).
 cni add-nofd uid-bad default ext
 expect_ack add uid-bad "nack: AddWorkload needs exactly one network namespace fd"
-cni raw 0a7f01
-expect_ack raw - "nack: malformed WorkloadRequest"
+hellos() { grep -c '^hello version=1$' "$CNI_LOG"; }
+more_hellos() { [ "$(hellos)" -gt "$1" ]; }
+# protocol_error "COMMAND" KIND UID NACK_TEXT
+protocol_error() {
+	local h
+	h=$(hellos)
+	cni "$1"
+	expect_ack "$2" "$3" "$4"
+	cni reconnect
+	tb_poll 10 more_hellos "$h" ||
+		tb_fail "no new session after '$1'; fake: $(tail -5 "$CNI_LOG" | tr '\n' '|')"
+	cni keep uid-srv
+	expect_ack keep uid-srv ok
+	cni snapshot
+	expect_ack snapshot - ok
+	tb_poll 10 is_ready || tb_fail "node2 not ready after the replayed snapshot"
+	tb_check "server-remote still served after '$1'" tb__listening server-remote 15008
+}
+protocol_error "raw 0a7f01" raw - "nack: malformed WorkloadRequest"
+protocol_error "add-noinfo uid-noinfo $NS_EXT" add uid-noinfo "nack: workload_info is required"
 tb_check "agent still alive" kill -0 "$(tb_agent_pid node2)"
 
 # Del: the pod's listeners go.

@@ -503,8 +503,8 @@ static void test_requests(void)
 	size_t len, found = 0;
 
 	xds_table_put(&t, "a", "v7", NULL, 0);
-	CHECK(xds_request_pack(&cfg, &t, XDS_KIND_ADDRESS, true, NULL, NULL, &buf, &len) == 0,
-	      "pack");
+	CHECK(xds_request_pack(&cfg, &t, XDS_KIND_ADDRESS, &(struct xds_request){ .first = true },
+			       &buf, &len) == 0, "pack");
 	req = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, len, buf);
 	CHECK(req && req->node && str_is(req->type_url, XDS_TYPE_ADDRESS), "first request");
 	if (req && req->node) {
@@ -527,8 +527,9 @@ static void test_requests(void)
 	}
 	envoy__service__discovery__v3__delta_discovery_request__free_unpacked(req, NULL);
 	free(buf);
-	CHECK(xds_request_pack(&cfg, &t, XDS_KIND_AUTHZ, false, "n9", "resource \"x\": bad", &buf,
-			       &len) == 0, "pack nack");
+	CHECK(xds_request_pack(&cfg, &t, XDS_KIND_AUTHZ,
+			       &(struct xds_request){ .nonce = "n9", .error = "resource \"x\": bad" },
+			       &buf, &len) == 0, "pack nack");
 	req = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, len, buf);
 	CHECK(req && !req->node && str_is(req->response_nonce, "n9") && req->error_detail &&
 		      req->error_detail->code == 3 &&

@@ -227,7 +227,29 @@ static bool enrolled(struct inpod *ip, const char *uid)
 	return pod_index(ip, uid) >= 0;
 }
 
-/* First connection: a snapshot of A and B, then bad requests, each NACKed, the session going on. */
+/* The client replays nothing itself: istio-cni sends A and B again and the snapshot. */
+static int replay(struct inpod_zds_client *c, int ns_a, int ns_b)
+{
+	int srv = server_accept(c);
+
+	ACK_OK("replayed add A", request(c, srv, ZDS_REQ_ADD, "uid-a", "a", ns_a, 1));
+	ACK_OK("replayed add B", request(c, srv, ZDS_REQ_ADD, "uid-b", "b", ns_b, 1));
+	ACK_OK("replayed snapshot", request(c, srv, ZDS_REQ_SNAPSHOT_SENT, "", NULL, -1, 0));
+	return srv;
+}
+
+/* After a protocol error's NACK the client drops the session (as upstream) and reconnects. */
+static int dropped(struct inpod_zds_client *c, int srv, const char *what, int ns_a, int ns_b)
+{
+	for (int i = 0; i < 10 && c->fd >= 0; i++)
+		pump(c, 50);
+	CHECK(c->fd < 0 && !inpod_zds_client_synced(c), "%s: the session went on", what);
+	close(srv);
+	return replay(c, ns_a, ns_b);
+}
+
+/* First connection: a snapshot of A and B, then bad requests, each NACKed: a pod's failure
+ * keeps the session, a protocol error ends it. */
 static int first_connection(struct inpod_zds_client *c, struct inpod *ip, int ns_a, int ns_b)
 {
 	int srv = server_accept(c);
@@ -244,15 +266,22 @@ static int first_connection(struct inpod_zds_client *c, struct inpod *ip, int ns
 	NACK("add without fd", request(c, srv, ZDS_REQ_ADD, "uid-c", "c", -1, 0), "exactly one");
 	NACK("add with two fds", request(c, srv, ZDS_REQ_ADD, "uid-c", "c", ns_a, 2), "got 2");
 	NACK("del with fd", request(c, srv, ZDS_REQ_DEL, "uid-a", NULL, ns_a, 1), "unexpected fd");
-	NACK("malformed", exchange(c, srv, garbage, sizeof(garbage), -1, 0), "malformed");
-	NACK("keep after snapshot", request(c, srv, ZDS_REQ_KEEP, "uid-a", NULL, -1, 0),
-	     "after SnapshotSent");
-	NACK("second snapshot", request(c, srv, ZDS_REQ_SNAPSHOT_SENT, "", NULL, -1, 0), "twice");
 	NACK("enroll failure", request(c, srv, ZDS_REQ_ADD, "uid-x", "broken", ns_a, 1),
 	     "cannot enroll broken");
+	CHECK(inpod_zds_client_synced(c) && c->fd >= 0, "a pod's NACK lost the session");
+	NACK("malformed", exchange(c, srv, garbage, sizeof(garbage), -1, 0), "malformed");
+	srv = dropped(c, srv, "malformed", ns_a, ns_b);
+	NACK("add without workload_info", request(c, srv, ZDS_REQ_ADD, "uid-c", NULL, ns_a, 1),
+	     "workload_info is required");
+	srv = dropped(c, srv, "add without workload_info", ns_a, ns_b);
+	NACK("keep after snapshot", request(c, srv, ZDS_REQ_KEEP, "uid-a", NULL, -1, 0),
+	     "after SnapshotSent");
+	srv = dropped(c, srv, "keep after snapshot", ns_a, ns_b);
+	NACK("second snapshot", request(c, srv, ZDS_REQ_SNAPSHOT_SENT, "", NULL, -1, 0), "twice");
+	srv = dropped(c, srv, "second snapshot", ns_a, ns_b);
 	CHECK(enrolled(ip, "uid-a") && enrolled(ip, "uid-b") && !enrolled(ip, "uid-c") &&
 	      ip->n == 2, "bad requests changed the pods: %d", ip->n);
-	CHECK(inpod_zds_client_synced(c), "a NACK lost the sync");
+	CHECK(inpod_zds_client_synced(c), "not synced after the last replay");
 	return srv;
 }
 
@@ -278,7 +307,7 @@ static void run(void)
 	/* second connection: A replayed (same netns: not re-enrolled) and kept, B gone */
 	srv = server_accept(c);
 	enrolls = ip.enrolls;
-	ACK_OK("replayed add A", request(c, srv, ZDS_REQ_ADD, "uid-a", "a", ns_a, 1));
+	ACK_OK("replayed add A again", request(c, srv, ZDS_REQ_ADD, "uid-a", "a", ns_a, 1));
 	CHECK(ip.enrolls == enrolls, "replayed Add re-enrolled the pod");
 	ACK_OK("keep B then del B", request(c, srv, ZDS_REQ_KEEP, "uid-b", NULL, -1, 0));
 	ACK_OK("del B before snapshot", request(c, srv, ZDS_REQ_DEL, "uid-b", NULL, -1, 0));

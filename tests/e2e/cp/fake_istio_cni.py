@@ -168,6 +168,18 @@ class FakeIstioCni:
             self.request("snapshot", "-", field(3, b""))
         elif cmd == "raw":
             self.request("raw", "-", bytes.fromhex(args[0]))
+        elif cmd == "reconnect":   # the agent dropped the session: take its next one
+            if self.conn:
+                self.conn.close()
+            self.conn = None
+            self.connection()
+        elif cmd == "add-noinfo":
+            uid, netns = args
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                self.request("add", uid, field(1, string(1, uid)), [fd])
+            finally:
+                os.close(fd)
         elif cmd == "stop":
             self.stop()
         elif cmd == "start":

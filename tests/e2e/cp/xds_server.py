@@ -13,9 +13,19 @@ trust_domain, node, services: {"ns/host": {"80": 8080}}}], "services": [{name, n
 hostname, vips: ["10.96.0.10"], ports: {"80": 8080}, subject_alt_names: []}],
 "policies": [{name, namespace, scope: GLOBAL|NAMESPACE|WORKLOAD_SELECTOR, action: ALLOW|DENY,
 rules: [[[{match}]]]}], "bulk": {"count": N, "version": "x", "node": "n"}} (N generated
-workloads "bulk-<i>" in 10.250.0.0/16). Match keys: namespaces, not_namespaces, principals,
+workloads "bulk-<i>" in 10.250.0.0/16), "ignore_subscribe": true (requests naming resources
+to subscribe are recorded with "ignored" but not answered: a silent control plane). Match keys: namespaces, not_namespaces, principals,
 not_principals ("x" exact, "x*" prefix, "*x" suffix, "*" presence), source_ips, not_source_ips,
 destination_ips, not_destination_ips (CIDRs), destination_ports, not_destination_ports.
+
+On-demand (non-wildcard) streams, as istiod serves ztunnel with XDS_ON_DEMAND=true: a type whose
+first request subscribes and unsubscribes "*" together (or names resources without "*") gets
+only the names subscribed (initial_resource_versions, then resource_names_subscribe minus
+resource_names_unsubscribe). A name is a resource name, or an alias "<network>/<ip>" resolved to
+the workload with that address or the service with that VIP, sent under its canonical name with
+Resource.aliases = [alias] (a service comes with its endpoint workloads, as from istiod's index);
+a newly subscribed name that resolves to nothing is answered with removed_resources [name].
+Pushes on such streams record the names sent and removed.
 """
 import argparse
 import hashlib
@@ -121,7 +131,15 @@ def policy(d):
 
 def desired(state):
     """{type_url: {name: (version, serialized body)}}"""
-    out = {ADDRESS: {}, AUTHZ: {}}
+    out = {ADDRESS: {}, AUTHZ: {}, "ip": {}, "endpoints": {},
+           "ignore_subscribe": bool(state.get("ignore_subscribe"))}
+
+    def index(name, addrs):
+        for a in addrs:
+            try:
+                out["ip"].setdefault(str(ipaddress.ip_address(a.split("/")[-1])), name)
+            except ValueError:
+                pass
 
     def put(t, name, msg):
         body = msg.SerializeToString()
@@ -129,8 +147,13 @@ def desired(state):
 
     for w in state.get("workloads", []):
         put(ADDRESS, w["uid"], workload(w))
+        index(w["uid"], w.get("addresses", []))
+        for svc in w.get("services", {}):
+            out["endpoints"].setdefault(svc, []).append(w["uid"])
     for s in state.get("services", []):
-        put(ADDRESS, "%s/%s" % (s.get("namespace", "default"), s["hostname"]), service(s))
+        name = "%s/%s" % (s.get("namespace", "default"), s["hostname"])
+        put(ADDRESS, name, service(s))
+        index(name, s.get("vips", []))
     bulk = state.get("bulk")
     if bulk:
         for i in range(int(bulk["count"])):
@@ -138,6 +161,7 @@ def desired(state):
                 "uid": "bulk-%d" % i, "name": "bulk-%d-%s" % (i, bulk.get("version", "")),
                 "addresses": [str(ipaddress.ip_address("10.250.0.0") + i + 1)],
                 "node": bulk.get("node", "elsewhere")}))
+            out["ip"][str(ipaddress.ip_address("10.250.0.0") + i + 1)] = "bulk-%d" % i
     for p in state.get("policies", []):
         put(AUTHZ, "%s/%s" % (p.get("namespace", "default"), p["name"]), policy(p))
     return out
@@ -161,6 +185,43 @@ class State:
             except (OSError, ValueError) as e:
                 print("state file: %s" % e, file=sys.stderr, flush=True)
             return self.value or {ADDRESS: {}, AUTHZ: {}}
+
+
+def alias_ip(name):
+    """The IP of an alias "<network>/<ip>" (any network), or None."""
+    if "/" not in name:
+        return None
+    try:
+        return str(ipaddress.ip_address(name.rsplit("/", 1)[1]))
+    except ValueError:
+        return None
+
+
+def resolve(names, snap, t):
+    """For an on-demand stream: ({canonical: (version, body, [aliases])}, {name: canonical}).
+    As istiod's index lookup, a service comes with its endpoints (workloads naming it)."""
+    want, found = {}, {}
+    for n in sorted(names):
+        canon = n if n in snap[t] else None
+        if canon is None and t == ADDRESS and alias_ip(n) is not None:
+            canon = snap.get("ip", {}).get(alias_ip(n))
+        if canon is None or canon not in snap[t]:
+            continue
+        found[n] = canon
+        v, body = snap[t][canon]
+        entry = want.setdefault(canon, (v, body, []))
+        if n != canon:
+            entry[2].append(n)
+        for uid in snap.get("endpoints", {}).get(canon, []) if t == ADDRESS else []:
+            if uid in snap[t]:
+                want.setdefault(uid, snap[t][uid] + ([],))
+    return want, found
+
+
+def on_demand_first(sub, unsub):
+    """Does a type's first request open it without wildcard (istiod's on-demand mode)?"""
+    names = sub - {"*"}
+    return ("*" in sub and "*" in unsub) or (bool(names) and "*" not in sub)
 
 
 class Ads(discovery_pb2_grpc.AggregatedDiscoveryServiceServicer):
@@ -188,6 +249,7 @@ class Ads(discovery_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
         threading.Thread(target=reader, daemon=True).start()
         held = {}  # type_url -> {name: version} the client holds, for subscribed types
+        subs = {}  # type_url -> set of subscribed names (on-demand), or None (wildcard)
         while context.is_active():
             try:
                 req = requests.get(timeout=0.05)
@@ -196,21 +258,70 @@ class Ads(discovery_pb2_grpc.AggregatedDiscoveryServiceServicer):
             if req is None:
                 return
             if req:
-                self.note(stream, req, headers)
+                yield from self.request(stream, req, headers, held, subs)
                 headers = None
-                if req.type_url in TYPES and req.type_url not in held:
-                    held[req.type_url] = dict(req.initial_resource_versions)
-                    yield from self.push(req.type_url, held, force=True)
                 continue
             for t in TYPES:
                 if t in held:
-                    yield from self.push(t, held, force=False)
+                    yield from self.push(t, held, subs, force=False)
+
+    def request(self, stream, req, headers, held, subs):
+        t = req.type_url
+        sub = set(req.resource_names_subscribe)
+        unsub = set(req.resource_names_unsubscribe)
+        first = t in TYPES and t not in held
+        ignored = (not first and bool(sub - {"*"}) and
+                   self.state.get().get("ignore_subscribe", False))
+        self.note(stream, req, headers, ignored)
+        if t not in TYPES or ignored:
+            return
+        if first:
+            held[t] = dict(req.initial_resource_versions)
+            subs[t] = None
+            fresh = sub - {"*"} - unsub
+            if on_demand_first(sub, unsub):
+                subs[t] = (set(held[t]) | fresh) - unsub
+            if subs[t] is None:
+                fresh = ()
+            yield from self.push(t, held, subs, force=True, fresh=fresh)
+            return
+        if not sub and not unsub:
+            return  # an ACK or NACK
+        if subs[t] is None:
+            if "*" in unsub and "*" not in sub:  # wildcard given up for names
+                subs[t] = set()
+            else:
+                return
+        elif "*" in sub and "*" not in unsub:  # back to wildcard
+            subs[t] = None
+            yield from self.push(t, held, subs, force=True)
+            return
+        self.unsubscribe(t, held, subs[t], unsub - {"*"})
+        fresh = sub - {"*"} - unsub  # answered even if already subscribed (a retry)
+        subs[t] |= fresh
+        if fresh:
+            yield from self.push(t, held, subs, force=True, fresh=fresh)
+
+    def unsubscribe(self, t, held, names, unsub):
+        """Forget, without a removal, what only the unsubscribed names brought to the client."""
+        if not unsub:
+            return
+        snap = self.state.get()
+        names -= unsub
+        want, _ = resolve(names, snap, t)
+        gone, _ = resolve(unsub, snap, t)
+        for canon in set(gone) | unsub:
+            if canon not in want:
+                held[t].pop(canon, None)
 
     @staticmethod
-    def note(stream, req, headers):
+    def note(stream, req, headers, ignored=False):
         e = {"stream": stream, "type_url": req.type_url, "nonce": req.response_nonce,
              "initial_resource_versions": dict(req.initial_resource_versions),
-             "subscribe": list(req.resource_names_subscribe)}
+             "subscribe": list(req.resource_names_subscribe),
+             "unsubscribe": list(req.resource_names_unsubscribe)}
+        if ignored:
+            e["ignored"] = True
         if req.HasField("error_detail"):
             e["error"] = {"code": req.error_detail.code, "message": req.error_detail.message}
         if req.HasField("node"):
@@ -220,11 +331,21 @@ class Ads(discovery_pb2_grpc.AggregatedDiscoveryServiceServicer):
             e["headers"] = headers
         record(e)
 
-    def push(self, t, held, force):
-        want = self.state.get()[t]
+    def push(self, t, held, subs, force, fresh=()):
+        """Send what changed between held[t] and the state (the subscribed part of it on an
+        on-demand stream); fresh: names just subscribed, sent even if held, removed if unknown."""
+        snap = self.state.get()
         have = held[t]
-        changed = [n for n, (v, _) in want.items() if have.get(n) != v]
+        on_demand = subs.get(t) is not None
+        if on_demand:
+            want, found = resolve(subs[t], snap, t)
+        else:
+            want = {n: (v, body, []) for n, (v, body) in snap[t].items()}
+            found = {}
+        again = {found[n] for n in fresh if n in found}
+        changed = [n for n, (v, _, _) in want.items() if have.get(n) != v or n in again]
         removed = [n for n in have if n not in want]
+        removed += sorted(n for n in fresh if n not in found and n not in removed)
         if not changed and not removed and not force:
             return
         batch = max(1, args.batch)
@@ -235,17 +356,22 @@ class Ads(discovery_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 Ads.nonce += 1
                 resp.nonce = str(Ads.nonce)
             for n in names:
-                v, body = want[n]
+                v, body, aliases = want[n]
                 r = resp.resources.add(name=n, version=v)
+                r.aliases.extend(aliases)
                 r.resource.type_url = t
                 r.resource.value = body
                 have[n] = v
             if i == len(chunks) - 1:
                 resp.removed_resources.extend(removed)
                 for n in removed:
-                    del have[n]
-            record({"push": t, "nonce": resp.nonce, "resources": len(names),
-                    "removed": len(resp.removed_resources)})
+                    have.pop(n, None)
+            entry = {"push": t, "nonce": resp.nonce, "resources": len(names),
+                     "removed": len(resp.removed_resources)}
+            if on_demand:
+                entry["names"] = {n: want[n][2] for n in names}
+                entry["removed_names"] = list(resp.removed_resources)
+            record(entry)
             yield resp
 
 
