@@ -270,4 +270,46 @@ gap=$(awk '/^echo /{ if (p) { g = $3 - p; if (g > m) m = g } p = $3 } END { prin
 [ "$gap" -lt 2000 ] || tb_fail "the long connection stalled: longest gap between echoes $gap ms"
 tb_log "ok: the long connection echoed throughout ($(echoes) echoes, longest gap $gap ms)"
 expect_ok "after the bursts" bursts
-tb_pass "agents on delta xDS: readiness, traffic, policy push, cp outage and reconnect, NACK, bursts"
+# (7) A pod enrolled before the control plane knows it waits, and is captured when it arrives.
+tb_pod node1 late 10.201.1.3
+late='{"uid": "Kubernetes//Pod/default/late", "name": "late", "service_account": "late",
+  "addresses": ["10.201.1.3"], "node": "node1"}'
+state "" ""
+tb_poll 30 both_dump 'len(w) == 2' || tb_fail "the bulk workloads were not removed"
+tb_enroll node1 late default late
+tb_wait_log "$L1" 'msg="pod waiting for its workload" uid=uid-default-late ' 5 ||
+	tb_fail "node1 did not keep the unknown pod waiting"
+dump_has node1 'True' || tb_fail "no config_dump from node1"
+grep -q '"pendingPods":\[{"uid":"uid-default-late"' "$TBDIR/dump-node1.json" ||
+	tb_fail "pendingPods in node1's dump: $(grep -o '"pendingPods":[^]]*]' "$TBDIR/dump-node1.json")"
+! tb__listening late 15001 || tb_fail "the unknown pod is captured already"
+tb_log "ok: the pod enrolled before its workload waits (pendingPods in node1's config_dump)"
+t0=$(tb__now_ms)
+state "$late" ""
+tb_wait_port late 15001
+took=$(($(tb__now_ms) - t0))
+out=$(tb_curl late "http://$S:8080/late" 2>&1) || tb_fail "curl late -> $S:8080: $out"
+grep -q "^peer=10.201.1.3:" <<<"$out" || tb_fail "late: unexpected answer: $out"
+tb_wait_log "$L2" 'msg="connection complete".*src\.addr=10\.201\.1\.3:.*src\.identity=spiffe://cluster\.local/ns/default/sa/late.*direction=inbound' 5 ||
+	tb_fail "node2 logged no HBONE connection from late's identity"
+tb_log "ok: the waiting pod was captured $took ms after its workload was pushed, and its traffic goes through HBONE as sa/late"
+
+# (8) node2 restarts while the control plane is down: its pod waits in the state dir, and is
+# captured again once the control plane is back.
+ENROLLED='msg="pod enrolled" uid=uid-default-server-remote '
+n_enr=$(tb_count "$L2" "$ENROLLED")
+tb_agent_stop node2 TERM
+tb_stop "$CP_PID" 5
+XDS_ADDRESS=http://10.200.2.1:15010 tb_agent node2 mesh.yaml
+tb_wait_log "$L2" 'msg="pod waiting for its workload" uid=uid-default-server-remote ' 10 ||
+	tb_fail "node2 did not keep its restored pod waiting without a control plane"
+tb_log "ok: node2 restarted without a control plane: server-remote waits"
+t0=$(tb__now_ms)
+cp_start
+tb_poll 20 is_ready node2 || tb_fail "node2 not ready after the control plane came back"
+tb_poll 10 tb_more_lines "$L2" "$ENROLLED" "$n_enr" ||
+	tb_fail "node2 did not enroll its restored pod once the workload arrived"
+took=$(($(tb__now_ms) - t0))
+expect_ok "restored pod enrolled once the control plane came back" restored
+tb_log "ok: server-remote captured again $took ms after the control plane restarted"
+tb_pass "agents on delta xDS: readiness, traffic, policy push, cp outage and reconnect, NACK, bursts, late workloads"

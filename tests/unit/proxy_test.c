@@ -141,6 +141,9 @@ static void test_env(void)
 		{ "PACKET_MARK", "0x539", 1, NULL },
 		{ "ZTUNNEL_REDIRECT", "iptables", 0, "ZTUNNEL_REDIRECT" },
 		{ "ZTUNNEL_CA_CERT", "/x.pem", 0, "go together" },
+		{ "XDS_ON_DEMAND", "true", 1, NULL },
+		{ "XDS_ON_DEMAND", "false", 1, NULL },
+		{ "XDS_ON_DEMAND", "yes", 0, "XDS_ON_DEMAND: \"yes\" is not true or false" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -168,6 +171,10 @@ static void test_env(void)
 	CHECK(cfg.hbone.idle_release_ms == 30000, "pool idle %u", cfg.hbone.idle_release_ms);
 	CHECK(cfg.hbone.mark == 0x539, "mark %#x", cfg.hbone.mark);
 	CHECK(cfg.workers == 2 && cfg.secret_ttl == 86400, "defaults workers/ttl");
+	CHECK(!cfg.xds_on_demand, "on demand is off by default");
+	setenv("XDS_ON_DEMAND", "true", 1);
+	CHECK(config_from_env(&cfg, err, sizeof(err)) == 0 && cfg.xds_on_demand, "XDS_ON_DEMAND=true");
+	unsetenv("XDS_ON_DEMAND");
 	CHECK(cfg.hbone.stream_window == 4u << 20 && cfg.hbone.conn_window == 16u << 20,
 	      "upstream window defaults");
 }
