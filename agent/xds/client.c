@@ -51,8 +51,8 @@ static bool client_stopping(struct xds_client *c)
 	return s;
 }
 
-/* Sleeps ms unless stopped first. */
-static void client_sleep(struct xds_client *c, unsigned int ms)
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(unsigned int ms)
 {
 	struct timespec until;
 
@@ -63,6 +63,14 @@ static void client_sleep(struct xds_client *c, unsigned int ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
+	return until;
+}
+
+/* Sleeps ms unless stopped first. */
+static void client_sleep(struct xds_client *c, unsigned int ms)
+{
+	struct timespec until = deadline_in(ms);
+
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->lock, &until) != ETIMEDOUT)
 		;
@@ -445,13 +453,7 @@ bool xds_client_demand_wait(struct xds_client *c, const char *name, int timeout_
 
 	if (xds_client_demand(c, name) < 0)
 		return false;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	until = deadline_in(timeout_ms > 0 ? (unsigned int)timeout_ms : 0);
 	pthread_mutex_lock(&c->lock);
 	while ((pending = xds_demands_pending(&c->demands, name)) && !c->stopping &&
 	       pthread_cond_timedwait(&c->answered, &c->lock, &until) != ETIMEDOUT)
