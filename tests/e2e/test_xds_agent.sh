@@ -10,16 +10,9 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 tb_init
-"$PY" -c 'import grpc, grpc_tools' 2>/dev/null || tb_skip "python3 grpcio / grpc_tools missing"
+source "$(dirname "$0")/xds_lib.sh"
+xds_stubs
 
-mkdir -p "$TBDIR/py"
-"$PY" -m grpc_tools.protoc -I "$TB_ROOT/proto" --python_out="$TBDIR/py" \
-	--grpc_python_out="$TBDIR/py" "$TB_ROOT"/proto/{discovery,workload,authorization}.proto \
-	"$TB_ROOT"/proto/{envoy_base,google_any,google_status,google_struct,google_empty}.proto ||
-	tb_fail "generating python stubs"
-
-REC=$TBDIR/record.jsonl
-STATE=$TBDIR/state.json
 L1=$TBDIR/agent-node1.log
 L2=$TBDIR/agent-node2.log
 S=10.201.2.2
@@ -45,31 +38,6 @@ state() {
 		"${1:+, $1}" "$services" "$2" "${3:-}" >"$STATE.tmp" && mv "$STATE.tmp" "$STATE"
 }
 
-cp_start() {
-	tb_bg cp env XDS_PY_DIR="$TBDIR/py" "$PY" "$TB_ROOT/tests/e2e/cp/xds_server.py" \
-		--listen 0.0.0.0:15010 --state "$STATE" --record "$REC" --batch 100 >>"$TBDIR/cp.log" 2>&1
-	CP_PID=$TB_BG_PID
-	tb_wait_port cp 15010 15
-}
-
-ready_code() { tb_exec_node "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-	http://127.0.0.1:15021/healthz/ready; }
-is_ready() { [ "$(ready_code "$1")" = 200 ]; }
-
-# dump_has NODE PYTHON_EXPR: NODE's /config_dump satisfies the expression (w: workloads by uid,
-# p: policy names).
-dump_has() {
-	tb_exec_node "$1" curl -s --max-time 5 -o "$TBDIR/dump-$1.json" \
-		http://127.0.0.1:15000/config_dump || return 1
-	"$PY" - "$TBDIR/dump-$1.json" "$2" <<'PYEOF' 2>/dev/null
-import json, sys
-d = json.load(open(sys.argv[1]))
-vals = lambda v: list(v.values()) if isinstance(v, dict) else v
-w = {x["uid"]: x for x in vals(d["workloads"])}
-p = {x["name"] for x in vals(d.get("policies", []))}
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)
-PYEOF
-}
 both_dump() { dump_has node1 "$1" && dump_has node2 "$1"; }
 
 # rec_count PYTHON_EXPR: how many recorded requests r satisfy the expression.
@@ -142,7 +110,7 @@ for n in node1 node2; do
 	[ "$c" = 503 ] || tb_fail "$n readiness before any xDS push: HTTP $c, want 503"
 done
 tb_log "ok: both agents answer 503 on /healthz/ready while the control plane is down"
-cp_start
+cp_start --batch 100
 tb_poll 20 is_ready node1 || tb_fail "node1 not ready 20 s after the control plane started: $(ready_code node1)"
 tb_poll 10 is_ready node2 || tb_fail "node2 not ready after the control plane started: $(ready_code node2)"
 tb_log "ok: both agents ready (200) once the control plane sent both types"
@@ -192,7 +160,7 @@ tb_check "state kept while the control plane is down" both_dump \
 	'set(w) == {"'$CLIENT_UID'", "'$SERVER_UID'"}'
 state "" "$deny_client"
 : >"$REC"
-cp_start
+cp_start --batch 100
 held='"'$CLIENT_UID'" in r["initial_resource_versions"] and "'$SERVER_UID'" in r["initial_resource_versions"]
 	and "default/web.default.svc.cluster.local" in r["initial_resource_versions"]'
 tb_poll 20 rec_at_least 'r["type_url"] == '"$ADDR"' and '"$held" 2 ||
@@ -305,7 +273,7 @@ tb_wait_log "$L2" 'msg="pod waiting for its workload" uid=uid-default-server-rem
 	tb_fail "node2 did not keep its restored pod waiting without a control plane"
 tb_log "ok: node2 restarted without a control plane: server-remote waits"
 t0=$(tb__now_ms)
-cp_start
+cp_start --batch 100
 tb_poll 20 is_ready node2 || tb_fail "node2 not ready after the control plane came back"
 tb_poll 10 tb_more_lines "$L2" "$ENROLLED" "$n_enr" ||
 	tb_fail "node2 did not enroll its restored pod once the workload arrived"

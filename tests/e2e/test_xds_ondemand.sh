@@ -9,16 +9,9 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 tb_init
-"$PY" -c 'import grpc, grpc_tools' 2>/dev/null || tb_skip "python3 grpcio / grpc_tools missing"
+source "$(dirname "$0")/xds_lib.sh"
+xds_stubs
 
-mkdir -p "$TBDIR/py"
-"$PY" -m grpc_tools.protoc -I "$TB_ROOT/proto" --python_out="$TBDIR/py" \
-	--grpc_python_out="$TBDIR/py" "$TB_ROOT"/proto/{discovery,workload,authorization}.proto \
-	"$TB_ROOT"/proto/{envoy_base,google_any,google_status,google_struct,google_empty}.proto ||
-	tb_fail "generating python stubs"
-
-REC=$TBDIR/record.jsonl
-STATE=$TBDIR/state.json
 L1=$TBDIR/agent-node1.log
 S=10.201.2.2
 VIP=10.96.0.10
@@ -40,29 +33,6 @@ services='{"name": "web", "hostname": "'$SVC'", "vips": ["'$VIP'"], "ports": {"8
 state() {
 	printf '{"workloads": [%s], "services": [%s], "policies": []%s}\n' "$workloads" \
 		"$services" "${1:-}" >"$STATE.tmp" && mv "$STATE.tmp" "$STATE"
-}
-
-cp_start() {
-	tb_bg cp env XDS_PY_DIR="$TBDIR/py" "$PY" "$TB_ROOT/tests/e2e/cp/xds_server.py" \
-		--listen 0.0.0.0:15010 --state "$STATE" --record "$REC" >>"$TBDIR/cp.log" 2>&1
-	tb_wait_port cp 15010 15
-}
-
-ready_code() { tb_exec_node "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-	http://127.0.0.1:15021/healthz/ready; }
-is_ready() { [ "$(ready_code "$1")" = 200 ]; }
-
-# dump_has NODE PYTHON_EXPR: NODE's /config_dump satisfies the expression (w: workloads by uid).
-dump_has() {
-	tb_exec_node "$1" curl -s --max-time 5 -o "$TBDIR/dump-$1.json" \
-		http://127.0.0.1:15000/config_dump || return 1
-	"$PY" - "$TBDIR/dump-$1.json" "$2" <<'PYEOF' 2>/dev/null
-import json, sys
-d = json.load(open(sys.argv[1]))
-vals = lambda v: list(v.values()) if isinstance(v, dict) else v
-w = {x["uid"]: x for x in vals(d["workloads"])}
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)
-PYEOF
 }
 
 # rec_from NODE PYTHON_EXPR: how many recorded requests r on NODE's streams (the node metadata
