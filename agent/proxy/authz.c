@@ -106,7 +106,6 @@ void proxy_recheck(struct io_worker *w)
 	char why[256], msg[300];
 	unsigned closed = 0;
 
-	proxy_parked_tick(pw);
 	if (pw->gen == pw->authz_gen)
 		return;
 	pw->authz_gen = pw->gen;

@@ -70,7 +70,7 @@ void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const 
 		      bool mtls);
 /* Goes on with parked outbound connections whose on-demand wait is over (tick). */
 void proxy_parked_tick(struct proxy_worker *pw);
-/* Re-checks the worker's open inbound connections if the snapshot changed (tick hook). */
+/* Re-checks the worker's open inbound connections if the snapshot changed (tick). */
 void proxy_recheck(struct io_worker *w);
 
 /* Splits a socket address into ip and port. */

@@ -46,6 +46,13 @@ struct state_snapshot *proxy_snapshot(struct proxy_worker *pw)
 	return pw->snap;
 }
 
+/* The worker's tick: parked connections whose wait is over, then the policy re-check. */
+static void proxy_tick(struct io_worker *w)
+{
+	proxy_parked_tick(w->user);
+	proxy_recheck(w);
+}
+
 struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbone_settings *set,
 			struct metrics *metrics, bool count_connections)
 {
@@ -72,7 +79,7 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 		}
 		pw->px = px;
 		pw->io.user = pw;
-		pw->io.tick_hook = proxy_recheck;
+		pw->io.tick_hook = proxy_tick;
 		pw->shard = metrics_shard_new(metrics);
 		pw->pool = hbone_pool_new(&pw->io, &px->set);
 		if (!pw->pool || !pw->shard || io_worker_start(&pw->io) < 0)
