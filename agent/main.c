@@ -36,6 +36,7 @@ struct agent {
 	struct ca_client *ca_client;	/* CA_ADDRESS mode */
 	struct admin *admin;
 	struct stat cfg_stat;		/* of LOCAL_XDS_PATH when last loaded */
+	uint64_t next_trim_ms;		/* next hand-back of free memory to the system */
 	int ready;			/* atomic */
 	int drain_requested;		/* atomic: set by /quitquitquit */
 };
@@ -216,6 +217,10 @@ static void control_loop(struct agent *a, int sfd)
 		if (a->zds)
 			inpod_zds_client_handle(a->zds, fds + n, z);
 		inpod_rotate(a->ip);
+		if (io_now_ms() >= a->next_trim_ms) {
+			io_mem_trim();
+			a->next_trim_ms = io_now_ms() + 5000;
+		}
 		maybe_reload(a, false);
 		inpod_retry_pending(a->ip);
 	}
@@ -309,6 +314,7 @@ int main(int argc, char **argv)
 		return ca_tool_main(argc - 1, argv + 1);
 	if (argc > 1)
 		return usage();
+	io_mem_init();
 	if (config_from_env(&a.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return 2;

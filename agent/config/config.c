@@ -76,6 +76,10 @@ static const struct setting settings[] = {
 	{ "POOL_MAX_STREAMS_PER_CONNECTION", K_UINT, CFG(hbone.max_streams_per_conn), 1, 10000 },
 	{ "POOL_UNUSED_RELEASE_TIMEOUT", K_DURATION_MS, CFG(hbone.idle_release_ms), 100, 86400000 },
 	{ "PACKET_MARK", K_UINT, CFG(hbone.mark), 1, 0xffffffffu },
+	{ "ZTUNNEL_MAX_PENDING_HANDSHAKES", K_UINT, CFG(hbone.max_pending_handshakes), 0, 1u << 20 },
+	{ "ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE", K_UINT, CFG(hbone.max_pending_per_source), 0,
+	  1u << 20 },
+	{ "ZTUNNEL_APP_BUFFER_LIMIT", K_UINT, CFG(hbone.app_buffer_limit), 0, 0xffffffffu },
 };
 
 static int apply(struct config *cfg, const struct setting *s, const char *v, char *err, size_t len)

@@ -13,8 +13,9 @@
 #include "hbone-int.h"
 
 #define CONN_RBUF (256 * 1024)
-#define OBUF_SIZE (256 * 1024)
+#define OBUF_CLASS IO_BUF_256K
 #define WBIO_HIGH (1024 * 1024)	/* stop pulling frames from nghttp2 above this */
+#define BIO_KEEP (64 * 1024)	/* an emptied memory BIO larger than this is replaced */
 
 void hbone_settings_default(struct hbone_settings *s)
 {
@@ -26,6 +27,19 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->idle_release_ms = 5 * 60 * 1000;
 	s->handshake_timeout_ms = 10 * 1000;
 	s->mark = 0x539;
+	s->max_pending_handshakes = 1024;
+	s->max_pending_per_source = 64;
+	s->app_buffer_limit = 64u << 20;
+	s->max_header_list = 64 * 1024;
+}
+
+/* The handshake is over (done or failed): it no longer counts against the gate. */
+static void ungate(struct hbone_conn *c)
+{
+	if (!c->gated)
+		return;
+	c->gated = false;
+	hbone_gate_leave(c->gate, &c->peer);
 }
 
 static void maybe_free(struct hbone_conn *c)
@@ -33,12 +47,14 @@ static void maybe_free(struct hbone_conn *c)
 	if (c->depth > 0 || !c->sock_closed || c->streams)
 		return;
 	io_timer_disarm(&c->timer);
+	ungate(c);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	SSL_CTX_free(c->ctx);
+	c->ctx = NULL;
 	nghttp2_session_del(c->h2);
 	c->h2 = NULL;
-	free(c->obuf);
-	c->obuf = NULL;
+	io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);
 	if (c->server && c->handler)
 		c->handler->release(c->hctx);
 	free(c);
@@ -84,6 +100,7 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 	else
 		log_debug("hbone connection closed", "peer=%s reason=\"%s\"", peer, reason);
 	io_timer_disarm(&c->timer);
+	ungate(c);
 	if (!c->server)
 		hpool_conn_closed(c);
 	while (c->streams)
@@ -102,19 +119,55 @@ void hconn_fail(struct hbone_conn *c, const char *fmt, ...)
 	conn_close(c, true, reason);
 }
 
+/* A memory BIO keeps the largest buffer it ever needed: an emptied big one is replaced. */
+static BIO *shrink_bio(BIO *b)
+{
+	BUF_MEM *bm = NULL;
+	BIO *fresh;
+
+	if (BIO_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || !bm || bm->max <= BIO_KEEP)
+		return NULL;
+	fresh = BIO_new(BIO_s_mem());
+	if (fresh)
+		BIO_set_mem_eof_return(fresh, -1);
+	return fresh;
+}
+
+static void shrink_bios(struct hbone_conn *c)
+{
+	BIO *b;
+
+	if (!c->ssl)
+		return;
+	if ((b = shrink_bio(c->wbio))) {
+		SSL_set0_wbio(c->ssl, b);
+		c->wbio = b;
+	}
+	if ((b = shrink_bio(c->rbio))) {
+		SSL_set0_rbio(c->ssl, b);
+		c->rbio = b;
+	}
+}
+
 static void send_pending(struct hbone_conn *c)
 {
 	int n;
 
 	if (c->state == HCONN_CLOSING || c->sock.wdata)
 		return;
-	if (BIO_pending(c->wbio) == 0) {
+	if (!c->wbio || BIO_pending(c->wbio) == 0) {
+		io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);	/* nothing in flight: no buffer */
+		shrink_bios(c);
 		if (c->state == HCONN_READY && !nghttp2_session_want_read(c->h2) &&
 		    !nghttp2_session_want_write(c->h2))
 			conn_close(c, false, "session finished");
 		return;
 	}
-	n = BIO_read(c->wbio, c->obuf, OBUF_SIZE);
+	if (!c->obuf && !(c->obuf = io_buf_get(&c->w->bufs, OBUF_CLASS))) {
+		hconn_fail(c, "out of memory");
+		return;
+	}
+	n = BIO_read(c->wbio, c->obuf, (int)io_buf_size(OBUF_CLASS));
 	if (n > 0)
 		io_sock_write(&c->sock, c->obuf, (size_t)n);
 }
@@ -176,6 +229,9 @@ static int check_peer(struct hbone_conn *c, char *why, size_t len)
 	return 0;
 }
 
+static int new_session(struct hbone_conn *c);
+static int start_tls(struct hbone_conn *c);
+
 static void handshake_step(struct hbone_conn *c)
 {
 	char why[400], e[200];
@@ -186,6 +242,11 @@ static void handshake_step(struct hbone_conn *c)
 			hconn_fail(c, "%s", why);
 			return;
 		}
+		if (new_session(c) < 0) {
+			hconn_fail(c, "cannot start the HTTP/2 session");
+			return;
+		}
+		ungate(c);
 		c->state = HCONN_READY;
 		io_timer_disarm(&c->timer);
 		if (!c->server)
@@ -245,11 +306,18 @@ static void on_sock_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 			hconn_fail(c, "%s", n == 0 ? "peer closed during handshake" : strerror((int)-n));
 		goto out;
 	}
+	if (!c->ssl && start_tls(c) < 0) {
+		hconn_fail(c, "out of memory");
+		goto out;
+	}
 	BIO_write(c->rbio, data, (int)n);
 	if (c->state == HCONN_HANDSHAKE)
 		handshake_step(c);
-	if (c->state == HCONN_READY)
+	if (c->state == HCONN_READY) {
 		read_plaintext(c);
+		if (c->requests_pending)
+			hstream_dispatch_requests(c);
+	}
 	hconn_flush(c);
 	if (c->state != HCONN_CLOSING)
 		io_sock_read(&c->sock);
@@ -313,11 +381,47 @@ static void on_timer(struct io_timer *t)
 	hconn_leave(c);
 }
 
+/* The SSL object and its memory BIOs; the context reference passes to it. */
+static int start_tls(struct hbone_conn *c)
+{
+	c->ssl = SSL_new(c->ctx);
+	if (!c->ssl)
+		return -ENOMEM;
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (!c->rbio || !c->wbio) {
+		BIO_free(c->rbio);
+		BIO_free(c->wbio);
+		c->rbio = c->wbio = NULL;
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -ENOMEM;
+	}
+	SSL_CTX_free(c->ctx);	/* the SSL object holds its own reference */
+	c->ctx = NULL;
+	BIO_set_mem_eof_return(c->rbio, -1);
+	BIO_set_mem_eof_return(c->wbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);	/* idle: no record buffers */
+	if (c->server)
+		SSL_set_accept_state(c->ssl);
+	else
+		SSL_set_connect_state(c->ssl);
+	return 0;
+}
+
+/* A server waits for the client's first bytes before it spends anything on TLS. */
 void hconn_start_handshake(struct hbone_conn *c)
 {
 	c->state = HCONN_HANDSHAKE;
-	handshake_step(c);
-	hconn_flush(c);
+	if (!c->server) {
+		if (start_tls(c) < 0) {
+			hconn_fail(c, "out of memory");
+			return;
+		}
+		handshake_step(c);
+		hconn_flush(c);
+	}
 	if (c->state != HCONN_CLOSING)
 		io_sock_read(&c->sock);
 }
@@ -348,10 +452,12 @@ static int new_session(struct hbone_conn *c)
 		return -ENOMEM;
 	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->set->stream_window };
 	iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_FRAME_SIZE, c->set->frame_size };
-	if (c->server)
+	if (c->server) {
 		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 						      c->set->server_max_streams };
-	else
+		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+						      c->set->max_header_list };
+	} else
 		iv[niv++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
 	if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
 	    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)c->set->conn_window) != 0)
@@ -360,65 +466,55 @@ static int new_session(struct hbone_conn *c)
 }
 
 struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool server,
-			     const struct hbone_settings *set)
+			     const struct hbone_settings *set, struct hbone_gate *gate)
 {
 	struct hbone_conn *c = calloc(1, sizeof(*c));
 
-	if (!c)
-		goto fail;
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
 	c->w = w;
 	c->server = server;
 	c->set = set;
+	c->gate = gate;
 	c->state = HCONN_CONNECTING;
 	c->timer.fire = on_timer;
+	SSL_CTX_up_ref(ctx);
+	c->ctx = ctx;
 	io_sock_init(&c->sock, w, fd, &conn_sock_cb, c, CONN_RBUF);
-	fd = -1;
-	c->obuf = malloc(OBUF_SIZE);
-	c->ssl = SSL_new(ctx);
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
-	if (!c->obuf || !c->ssl || !c->rbio || !c->wbio)
-		goto fail_conn;
-	BIO_set_mem_eof_return(c->rbio, -1);
-	BIO_set_mem_eof_return(c->wbio, -1);
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	if (server)
-		SSL_set_accept_state(c->ssl);
-	else
-		SSL_set_connect_state(c->ssl);
-	if (new_session(c) < 0)
-		goto fail_conn;
 	io_timer_arm(w, &c->timer, set->handshake_timeout_ms);
 	return c;
+}
 
-fail_conn:
-	if (!c->ssl) {
-		BIO_free(c->rbio);
-		BIO_free(c->wbio);
-	}
-	SSL_free(c->ssl);
-	nghttp2_session_del(c->h2);
-	free(c->obuf);
-	if (c->sock.fd >= 0)
-		close(c->sock.fd);
-	free(c);
-	return NULL;
-fail:
-	if (fd >= 0)
-		close(fd);
-	return NULL;
+/* Refused before anything was spent on it: reset, not a FIN. */
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
 }
 
 int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *trust_domain,
-		       const struct hbone_settings *set, const struct hbone_server_handler *h,
-		       void *hctx, const struct sockaddr_storage *peer)
+		       const struct hbone_settings *set, struct hbone_gate *gate,
+		       const struct hbone_server_handler *h, void *hctx,
+		       const struct sockaddr_storage *peer)
 {
 	struct hbone_conn *c;
+	int ret = hbone_gate_enter(gate, peer);
 
+	if (ret < 0) {
+		reset_close(fd);
+		return ret;
+	}
 	io_sock_set_options(fd);
-	c = hconn_new(w, fd, ctx, true, set);
-	if (!c)
+	c = hconn_new(w, fd, ctx, true, set, gate);
+	if (!c) {
+		hbone_gate_leave(gate, peer);
 		return -ENOMEM;
+	}
+	c->gated = gate != NULL;
 	c->handler = h;
 	c->hctx = hctx;
 	h->hold(hctx);

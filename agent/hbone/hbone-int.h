@@ -5,6 +5,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <ztunnel/hbone.h>
+#include <ztunnel/iobuf.h>
 #include <ztunnel/sock.h>
 
 enum hconn_state { HCONN_CONNECTING, HCONN_HANDSHAKE, HCONN_READY, HCONN_CLOSING };
@@ -12,19 +13,25 @@ enum hconn_state { HCONN_CONNECTING, HCONN_HANDSHAKE, HCONN_READY, HCONN_CLOSING
 /*
  * A TLS + HTTP/2 connection. Owns its socket, SSL, session, output buffer and the list of its
  * streams' links (streams own themselves). Freed once the socket is closed, no stream refers
- * to it and no callback of it is on the stack.
+ * to it and no callback of it is on the stack. What a connection holds grows with what it has
+ * done: the SSL object comes with the peer's first bytes (server) or the connect (client), the
+ * HTTP/2 session with the finished handshake, the output buffer only while bytes go out.
  */
 struct hbone_conn {
 	struct io_worker *w;
 	struct io_sock sock;
+	SSL_CTX *ctx;			/* one reference, until the SSL object exists */
 	SSL *ssl;			/* owns rbio and wbio */
 	BIO *rbio, *wbio;
 	nghttp2_session *h2;
+	struct hbone_gate *gate;	/* borrowed */
+	bool gated;			/* counted as a pending handshake in gate */
+	unsigned requests_pending;	/* streams with a request not yet handed to the handler */
 	enum hconn_state state;
 	bool server;
 	bool sock_closed;
 	int depth;			/* callbacks of this conn on the stack */
-	uint8_t *obuf;			/* ciphertext being written; owned */
+	uint8_t *obuf;			/* ciphertext being written; from the worker's pool */
 	struct io_timer timer;		/* handshake deadline, then idle release */
 	const struct hbone_settings *set;
 	char peer_identity[TLS_SPIFFE_MAX];
@@ -43,9 +50,11 @@ struct hbone_conn {
 					 * the first stream's; streams carry their own) */
 };
 
-/* One CONNECT stream bridged to a TCP socket. Owns its socket and receive ring. */
+/* One CONNECT stream bridged to a TCP socket. Owns its socket and receive queue. */
 struct hbone_stream {
 	struct hbone_conn *conn;	/* NULL once the connection is gone */
+	struct io_worker *w;
+	struct hbone_gate *gate;	/* borrowed: its queue counts toward the node's bound */
 	struct hbone_stream *prev, *next;
 	int32_t id;			/* -1 until submitted (client) */
 	struct io_sock tcp;
@@ -57,8 +66,10 @@ struct hbone_stream {
 	bool tcp_eof;
 	bool data_deferred;
 	/* HTTP/2 -> TCP */
-	uint8_t *ring;
-	size_t ring_cap, ring_head, ring_len, writing;
+	struct io_bufq q;		/* received, not yet written; pool chunks */
+	size_t writing;			/* bytes of q's head being written */
+	size_t header_bytes;		/* request header list size, as HTTP/2 counts it */
+	bool request_pending;		/* server: request complete, not yet handed on */
 	bool h2_eof;
 	bool h2_closed;
 	bool reset;
@@ -75,7 +86,7 @@ struct hbone_stream {
 void hconn_flush(struct hbone_conn *c);
 void hconn_fail(struct hbone_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool server,
-			     const struct hbone_settings *set);
+			     const struct hbone_settings *set, struct hbone_gate *gate);
 void hconn_enter(struct hbone_conn *c);
 void hconn_leave(struct hbone_conn *c);
 void hconn_start_handshake(struct hbone_conn *c);
@@ -88,6 +99,13 @@ int hstream_submit_request(struct hbone_stream *st);
 void hstream_set_callbacks(nghttp2_session_callbacks *cb);
 void hstream_conn_gone(struct hbone_stream *st, const char *reason);
 void hstream_fail(struct hbone_stream *st, const char *reason);
+/* Hands the requests that came in during the last read to the handler, skipping streams the
+ * peer already reset (a rapid-reset peer never gets an app connection opened). */
+void hstream_dispatch_requests(struct hbone_conn *c);
+
+/* gate.c: adds n queued bytes; false when the node's total is now over its bound */
+bool hgate_app_add(struct hbone_gate *g, size_t n);
+void hgate_app_release(struct hbone_gate *g, size_t n);
 
 /* pool.c */
 void hpool_conn_ready(struct hbone_conn *c);

@@ -15,6 +15,7 @@ struct hbone_pool {
 	const struct hbone_settings *set;
 	struct hbone_conn *conns;	/* linked by pool_next; each conn owns itself */
 	unsigned n;
+	struct hbone_gate *gate;	/* borrowed */
 };
 
 bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_target *b)
@@ -25,13 +26,15 @@ bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_tar
 	       strcmp(a->dst_identity, b->dst_identity) == 0;
 }
 
-struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set)
+struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set,
+				  struct hbone_gate *gate)
 {
 	struct hbone_pool *p = calloc(1, sizeof(*p));
 
 	if (p) {
 		p->w = w;
 		p->set = set;
+		p->gate = gate;
 	}
 	return p;
 }
@@ -80,7 +83,7 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 		errno = -fd;
 		return NULL;
 	}
-	c = hconn_new(p->w, fd, t->client_ctx, false, p->set);
+	c = hconn_new(p->w, fd, t->client_ctx, false, p->set, p->gate);
 	if (!c)
 		return NULL;
 	c->target = *t;

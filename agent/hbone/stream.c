@@ -10,6 +10,8 @@
 
 #include "hbone-int.h"
 
+#define BEHIND (64 * 1024)	/* a stream holding this much for its app is "behind" */
+
 #define MAKE_NV(n, v, vl) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
 
 /* Takes the stream off its connection's list; nghttp2 forgets it too. */
@@ -30,11 +32,18 @@ static void unlink_from_conn(struct hbone_stream *st)
 	st->prev = st->next = NULL;
 }
 
+/* Drops n queued bytes (written or abandoned) and their share of the node's bound. */
+static void queue_drop(struct hbone_stream *st, size_t n)
+{
+	io_bufq_consume(&st->w->bufs, &st->q, n);
+	hgate_app_release(st->gate, n);
+}
+
 static void stream_release(struct hbone_stream *st)
 {
 	if (st->depth > 0 || !st->finished)
 		return;
-	free(st->ring);
+	queue_drop(st, st->q.len);
 	free(st);
 }
 
@@ -58,8 +67,8 @@ static void stream_free(struct hbone_stream *st)
 		return;
 	st->finished = true;
 	if (c) {
-		if (st->ring_len && c->h2)	/* what the app never got: the window is the peer's */
-			nghttp2_session_consume_connection(c->h2, st->ring_len);
+		if (st->q.len && c->h2)	/* what the app never got: the window is the peer's */
+			nghttp2_session_consume_connection(c->h2, st->q.len);
 		unlink_from_conn(st);
 	}
 	access_log_complete(&st->rec, st->error[0] ? st->error : NULL);
@@ -77,7 +86,7 @@ static void maybe_finish(struct hbone_stream *st)
 		return;
 	if (st->has_tcp) {
 		if (st->tcp.fd >= 0 && !st->tcp.closing) {
-			if (!st->reset && st->conn && (st->ring_len || st->writing))
+			if (!st->reset && st->conn && (st->q.len || st->writing))
 				return;	/* still writing what the peer sent */
 			io_sock_close(&st->tcp, st->reset);
 		}
@@ -123,16 +132,15 @@ void hstream_conn_gone(struct hbone_stream *st, const char *reason)
 
 static void pump_out(struct hbone_stream *st)
 {
-	size_t seg;
+	const uint8_t *seg;
+	size_t len;
 
 	if (!st->has_tcp || !st->tcp_ready || st->tcp.closing || st->tcp.fd < 0 || st->writing)
 		return;
-	if (st->ring_len > 0) {
-		seg = st->ring_cap - st->ring_head;
-		if (seg > st->ring_len)
-			seg = st->ring_len;
-		st->writing = seg;
-		io_sock_write(&st->tcp, st->ring + st->ring_head, seg);
+	seg = io_bufq_peek(&st->q, &len);
+	if (seg) {
+		st->writing = len;
+		io_sock_write(&st->tcp, seg, len);
 		return;
 	}
 	if (st->h2_eof)
@@ -183,8 +191,7 @@ static void on_tcp_sent(struct io_sock *s, int err)
 		hstream_fail(st, "write to socket failed");
 		return;
 	}
-	st->ring_head = (st->ring_head + n) % st->ring_cap;
-	st->ring_len -= n;
+	queue_drop(st, n);
 	st->writing = 0;
 	if (st->rec.direction == ACCESS_OUTBOUND)
 		st->rec.bytes_sent += n;
@@ -272,6 +279,8 @@ struct hbone_stream *hstream_new(struct hbone_conn *c)
 	if (!st)
 		return NULL;
 	st->conn = c;
+	st->w = c->w;
+	st->gate = c->gate;
 	st->id = -1;
 	st->tcp.fd = -1;
 	st->rec.start_ms = io_now_ms();
@@ -453,6 +462,10 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 
 	if (!st || f->hd.type != NGHTTP2_HEADERS)
 		return 0;
+	/* RFC 9113 6.5.2: name + value + 32 per field; past the bound nothing more is kept */
+	st->header_bytes += namelen + valuelen + 32;
+	if (st->header_bytes > st->conn->set->max_header_list)
+		return 0;
 	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
 		copy_value(st->method, sizeof(st->method), value, valuelen);
 	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
@@ -464,6 +477,10 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 
 static void on_request(struct hbone_conn *c, struct hbone_stream *st)
 {
+	if (st->header_bytes > c->set->max_header_list) {
+		hbone_stream_refuse(st, 431, "request header list over the 64 KiB bound");
+		return;
+	}
 	if (strcmp(st->method, "CONNECT") != 0) {
 		hbone_stream_refuse(st, 400, "method is not CONNECT");
 		return;
@@ -473,6 +490,27 @@ static void on_request(struct hbone_conn *c, struct hbone_stream *st)
 		return;
 	}
 	c->handler->on_request(st, st->authority, c->hctx);
+}
+
+void hstream_dispatch_requests(struct hbone_conn *c)
+{
+	struct hbone_stream *st;
+
+	/* a handler may end any stream (and its list neighbours): restart from the head each time */
+	while (c->requests_pending > 0 && c->state != HCONN_CLOSING) {
+		for (st = c->streams; st && !st->request_pending; st = st->next)
+			;
+		if (!st)
+			break;
+		st->request_pending = false;
+		c->requests_pending--;
+		if (st->h2_closed || st->reset)
+			continue;
+		stream_enter(st);
+		on_request(c, st);
+		stream_leave(st);
+	}
+	c->requests_pending = 0;
 }
 
 static void on_response(struct hbone_stream *st)
@@ -504,8 +542,10 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		st->h2_eof = true;
 	if (f->hd.type == NGHTTP2_HEADERS) {
-		if (c->server && f->headers.cat == NGHTTP2_HCAT_REQUEST)
-			on_request(c, st);
+		if (c->server && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+			st->request_pending = true;	/* handed on after the whole read */
+			c->requests_pending++;
+		}
 		else if (!c->server && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
 			on_response(st);
 	} else if (st->h2_eof) {
@@ -519,31 +559,30 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 			 size_t len, void *user)
 {
 	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, id);
-	size_t tail, first;
+	struct hbone_conn *c = user;
 
 	if (!st || st->reset) {
 		nghttp2_session_consume(h2, id, len);
 		return 0;
 	}
-	if (!st->ring) {
-		st->ring_cap = ((struct hbone_conn *)user)->set->stream_window;
-		st->ring = malloc(st->ring_cap);
-		if (!st->ring) {
-			nghttp2_session_consume(h2, id, len);
-			hstream_fail(st, "out of memory");
-			return 0;
-		}
-	}
-	if (len > st->ring_cap - st->ring_len) {
+	if (st->q.len + len > c->set->stream_window) {
 		nghttp2_session_consume(h2, id, len);
 		hstream_fail(st, "peer exceeded the flow-control window");
 		return 0;
 	}
-	tail = (st->ring_head + st->ring_len) % st->ring_cap;
-	first = st->ring_cap - tail < len ? st->ring_cap - tail : len;
-	memcpy(st->ring + tail, data, first);
-	memcpy(st->ring, data + first, len - first);
-	st->ring_len += len;
+	/* over the node's bound, a stream whose app is behind gives way; others go on */
+	if (!hgate_app_add(st->gate, len) && st->q.len >= BEHIND) {
+		hgate_app_release(st->gate, len);
+		nghttp2_session_consume(h2, id, len);
+		hstream_fail(st, "app is not reading and the node's buffer bound is reached");
+		return 0;
+	}
+	if (io_bufq_append(&st->w->bufs, &st->q, data, len) < 0) {
+		hgate_app_release(st->gate, len);
+		nghttp2_session_consume(h2, id, len);
+		hstream_fail(st, "out of memory");
+		return 0;
+	}
 	stream_enter(st);
 	pump_out(st);
 	stream_leave(st);

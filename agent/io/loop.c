@@ -1,5 +1,6 @@
 /* io: the per-worker io_uring loop, completion dispatch, timers and cross-thread tasks. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,7 @@
 #include <ztunnel/log.h>
 
 #define TICK_MS 250
+#define BUF_IDLE_MS 2000	/* cached buffers of a class unused this long are freed */
 
 uint64_t io_now_ms(void)
 {
@@ -48,6 +50,14 @@ void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size
 	struct io_uring_sqe *sqe = get_sqe(w);
 
 	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	arm(op, sqe);
+}
+
+void io_prep_poll_in(struct io_worker *w, struct io_op *op, int fd)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
 	arm(op, sqe);
 }
 
@@ -132,6 +142,7 @@ static void on_tick(struct io_op *op, int res, uint32_t flags)
 	struct io_worker *w = op->ctx;
 
 	run_timers(w);
+	io_buf_trim(&w->bufs, io_now_ms(), BUF_IDLE_MS);
 	if (w->tick_hook)
 		w->tick_hook(w);
 	if (!w->stopping)
@@ -281,6 +292,7 @@ void io_worker_stop(struct io_worker *w)
 
 void io_worker_destroy(struct io_worker *w)
 {
+	io_buf_pool_clear(&w->bufs);
 	io_uring_queue_exit(&w->ring);
 	if (w->event_fd >= 0)
 		close(w->event_fd);

@@ -1,4 +1,7 @@
-/* sock: TCP socket reads, writes, connects and closes as io_uring operations. */
+/* sock: TCP socket reads, writes, connects and closes as io_uring operations.
+ *
+ * A read waits for readiness without a buffer, then takes one from the worker's pool for the
+ * recv: a connection with nothing in flight holds no buffer, whatever its read size. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,23 +30,45 @@ static void maybe_closed(struct io_sock *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	free(s->rbuf);
-	s->rbuf = NULL;
+	io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
 	s->closing = false;	/* on_closed is delivered once */
 	s->cb->on_closed(s);
 }
 
-static void on_recv(struct io_op *op, int res, uint32_t flags)
+static void deliver(struct io_sock *s, ssize_t n)
+{
+	if (n <= 0)
+		io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
+	if (n == 0)
+		s->read_eof = true;
+	s->cb->on_read(s, s->rbuf, n);
+}
+
+/* The socket is readable (or has an error or EOF to tell): one recv into a pool buffer. */
+static void on_readable(struct io_op *op, int res, uint32_t flags)
 {
 	struct io_sock *s = op->ctx;
+	ssize_t n;
 
 	if (s->closing) {
 		maybe_closed(s);
 		return;
 	}
-	if (res == 0)
-		s->read_eof = true;
-	s->cb->on_read(s, s->rbuf, res);
+	if (res < 0) {
+		deliver(s, res);
+		return;
+	}
+	if (!s->rbuf && !(s->rbuf = io_buf_get(&s->w->bufs, s->rclass))) {
+		deliver(s, -ENOMEM);
+		return;
+	}
+	n = recv(s->fd, s->rbuf, io_buf_size(s->rclass), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
+		io_prep_poll_in(s->w, &s->rop, s->fd);
+		return;
+	}
+	deliver(s, n < 0 ? -errno : n);
 }
 
 static void on_send(struct io_op *op, int res, uint32_t flags)
@@ -86,8 +111,9 @@ void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct i
 	s->fd = fd;
 	s->cb = cb;
 	s->owner = owner;
-	s->rcap = rcap ? rcap : IO_SOCK_RBUF;
-	s->rop = (struct io_op){ .cb = on_recv, .ctx = s };
+	s->rclass = rcap && rcap <= 16 * 1024 ? IO_BUF_16K :
+		    rcap && rcap <= 64 * 1024 ? IO_BUF_64K : IO_BUF_256K;
+	s->rop = (struct io_op){ .cb = on_readable, .ctx = s };
 	s->wop = (struct io_op){ .cb = on_send, .ctx = s };
 	s->cop = (struct io_op){ .cb = on_connect, .ctx = s };
 }
@@ -98,12 +124,8 @@ int io_sock_read(struct io_sock *s)
 		return -EALREADY;
 	if (s->closing || s->fd < 0)
 		return -EBADF;
-	if (!s->rbuf) {
-		s->rbuf = malloc(s->rcap);
-		if (!s->rbuf)
-			return -ENOMEM;
-	}
-	io_prep_recv(s->w, &s->rop, s->fd, s->rbuf, s->rcap);
+	io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);	/* the last read's bytes are done with */
+	io_prep_poll_in(s->w, &s->rop, s->fd);
 	return 0;
 }
 

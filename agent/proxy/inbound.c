@@ -167,13 +167,17 @@ void proxy_inbound_hbone_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
+	int ret;
 
 	memset(&peer, 0, sizeof(peer));
 	getpeername(fd, (struct sockaddr *)&peer, &len);
 	/* the context is swapped when the certificate rotates: read it once, atomically */
-	if (hbone_server_start(&pw->io, fd, __atomic_load_n(&pod->server_ctx, __ATOMIC_ACQUIRE),
-			       pod->trust_domain, &pw->px->set,
-			       &inbound_handler, pod, &peer) < 0)
+	ret = hbone_server_start(&pw->io, fd, __atomic_load_n(&pod->server_ctx, __ATOMIC_ACQUIRE),
+				 pod->trust_domain, &pw->px->set, pw->px->gate, &inbound_handler,
+				 pod, &peer);
+	if (ret == -EBUSY || ret == -EMLINK)
+		proxy_shed_gate(pw, ret);
+	else if (ret < 0)
 		log_warn("inbound connection dropped", "pod=%s/%s error=\"out of memory\"",
 			 pod->namespace_, pod->name);
 }

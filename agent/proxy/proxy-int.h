@@ -5,6 +5,14 @@
 #include <ztunnel/access.h>
 #include <ztunnel/proxy.h>
 
+/* What a worker refused under overload: counts since the last log line, and in all. */
+struct proxy_shed {
+	uint64_t next_log_ms;
+	unsigned long fd_pauses, fd_dropped, gate_busy, gate_source;
+	unsigned long total_pauses, total_dropped, total_refused;
+	int reserve_fd;		/* given up for a moment to shed a connection at fd exhaustion */
+};
+
 /* Per-worker datapath state; owned by the worker's struct proxy slot. */
 struct proxy_worker {
 	struct io_worker io;
@@ -19,6 +27,7 @@ struct proxy_worker {
 	unsigned long authz_gen;	/* snapshot generation they were last checked against */
 	struct proxy_parked *parked;	/* outbound connections waiting for an on-demand answer */
 	unsigned n_parked;
+	struct proxy_shed shed;
 };
 
 struct proxy {
@@ -27,6 +36,7 @@ struct proxy {
 	struct state_store *store;
 	struct metrics *metrics;	/* borrowed */
 	struct hbone_settings set;
+	struct hbone_gate *gate;	/* owned: pending handshakes, bytes queued to apps */
 	int draining;			/* atomic: refuse new inbound streams */
 	bool count_connections;		/* false: ZTUNNEL_METRICS=off, no per-connection series */
 	int (*demand)(void *ctx, const char *name);	/* on-demand look-ups, or NULL */
@@ -42,8 +52,19 @@ struct proxy_listener {
 	struct proxy_pod *pod;		/* reference */
 	struct proxy_worker *pw;
 	struct proxy_listener *next;
+	struct io_timer pause;		/* accept paused at fd exhaustion until it fires */
+	bool paused;
 	bool closing;
 };
+
+/* shed.c */
+void proxy_shed_init(struct proxy_shed *s);
+/* An accept failed with res: is it the kind that a pause fixes (out of fds or memory)? */
+bool proxy_accept_overloaded(int res);
+/* Pauses l's accept for a moment, shedding one waiting connection; logs once per interval. */
+void proxy_shed_accept(struct proxy_listener *l);
+/* hbone_server_start refused a connection at the gate with err (-EBUSY, -EMLINK). */
+void proxy_shed_gate(struct proxy_worker *pw, int err);
 
 /* The worker's current snapshot (refreshed when the store moved). */
 struct state_snapshot *proxy_snapshot(struct proxy_worker *pw);

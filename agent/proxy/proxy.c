@@ -69,6 +69,9 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 	px->metrics = metrics;
 	px->count_connections = count_connections;
 	px->set = *set;
+	px->gate = hbone_gate_new(&px->set);
+	if (!px->gate)
+		goto fail;
 	for (i = 0; i < n; i++) {
 		struct proxy_worker *pw = &px->workers[i];
 		int ret = io_worker_init(&pw->io, (int)i, 4096);
@@ -81,7 +84,8 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 		pw->io.user = pw;
 		pw->io.tick_hook = proxy_tick;
 		pw->shard = metrics_shard_new(metrics);
-		pw->pool = hbone_pool_new(&pw->io, &px->set);
+		pw->pool = hbone_pool_new(&pw->io, &px->set, px->gate);
+		proxy_shed_init(&pw->shed);
 		if (!pw->pool || !pw->shard || io_worker_start(&pw->io) < 0)
 			goto fail;
 	}
@@ -113,6 +117,7 @@ static void listener_free(struct proxy_listener *l)
 			*pp = l->next;
 			break;
 		}
+	io_timer_disarm(&l->pause);
 	close(l->fd);
 	proxy_pod_put(l->pod);
 	free(l);
@@ -136,11 +141,13 @@ static void on_accept(struct io_op *op, int res, uint32_t flags)
 			proxy_inbound_plain_accept(l->pw, l->pod, res);
 		else
 			proxy_inbound_hbone_accept(l->pw, l->pod, res);
-	} else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+	} else if (proxy_accept_overloaded(res)) {
+		proxy_shed_accept(l);	/* paused: logged once per interval, re-armed later */
+	} else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED && res != -ECANCELED) {
 		log_warn("accept failed", "pod=%s/%s port=%u error=\"%s\"", l->pod->namespace_,
 			 l->pod->name, kind_port[l->kind], strerror(-res));
 	}
-	if (!op->busy)
+	if (!op->busy && !l->paused)
 		io_prep_accept_multishot(&l->pw->io, op, l->fd);
 }
 

@@ -22,6 +22,10 @@ struct hbone_settings {
 	uint32_t idle_release_ms;	/* POOL_UNUSED_RELEASE_TIMEOUT, 5 min */
 	uint32_t handshake_timeout_ms;	/* 10 s: connect + TLS handshake */
 	uint32_t mark;			/* SO_MARK of outbound sockets, 0x539 */
+	uint32_t max_pending_handshakes;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES, 1024 */
+	uint32_t max_pending_per_source;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE, 64 */
+	uint32_t app_buffer_limit;	/* ZTUNNEL_APP_BUFFER_LIMIT: bytes queued toward apps, 64 MiB */
+	uint32_t max_header_list;	/* 64 KiB, as upstream */
 };
 
 /* Fills upstream's defaults. */
@@ -29,6 +33,25 @@ void hbone_settings_default(struct hbone_settings *s);
 
 struct hbone_conn;
 struct hbone_stream;
+
+/*
+ * The node-wide bounds of the HBONE layer, shared by every worker: inbound connections still
+ * in their TLS handshake (in all and per source IP) and bytes queued toward apps.
+ */
+struct hbone_gate;
+
+/* 0 for max_total or max_per_source means no bound. NULL when out of memory. */
+struct hbone_gate *hbone_gate_new(const struct hbone_settings *set);
+void hbone_gate_free(struct hbone_gate **g);
+/* Counts a new pending handshake from peer: 0, or -EBUSY (node bound), -EMLINK (this source's
+ * bound), -ENOMEM; nothing is counted on failure. */
+int hbone_gate_enter(struct hbone_gate *g, const struct sockaddr_storage *peer);
+/* The handshake counted by hbone_gate_enter for peer is over. */
+void hbone_gate_leave(struct hbone_gate *g, const struct sockaddr_storage *peer);
+/* Handshakes pending now. */
+unsigned hbone_gate_pending(struct hbone_gate *g);
+/* Bytes queued toward apps now. */
+uint64_t hbone_gate_app_bytes(struct hbone_gate *g);
 
 /*
  * What an inbound connection asks of the proxy for each CONNECT request. The proxy answers
@@ -40,11 +63,15 @@ struct hbone_server_handler {
 	void (*release)(void *ctx);	/* ... and is done with it */
 };
 
-/* Serves an accepted inbound connection (fd owned from now). ctx is the server's TLS context
- * (one reference taken). peer is the TCP peer address. */
+/* Serves an accepted inbound connection (fd owned from now, closed on failure). ctx is the
+ * server's TLS context (one reference taken). peer is the TCP peer address. Until its TLS
+ * handshake is done the connection costs a small fixed amount (no buffer, no SSL object before
+ * the peer's first bytes) and counts against gate. 0, or -EBUSY / -EMLINK (gate full: the
+ * socket is reset at once) or -ENOMEM. */
 int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *trust_domain,
-		       const struct hbone_settings *set, const struct hbone_server_handler *h,
-		       void *hctx, const struct sockaddr_storage *peer);
+		       const struct hbone_settings *set, struct hbone_gate *gate,
+		       const struct hbone_server_handler *h, void *hctx,
+		       const struct sockaddr_storage *peer);
 
 /* The stream's access record (the proxy fills the destination side). */
 struct access_record *hbone_stream_record(struct hbone_stream *st);
@@ -80,7 +107,9 @@ struct hbone_target {
 /* Pool key equality: source identity, destination identity, HBONE address and source netns. */
 bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_target *b);
 
-struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set);
+/* gate: borrowed, bounds the bytes the pool's streams queue toward apps (may be NULL). */
+struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set,
+				  struct hbone_gate *gate);
 void hbone_pool_free(struct hbone_pool **pool);
 /* Number of open client connections. */
 unsigned hbone_pool_size(const struct hbone_pool *pool);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <ztunnel/iobuf.h>
+
 struct io_worker;
 struct io_op;
 
@@ -52,6 +54,7 @@ struct io_worker {
 	bool stopping;
 	void *user;			/* the proxy's per-worker state */
 	void (*tick_hook)(struct io_worker *w);	/* runs on every tick, on the worker */
+	struct io_buf_pool bufs;	/* I/O buffers of this worker's sockets */
 };
 
 /* Sets up the ring (and eventfd, tick). 0 or -errno. */
@@ -64,6 +67,12 @@ void io_worker_destroy(struct io_worker *w);
 /* Runs fn(w, arg) on w's thread soon. Safe from any thread. 0 or -ENOMEM. */
 int io_worker_post(struct io_worker *w, void (*fn)(struct io_worker *, void *), void *arg);
 
+/* Allocator settings that let freed memory go back to the system; call once at start-up. */
+void io_mem_init(void);
+/* Returns free memory of every allocator arena to the system (the control thread calls it
+ * every few seconds: after a storm RSS comes back). */
+void io_mem_trim(void);
+
 /* Milliseconds from a monotonic clock. */
 uint64_t io_now_ms(void);
 void io_timer_arm(struct io_worker *w, struct io_timer *t, uint64_t after_ms);
@@ -72,6 +81,8 @@ void io_timer_disarm(struct io_timer *t);
 /* Submission helpers: fill an SQE for op (op->busy set). Never fail: a full ring is flushed. */
 void io_prep_accept_multishot(struct io_worker *w, struct io_op *op, int fd);
 void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size_t len);
+/* One-shot readiness wait (POLLIN). */
+void io_prep_poll_in(struct io_worker *w, struct io_op *op, int fd);
 void io_prep_send(struct io_worker *w, struct io_op *op, int fd, const void *buf, size_t len);
 void io_prep_connect(struct io_worker *w, struct io_op *op, int fd, const struct sockaddr *sa,
 		     socklen_t len);

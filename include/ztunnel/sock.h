@@ -14,7 +14,7 @@ struct io_sock;
 
 /* Callbacks of the owner; all run on the socket's worker. */
 struct io_sock_cb {
-	/* n > 0: data in the socket's read buffer (valid until the next io_sock_read);
+	/* n > 0: data in the socket's read buffer (valid until the next io_sock_read or close);
 	 * n == 0: the peer shut down writing; n < 0: -errno. */
 	void (*on_read)(struct io_sock *s, const uint8_t *data, ssize_t n);
 	/* the whole buffer given to io_sock_write went out (err 0), or -errno */
@@ -30,8 +30,9 @@ struct io_sock {
 	const struct io_sock_cb *cb;
 	void *owner;
 	struct io_op rop, wop, cop;
-	uint8_t *rbuf;			/* owned, allocated on the first read */
-	size_t rcap;
+	uint8_t *rbuf;			/* from the worker's pool, held only while read bytes are
+					 * being used: from a recv until the next io_sock_read */
+	enum io_buf_class rclass;
 	const uint8_t *wdata;		/* the owner's buffer being written */
 	size_t wlen, woff;
 	struct sockaddr_storage addr;	/* connect target */
@@ -42,10 +43,12 @@ struct io_sock {
 
 #define IO_SOCK_RBUF (256 * 1024)
 
-/* Takes ownership of fd (non-blocking). rcap 0 = IO_SOCK_RBUF. */
+/* Takes ownership of fd (non-blocking). rcap: largest read (rounded up to a pool class);
+ * 0 = IO_SOCK_RBUF. */
 void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct io_sock_cb *cb,
 		  void *owner, size_t rcap);
-/* Starts one read. 0, or -ENOMEM / -EALREADY (a read is already in flight). */
+/* Gives back the last read's buffer and waits for the next bytes (no buffer held meanwhile).
+ * 0, or -EBADF / -EALREADY (a read is already in flight). */
 int io_sock_read(struct io_sock *s);
 /* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy. */
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);

@@ -1,0 +1,63 @@
+/* iobuf: the worker's pool of fixed-size I/O buffers and the byte queues built from them. */
+#ifndef ZTUNNEL_IOBUF_H
+#define ZTUNNEL_IOBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Buffer classes. A socket holds a buffer only while bytes are in it: an idle connection holds
+ * none. Freed buffers are kept for reuse up to a bound per class and given back to the system
+ * once the class has been quiet for a while, so memory returns after a storm.
+ */
+enum io_buf_class { IO_BUF_16K, IO_BUF_64K, IO_BUF_256K, IO_BUF_CLASSES };
+
+struct io_buf_free;
+
+struct io_buf_class_pool {
+	struct io_buf_free *free;	/* cached buffers, linked through their first bytes; owned */
+	unsigned n_free;
+	unsigned in_use;
+	uint64_t last_get_ms;
+};
+
+/* One per worker; used only on the worker's thread. */
+struct io_buf_pool {
+	struct io_buf_class_pool cls[IO_BUF_CLASSES];
+};
+
+/* Size in bytes of a class. */
+size_t io_buf_size(enum io_buf_class cls);
+/* A buffer of the class: from the cache or malloc. NULL when out of memory. */
+uint8_t *io_buf_get(struct io_buf_pool *p, enum io_buf_class cls);
+/* Gives *buf back (cached or freed) and clears the pointer. NULL is fine. */
+void io_buf_put(struct io_buf_pool *p, enum io_buf_class cls, uint8_t **buf);
+/* Frees cached buffers of classes unused for idle_ms (the worker's tick calls it). Returns the
+ * number of bytes handed back to the allocator. */
+size_t io_buf_trim(struct io_buf_pool *p, uint64_t now_ms, uint64_t idle_ms);
+/* Frees every cached buffer (worker exit). */
+void io_buf_pool_clear(struct io_buf_pool *p);
+/* Bytes in buffers handed out and not given back. */
+size_t io_buf_in_use_bytes(const struct io_buf_pool *p);
+
+/*
+ * A FIFO of bytes in 64 KiB pool chunks: memory follows what is queued, not a fixed maximum.
+ * Owned by one object on one worker; chunks go back to the pool as they drain.
+ */
+struct io_bufq_chunk;
+struct io_bufq {
+	struct io_bufq_chunk *head, *tail;	/* owned */
+	size_t len;				/* bytes queued */
+};
+
+/* Appends len bytes (copied). 0 or -ENOMEM (nothing appended then). */
+int io_bufq_append(struct io_buf_pool *p, struct io_bufq *q, const uint8_t *data, size_t len);
+/* The first contiguous run of queued bytes, or NULL (len 0) when empty. */
+const uint8_t *io_bufq_peek(const struct io_bufq *q, size_t *len);
+/* Drops n bytes from the front (n <= q->len). */
+void io_bufq_consume(struct io_buf_pool *p, struct io_bufq *q, size_t n);
+/* Drops everything. */
+void io_bufq_clear(struct io_buf_pool *p, struct io_bufq *q);
+
+#endif
