@@ -159,8 +159,13 @@ static void send_pending(struct hbone_conn *c)
 		io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);	/* nothing in flight: no buffer */
 		shrink_bios(c);
 		if (c->state == HCONN_READY && !nghttp2_session_want_read(c->h2) &&
-		    !nghttp2_session_want_write(c->h2))
-			conn_close(c, false, "session finished");
+		    !nghttp2_session_want_write(c->h2)) {
+			char why[sizeof(c->close_reason)];
+
+			snprintf(why, sizeof(why), "%s", c->close_reason[0] ? c->close_reason :
+				 "session finished");
+			conn_close(c, false, why);
+		}
 		return;
 	}
 	if (!c->obuf && !(c->obuf = io_buf_get(&c->w->bufs, OBUF_CLASS))) {
@@ -300,7 +305,10 @@ static void on_sock_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 
 	hconn_enter(c);
 	if (n <= 0) {
-		if (c->state == HCONN_READY)
+		if (!c->ssl)	/* not a byte sent: a scan or an attacker, not worth a warning */
+			conn_close(c, false, n == 0 ? "peer closed before sending anything" :
+				   strerror((int)-n));
+		else if (c->state == HCONN_READY)
 			conn_close(c, n < 0, n == 0 ? "peer closed the connection" : strerror((int)-n));
 		else
 			hconn_fail(c, "%s", n == 0 ? "peer closed during handshake" : strerror((int)-n));
@@ -376,6 +384,8 @@ static void on_timer(struct io_timer *t)
 		conn_close(c, false, "idle");
 	else if (c->state == HCONN_CONNECTING)
 		hconn_fail(c, "connect timeout: no answer from port 15008 (is it blocked?)");
+	else if (!c->ssl)
+		conn_close(c, false, "handshake timeout: peer sent nothing");
 	else
 		hconn_fail(c, "handshake timeout");
 	hconn_leave(c);

@@ -614,8 +614,19 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 	return 0;
 }
 
+/* nghttp2 saying why it refuses a frame or ends the session: the close reason says it too */
+static int on_h2_error(nghttp2_session *h2, int code, const char *msg, size_t len, void *user)
+{
+	struct hbone_conn *c = user;
+
+	snprintf(c->close_reason, sizeof(c->close_reason), "http2: %.*s", (int)len, msg);
+	log_debug("http2 error", "error=\"%.*s\"", (int)len, msg);
+	return 0;
+}
+
 void hstream_set_callbacks(nghttp2_session_callbacks *cb)
 {
+	nghttp2_session_callbacks_set_error_callback2(cb, on_h2_error);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);

