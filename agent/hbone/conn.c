@@ -27,8 +27,8 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->idle_release_ms = 5 * 60 * 1000;
 	s->handshake_timeout_ms = 10 * 1000;
 	s->mark = 0x539;
-	s->max_pending_handshakes = 1024;
-	s->max_pending_per_source = 64;
+	s->max_pending_handshakes = 2048;
+	s->max_pending_per_source = 256;
 	s->app_buffer_limit = 64u << 20;
 	s->max_header_list = 64 * 1024;
 }

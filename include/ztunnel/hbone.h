@@ -22,8 +22,8 @@ struct hbone_settings {
 	uint32_t idle_release_ms;	/* POOL_UNUSED_RELEASE_TIMEOUT, 5 min */
 	uint32_t handshake_timeout_ms;	/* 10 s: connect + TLS handshake */
 	uint32_t mark;			/* SO_MARK of outbound sockets, 0x539 */
-	uint32_t max_pending_handshakes;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES, 1024 */
-	uint32_t max_pending_per_source;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE, 64 */
+	uint32_t max_pending_handshakes;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES, 2048 */
+	uint32_t max_pending_per_source;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE, 256 */
 	uint32_t app_buffer_limit;	/* ZTUNNEL_APP_BUFFER_LIMIT: bytes queued toward apps, 64 MiB */
 	uint32_t max_header_list;	/* 64 KiB, as upstream */
 };
