@@ -124,7 +124,7 @@ static int load_document(struct lc_ctx *c, yaml_parser_t *p, struct state_snapsh
 	 */
 	if (!root || localcfg_is_null(root))
 		return localcfg_fail(c, root, "no configuration in the file (%s): write "
-				     "\"workloads: []\" for an empty mesh",
+				     "'workloads: []' for an empty mesh",
 				     root ? "a null document" : "empty, blank or only comments");
 	/* Linear in the input, so alias expansion cannot make the walk explode. */
 	c->budget = 16 * nodes + 4096;

@@ -477,7 +477,7 @@ static void test_no_document(void)
 		snprintf(prefix, sizeof(prefix), "test.yaml:%d:", cases[i].line);
 		CHECK(strncmp(err, prefix, strlen(prefix)) == 0 &&
 		      strstr(err, "no configuration in the file") &&
-		      strstr(err, "\"workloads: []\" for an empty mesh"), "%s: \"%s\"",
+		      strstr(err, "'workloads: []' for an empty mesh"), "%s: \"%s\"",
 		      cases[i].name, err);
 		CHECK(errno == EINVAL, "%s: errno %d", cases[i].name, errno);
 	}
