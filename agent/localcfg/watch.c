@@ -194,8 +194,32 @@ static void drain_events(struct localcfg_watch *w)
 	}
 }
 
-/* Loads the file now; a refusal is logged and remembered, so the same file is not retried. */
-static struct state_snapshot *load(struct localcfg_watch *w, const char *why)
+static void log_waiting(struct localcfg_watch *w, const char *reason, const struct stat *st)
+{
+	if (w->waiting_logged)
+		return;
+	w->waiting_logged = true;
+	log_info("configuration file changed, waiting until it is complete",
+		 "path=%s reason=%s bytes=%lld", w->path, reason, (long long)st->st_size);
+}
+
+/* A writer came in while the file was read: its close (or the poll) brings the next load. */
+static bool changed_while_read(struct localcfg_watch *w)
+{
+	struct stat st;
+
+	if (stat(w->path, &st) < 0 || !same_stat(&st, &w->applied) || writer_open(w->path)) {
+		log_waiting(w, "changed_while_read", &w->applied);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Reads the file now; a refusal is logged and remembered, so the same file is not retried.
+ * Unless forced, a read that raced with a new writer is dropped.
+ */
+static struct state_snapshot *load(struct localcfg_watch *w, const char *why, bool force)
 {
 	struct state_snapshot *snap;
 	char err[512];
@@ -207,6 +231,10 @@ static struct state_snapshot *load(struct localcfg_watch *w, const char *why)
 	w->committed = false;
 	w->waiting_logged = false;
 	snap = localcfg_load_file(w->path, err, sizeof(err));
+	if (!force && changed_while_read(w)) {
+		state_snapshot_put(&snap);
+		return NULL;
+	}
 	if (!snap)
 		log_error("configuration rejected, keeping the previous one",
 			  "path=%s trigger=%s error=\"%s\"", w->path, why, err);
@@ -214,15 +242,6 @@ static struct state_snapshot *load(struct localcfg_watch *w, const char *why)
 		log_debug("configuration file read", "path=%s trigger=%s bytes=%lld", w->path, why,
 			  (long long)w->applied.st_size);
 	return snap;
-}
-
-static void log_waiting(struct localcfg_watch *w, const char *reason, const struct stat *st)
-{
-	if (w->waiting_logged)
-		return;
-	w->waiting_logged = true;
-	log_info("configuration file changed, waiting until it is complete",
-		 "path=%s reason=%s bytes=%lld", w->path, reason, (long long)st->st_size);
 }
 
 /* The fallback: a change the events did not commit is loaded once it held still, writerless. */
@@ -247,7 +266,7 @@ static struct state_snapshot *poll_file(struct localcfg_watch *w)
 	}
 	if (w->still < WATCH_STILL_POLLS)
 		return NULL;
-	return load(w, "poll");
+	return load(w, "poll", false);
 }
 
 /* localcfg_watch_check with the clock given (the unit test drives it). */
@@ -257,11 +276,11 @@ static struct state_snapshot *watch_tick(struct localcfg_watch *w, bool force, u
 
 	drain_events(w);
 	if (force)
-		return load(w, "sighup");
+		return load(w, "sighup", true);
 	if (w->committed) {
 		/* a close with another writer still at it (two opens) is not the end */
 		if (!writer_open(w->path))
-			return load(w, "inotify");
+			return load(w, "inotify", false);
 		if (stat(w->path, &st) == 0)
 			log_waiting(w, "writer_open", &st);
 	}
