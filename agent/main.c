@@ -45,7 +45,8 @@ static struct state_snapshot *load_state(const struct config *cfg, char *err, si
 		return state_snapshot_new();	/* filled by the xDS client */
 	if (cfg->local_xds_path)
 		return localcfg_load_file(cfg->local_xds_path, err, len);
-	if (cfg->local_xds || getenv("LOCAL_XDS"))	/* set but empty: refused, not "no mesh" */
+	/* LOCAL_XDS set but empty is refused like an empty file, not taken for "no mesh" */
+	if (cfg->local_xds || getenv("LOCAL_XDS"))
 		return localcfg_load_buffer("LOCAL_XDS", cfg->local_xds ? cfg->local_xds : "",
 					    cfg->local_xds ? strlen(cfg->local_xds) : 0, err, len);
 	log_warn("no LOCAL_XDS_PATH: starting with an empty mesh", NULL);
@@ -60,8 +61,8 @@ static void publish(struct agent *a, struct state_snapshot *snap)
 	state_store_publish(a->store, snap);
 }
 
-/* Applies LOCAL_XDS_PATH once a change is complete (or at once when forced); a bad file is
- * logged by the watch and the old state kept. */
+/* Applies LOCAL_XDS_PATH once a change is complete (at once when forced); the watch logs a
+ * refused file and the old state stays. */
 static void maybe_reload(struct agent *a, bool force)
 {
 	struct state_snapshot *snap = localcfg_watch_check(a->watch, force);

@@ -123,7 +123,7 @@ static int load_document(struct lc_ctx *c, yaml_parser_t *p, struct state_snapsh
 	 * mesh. An empty mesh is written explicitly.
 	 */
 	if (!root || localcfg_is_null(root))
-		return localcfg_fail(c, root, "no configuration in the file (%s): write "
+		return localcfg_fail(c, root, "no configuration (%s): write "
 				     "'workloads: []' for an empty mesh",
 				     root ? "a null document" : "empty, blank or only comments");
 	/* Linear in the input, so alias expansion cannot make the walk explode. */

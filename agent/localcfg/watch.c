@@ -30,7 +30,7 @@ struct localcfg_watch {
 	const char *base;	/* its last component, inside path */
 	int ifd;		/* inotify fd, -1 without inotify */
 	int wd;			/* watch on dir, -1 when lost (re-added on each poll) */
-	bool writing;		/* IN_MODIFY seen since the last close or rename: a writer is mid-way */
+	bool writing;		/* IN_MODIFY since the last close or rename: a writer is mid-way */
 	bool committed;		/* closed after writing or renamed into place: load it */
 	bool waiting_logged;	/* "waiting for the writer" said once for this change */
 	struct stat applied;	/* the file as last loaded (or refused) */

@@ -7,7 +7,8 @@
 # of the 6 workloads, the writer pausing 1 s, then the rest) is never applied half-way: no
 # reload while the writer holds the file, config_dump keeps 5; after the close the 6 workloads
 # apply. The capture shows no plaintext to server-remote throughout. (c) "workloads: []" written
-# on purpose does apply (0 workloads). (d) SIGHUP still reloads.
+# on purpose does apply (0 workloads). (d) SIGHUP still reloads. (e) At start-up an empty file or
+# an empty LOCAL_XDS is an error.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -16,7 +17,7 @@ CFG=$TBDIR/mesh.yaml
 L1=$TBDIR/agent-node1.log
 L2=$TBDIR/agent-node2.log
 LOADED='msg="configuration loaded"'
-REFUSED='msg="configuration rejected, keeping the previous one".*no configuration in the file'
+REFUSED='msg="configuration rejected, keeping the previous one".*no configuration \('
 WAITING='msg="configuration file changed, waiting until it is complete"'
 S=10.201.2.2
 PORT=7000
@@ -143,4 +144,17 @@ loads1=$(tb_count "$L1" "$LOADED")
 kill -HUP "$(tb_agent_pid node1)"
 tb_poll 5 tb_more_lines "$L1" "$LOADED" "$loads1" || tb_fail "(d) SIGHUP did not reload node1"
 tb_log "ok: (d) SIGHUP reloaded node1"
+# (e) at start-up an empty file, or an empty inline LOCAL_XDS, is an error naming the cause
+: >"$TBDIR/empty.yaml"
+mkdir -p "$TBDIR/e-state"
+for spec in LOCAL_XDS_PATH="$TBDIR/empty.yaml" LOCAL_XDS= "LOCAL_XDS=# only a comment"; do
+	timeout 5 nsenter --net="/run/netns/$TB-node1" env -u LOCAL_XDS_PATH "$spec" \
+		ZTUNNEL_CA_CERT="$TBDIR/ca.pem" ZTUNNEL_CA_KEY="$TBDIR/ca.key" \
+		ZTUNNEL_STATE_DIR="$TBDIR/e-state" ZTUNNEL_CNI_SOCKET="$TBDIR/e-state/cni.sock" \
+		"$ZT" </dev/null >/dev/null 2>"$TBDIR/e.err"
+	rc=$?
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] || tb_fail "(e) $spec: exit $rc, want an error within 5 s"
+	grep -q 'no configuration (' "$TBDIR/e.err" || tb_fail "(e) $spec: stderr: $(cat "$TBDIR/e.err")"
+	tb_log "ok: (e) $spec: exit $rc: $(head -1 "$TBDIR/e.err")"
+done
 tb_pass "in-place config writes: empty and comment-only files refused, half-written files never applied"
