@@ -156,7 +156,8 @@ static void on_event(struct localcfg_watch *w, const struct inotify_event *ev)
 		return;
 	}
 	if (ev->mask & IN_IGNORED) {
-		w->wd = -1;		/* the directory went away */
+		w->wd = -1;		/* the directory went away: its writers are unknown too */
+		w->writing = false;
 		return;
 	}
 	if (!ev->len || strcmp(ev->name, w->base)) {
@@ -232,6 +233,8 @@ static struct state_snapshot *load(struct localcfg_watch *w, const char *why, bo
 	w->waiting_logged = false;
 	snap = localcfg_load_file(w->path, err, sizeof(err));
 	if (!force && changed_while_read(w)) {
+		/* not loaded after all: the poll must still see this version as new */
+		memset(&w->applied, 0, sizeof(w->applied));
 		state_snapshot_put(&snap);
 		return NULL;
 	}

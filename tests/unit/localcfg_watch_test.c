@@ -173,6 +173,28 @@ static void test_inotify(void)
 	CHECK(!w, "freed watch cleared");
 }
 
+/*
+ * A writer opens the file while it is being read: the read is dropped, and the same version is
+ * still loaded by the poll once the writer has gone (even though it wrote nothing).
+ */
+static void read_races_writer(struct localcfg_watch *w)
+{
+	struct state_snapshot *s;
+	long n;
+	int fd, took;
+
+	write_workloads(path, 4);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	s = load(w, "test", false);
+	CHECK(!s, "a read that raced with a writer was handed over");
+	state_snapshot_put(&s);
+	CHECK(ticks_until_load(w, 5, &took) == -1, "handed over while the writer holds it");
+	if (fd >= 0)
+		close(fd);
+	n = ticks_until_load(w, 5, &took);
+	CHECK(n == 4, "after the racing writer left: %ld workloads", n);
+}
+
 /* Without inotify (or when it missed the change) the poll alone must be as careful. */
 static void test_poll_fallback(void)
 {
@@ -191,10 +213,12 @@ static void test_poll_fallback(void)
 	n = ticks_until_load(w, 10, &took);
 	CHECK(n == 3 && took == WATCH_STILL_POLLS + 1, "poll: %ld workloads after %d ticks, want "
 	      "3 after %d", n, took, WATCH_STILL_POLLS + 1);
-	if (leases_work())
+	if (leases_work()) {
 		slow_write_in_place(w, "poll");
-	else
+		read_races_writer(w);
+	} else {
 		printf("note: no file leases here: the poll waits for stillness only\n");
+	}
 	localcfg_watch_free(&w);
 }
 
