@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ztunnel/admin.h>
@@ -35,7 +34,7 @@ struct agent {
 	struct xds_client *xds;		/* XDS_ADDRESS mode */
 	struct ca_client *ca_client;	/* CA_ADDRESS mode */
 	struct admin *admin;
-	struct stat cfg_stat;		/* of LOCAL_XDS_PATH when last loaded */
+	struct localcfg_watch *watch;	/* LOCAL_XDS_PATH mode */
 	uint64_t next_trim_ms;		/* next hand-back of free memory to the system */
 	int ready;			/* atomic */
 	int drain_requested;		/* atomic: set by /quitquitquit */
@@ -47,9 +46,10 @@ static struct state_snapshot *load_state(const struct config *cfg, char *err, si
 		return state_snapshot_new();	/* filled by the xDS client */
 	if (cfg->local_xds_path)
 		return localcfg_load_file(cfg->local_xds_path, err, len);
-	if (cfg->local_xds)
-		return localcfg_load_buffer("LOCAL_XDS", cfg->local_xds, strlen(cfg->local_xds), err,
-					    len);
+	/* LOCAL_XDS set but empty is refused like an empty file, not taken for "no mesh" */
+	if (cfg->local_xds || getenv("LOCAL_XDS"))
+		return localcfg_load_buffer("LOCAL_XDS", cfg->local_xds ? cfg->local_xds : "",
+					    cfg->local_xds ? strlen(cfg->local_xds) : 0, err, len);
 	log_warn("no LOCAL_XDS_PATH: starting with an empty mesh", NULL);
 	return state_snapshot_new();
 }
@@ -62,26 +62,14 @@ static void publish(struct agent *a, struct state_snapshot *snap)
 	state_store_publish(a->store, snap);
 }
 
-/* Reloads LOCAL_XDS_PATH when it changed (or when forced); a bad file keeps the old state. */
+/* Applies LOCAL_XDS_PATH once a change is complete (at once when forced); the watch logs a
+ * refused file and the old state stays. */
 static void maybe_reload(struct agent *a, bool force)
 {
-	struct stat st;
-	struct state_snapshot *snap;
-	char err[512];
+	struct state_snapshot *snap = localcfg_watch_check(a->watch, force);
 
-	if (a->cfg.xds_address || !a->cfg.local_xds_path || stat(a->cfg.local_xds_path, &st) < 0)
-		return;
-	if (!force && st.st_mtim.tv_sec == a->cfg_stat.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == a->cfg_stat.st_mtim.tv_nsec && st.st_size == a->cfg_stat.st_size &&
-	    st.st_ino == a->cfg_stat.st_ino)
-		return;
-	a->cfg_stat = st;
-	snap = load_state(&a->cfg, err, sizeof(err));
-	if (!snap) {
-		log_error("configuration rejected, keeping the previous one", "error=\"%s\"", err);
-		return;
-	}
-	publish(a, snap);
+	if (snap)
+		publish(a, snap);
 }
 
 static struct tls_ca *load_ca(const struct config *cfg)
@@ -197,7 +185,8 @@ static void control_loop(struct agent *a, int sfd)
 		if (a->zds)
 			z = inpod_zds_client_pollfds(a->zds, fds + n, 2, &timeout);
 		fds[n + z] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		if (poll(fds, (nfds_t)(n + z) + 1, timeout < 200 ? timeout : 200) < 0 && errno != EINTR)
+		fds[n + z + 1] = (struct pollfd){ .fd = localcfg_watch_fd(a->watch), .events = POLLIN };
+		if (poll(fds, (nfds_t)(n + z) + 2, timeout < 200 ? timeout : 200) < 0 && errno != EINTR)
 			break;
 		if (fds[n + z].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -322,8 +311,9 @@ int main(int argc, char **argv)
 	log_set_level_name(a.cfg.log_level);
 	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
 	sfd = signal_fd();
-	if (a.cfg.local_xds_path)
-		stat(a.cfg.local_xds_path, &a.cfg_stat);
+	if (a.cfg.local_xds_path && !a.cfg.xds_address &&
+	    !(a.watch = localcfg_watch_new(a.cfg.local_xds_path)))
+		return 1;
 	snap = load_state(&a.cfg, err, sizeof(err));
 	if (!snap) {
 		fprintf(stderr, "ztunnel: invalid configuration: %s\n", err);
@@ -367,6 +357,7 @@ int main(int argc, char **argv)
 	admin_stop(&a.admin);
 	xds_client_stop(&a.xds);
 	proxy_free(&a.px);
+	localcfg_watch_free(&a.watch);
 	log_info("stopped", NULL);
 	return 0;
 }

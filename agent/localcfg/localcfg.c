@@ -117,18 +117,20 @@ static int load_document(struct lc_ctx *c, yaml_parser_t *p, struct state_snapsh
 	size_t nodes = (size_t)(c->doc->nodes.top - c->doc->nodes.start);
 	int ret;
 
-	/* An empty file (no root) is an empty snapshot; so is a lone "~". */
-	if (!root)
-		return 0;
+	/*
+	 * No document (an empty, blank or comments-only file) or a null one ("~", a bare "---")
+	 * is what a config tool leaves mid-update, not an intent: applying it would empty the
+	 * mesh. An empty mesh is written explicitly.
+	 */
+	if (!root || localcfg_is_null(root))
+		return localcfg_fail(c, root, "no configuration (%s): write "
+				     "'workloads: []' for an empty mesh",
+				     root ? "a null document" : "empty, blank or only comments");
 	/* Linear in the input, so alias expansion cannot make the walk explode. */
 	c->budget = 16 * nodes + 4096;
 	c->key = "config";
-	if (!localcfg_is_null(root)) {
-		ret = localcfg_fields(c, root, top_fields, N(top_fields), snap, "config");
-		if (ret)
-			return ret;
-	}
-	return check_single_document(c, p, buf, len);
+	ret = localcfg_fields(c, root, top_fields, N(top_fields), snap, "config");
+	return ret ? ret : check_single_document(c, p, buf, len);
 }
 
 struct state_snapshot *localcfg_load_buffer(const char *name, const char *yaml, size_t len,

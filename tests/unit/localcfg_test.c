@@ -301,9 +301,9 @@ static void test_good(void)
 		void (*check)(const struct state_snapshot *s);
 	} cases[] = {
 		{ "full", full_yaml, check_full },
-		{ "empty", "", check_empty },
-		{ "comments only", "# nothing here\n\n", check_empty },
-		{ "null document", "~\n", check_empty },
+		{ "explicit empty mesh", "workloads: []\n", check_empty },
+		{ "explicit empty mesh, commented", "# drained\nworkloads: [] # on purpose\n",
+		  check_empty },
 		{ "empty mapping", "{}\n", check_empty },
 		{ "null lists", "workloads:\nservices: ~\npolicies: []\npeerAuthentications: []\n",
 		  check_empty },
@@ -449,6 +449,44 @@ static void test_bad(void)
 	}
 }
 
+/*
+ * A file with no document (empty, blank, only comments) or a null one is what a config tool
+ * leaves mid-update: refused like a syntax error, never an empty mesh.
+ */
+static void test_no_document(void)
+{
+	static const struct {
+		const char *name, *yaml;
+		int line;
+	} cases[] = {
+		{ "empty", "", 1 },
+		{ "blank", "  \n\n \n", 1 },
+		{ "comments only", "# nothing here\n\n  # nor here\n", 1 },
+		{ "null document", "~\n", 1 },
+		{ "null word", "\nnull\n", 2 },
+		{ "bare document marker", "---\n", 2 },
+		{ "marker and end", "--- # c\n...\n", 2 },
+	};
+	char err[256], prefix[32];
+	struct state_snapshot *s;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = load(cases[i].yaml, err, sizeof(err));
+		CHECK(!s, "%s: accepted as an empty mesh", cases[i].name);
+		state_snapshot_put(&s);
+		snprintf(prefix, sizeof(prefix), "test.yaml:%d:", cases[i].line);
+		CHECK(strncmp(err, prefix, strlen(prefix)) == 0 &&
+		      strstr(err, "no configuration (") &&
+		      strstr(err, "'workloads: []' for an empty mesh"), "%s: \"%s\"",
+		      cases[i].name, err);
+		CHECK(errno == EINVAL, "%s: errno %d", cases[i].name, errno);
+	}
+	s = localcfg_load_buffer("LOCAL_XDS", NULL, 0, err, sizeof(err));
+	CHECK(!s && strncmp(err, "LOCAL_XDS:1:1: no configuration", 31) == 0, "NULL buffer: %s",
+	      err);
+	state_snapshot_put(&s);
+}
+
 /* Positions are 1-based line:column of the offending node. */
 static void test_column(void)
 {
@@ -506,6 +544,14 @@ static void test_files(void)
 	CHECK(!s, "file with bogus key accepted");
 	CHECK(strncmp(err, path, strlen(path)) == 0 && strstr(err, ":4:3: unknown key \"bogus\""),
 	      "file error: %s", err);
+	f = fopen(path, "w");
+	CHECK(f != NULL, "reopen %s", path);
+	if (f)
+		fclose(f);
+	s = localcfg_load_file(path, err, sizeof(err));
+	CHECK(!s && strncmp(err, path, strlen(path)) == 0 && strstr(err, ":1:1: no configuration"),
+	      "empty file: %s", err);
+	state_snapshot_put(&s);
 	unlink(path);
 	s = localcfg_load_file(path, err, sizeof(err));
 	CHECK(!s && errno == ENOENT && strstr(err, "cannot read"), "missing file: %s", err);
@@ -520,6 +566,7 @@ int main(void)
 {
 	test_good();
 	test_bad();
+	test_no_document();
 	test_column();
 	test_alias_bomb();
 	test_files();
