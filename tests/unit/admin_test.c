@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../agent/log/escape.c"
+#include "../../agent/log/format.c"
 #include "../../agent/log/log.c"
 #include "../../agent/metrics/registry.c"
 #include "../../agent/metrics/render.c"
