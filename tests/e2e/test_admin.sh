@@ -157,7 +157,8 @@ done
 [ "$NOFILE_HARD" != unlimited ] && [ "$NOFILE_HARD" -gt 1024 ] ||
 	tb_fail "cannot give node1 a hard RLIMIT_NOFILE above 1024 (hard: $NOFILE_HARD)"
 pid1=$(tb_agent_pid node1)
-[ "$(cat "/proc/$pid1/comm")" = ztunnel ] || tb_fail "pid $pid1 is $(cat "/proc/$pid1/comm"), not the agent"
+[ "$(readlink "/proc/$pid1/exe")" = "$(readlink -f "$ZT")" ] ||
+	tb_fail "pid $pid1 is $(readlink "/proc/$pid1/exe"), not the agent $ZT"
 read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/$pid1/limits")
 [ "$soft" = "$NOFILE_HARD" ] && [ "$hard" = "$NOFILE_HARD" ] ||
 	tb_fail "node1's agent runs with RLIMIT_NOFILE soft=$soft hard=$hard, want both $NOFILE_HARD"

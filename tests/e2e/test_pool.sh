@@ -63,8 +63,10 @@ tb_wait_log "$TBDIR/hold.log" '^open' 20 || tb_fail "250 connections did not ope
 tb_wait_pid "$hold" 30 || tb_fail "the 250 connections did not finish"
 [ "$TB_WAIT_RC" -eq 0 ] || tb_fail "wrong or missing answers: $(cat "$TBDIR/hold.log")"
 tb_log "ok: 250 concurrent streams alternating ports all answered by the right app"
-opened=$(tb_count "$TBDIR/agent-node2.log" 'msg="connection complete".*dst.addr=10.201.2.2:700[01].*direction=inbound')
-[ "$opened" -ge 256 ] || tb_fail "node2 logged $opened inbound streams, expected >= 256"
+INBOUND='msg="connection complete".*dst.addr=10.201.2.2:700[01].*direction=inbound'
+# node2 logs each stream as it ends: a slow (sanitizer) agent may still be at it
+tb_poll 10 tb_more_lines "$TBDIR/agent-node2.log" "$INBOUND" 255 ||
+	tb_fail "node2 logged $(tb_count "$TBDIR/agent-node2.log" "$INBOUND") inbound streams, expected >= 256"
 conns=$(hbone_conns)
 # 250 streams at most 100 per connection need at least 3 connections, whatever the split
 # between the two workers; more than 6 would mean streams are not shared
