@@ -136,6 +136,8 @@ static void dump_config(void *ctx, FILE *out)
 		fputs("\"workloads\":[],\"services\":[],\"policies\":[],\"peerAuthentications\":[]", out);
 	fputc(',', out);
 	inpod_dump_json(a->ip, out);
+	fputc(',', out);
+	admin_limits_dump_json(out);
 	fputs("}\n", out);
 	state_snapshot_put(&snap);
 }
@@ -310,6 +312,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level_name(a.cfg.log_level);
 	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
+	admin_raise_nofile();
 	sfd = signal_fd();
 	if (a.cfg.local_xds_path && !a.cfg.xds_address &&
 	    !(a.watch = localcfg_watch_new(a.cfg.local_xds_path)))

@@ -46,6 +46,10 @@ int admin_http_response(const struct admin_reply *rep, const char *body, size_t 
 /* A status code's reason phrase. */
 const char *admin_http_reason(int status);
 
+/* Writes process_open_fds (entries of /proc/self/fd) and process_max_fds (the soft
+ * RLIMIT_NOFILE) as Prometheus gauges; a value that cannot be read is left out. */
+void admin_limits_metrics(FILE *out);
+
 /* Answers a parsed request on a listener: fills rep and writes the body. */
 void admin_route(const struct admin_sources *src, enum admin_listener which,
 		 const struct admin_request *req, struct admin_reply *rep, FILE *body);

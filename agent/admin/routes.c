@@ -89,7 +89,9 @@ static void route_metrics(const struct admin_sources *src, const struct admin_re
 	if (src->metrics && metrics_render(src->metrics, body) != 0) {
 		rep->status = 500;
 		rep->content_type = NULL;
+		return;
 	}
+	admin_limits_metrics(body);
 }
 
 static void route_ready(const struct admin_sources *src, const struct admin_request *req,

@@ -16,6 +16,7 @@ struct hbone_pool {
 	struct hbone_conn *conns;	/* linked by pool_next; each conn owns itself */
 	unsigned n;
 	struct hbone_gate *gate;	/* borrowed */
+	struct metrics *metrics;	/* ztunnel_pooled_connections follows n; borrowed */
 };
 
 bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_target *b)
@@ -27,7 +28,7 @@ bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_tar
 }
 
 struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set,
-				  struct hbone_gate *gate)
+				  struct hbone_gate *gate, struct metrics *metrics)
 {
 	struct hbone_pool *p = calloc(1, sizeof(*p));
 
@@ -35,6 +36,7 @@ struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settin
 		p->w = w;
 		p->set = set;
 		p->gate = gate;
+		p->metrics = metrics;
 	}
 	return p;
 }
@@ -47,6 +49,7 @@ void hbone_pool_free(struct hbone_pool **pool)
 		return;
 	for (c = (*pool)->conns; c; c = c->pool_next)
 		c->pool = NULL;
+	metrics_gauge_add((*pool)->metrics, METRICS_POOLED_CONNECTIONS, -(int64_t)(*pool)->n);
 	free(*pool);
 	*pool = NULL;
 }
@@ -92,6 +95,7 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 	c->pool_next = p->conns;
 	p->conns = c;
 	p->n++;
+	metrics_gauge_add(p->metrics, METRICS_POOLED_CONNECTIONS, 1);
 	io_sock_connect(&c->sock, (const struct sockaddr *)&t->hbone_addr,
 			t->hbone_addr.ss_family == AF_INET ? sizeof(struct sockaddr_in)
 							  : sizeof(struct sockaddr_in6));
@@ -157,6 +161,7 @@ void hpool_conn_closed(struct hbone_conn *c)
 		if (*pp == c) {
 			*pp = c->pool_next;
 			c->pool->n--;
+			metrics_gauge_add(c->pool->metrics, METRICS_POOLED_CONNECTIONS, -1);
 			break;
 		}
 	}

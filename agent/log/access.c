@@ -91,15 +91,19 @@ void access_log_complete(struct access_record *r, const char *error)
 		r->metrics = NULL;
 	}
 
+	/* the error field is in the format itself, so that the logger quotes and escapes it */
+#define ACCESS_FIELDS                                                                       \
+	"src.addr=%s src.workload=%s src.namespace=%s src.identity=%s dst.addr=%s "         \
+	"dst.hbone_addr=%s dst.service=%s dst.workload=%s dst.namespace=%s dst.identity=%s " \
+	"direction=%s bytes_sent=%llu bytes_recv=%llu duration=%.3fs"
 	log_emit(error ? LOG_WARN : LOG_INFO, "connection complete",
-		 "src.addr=%s src.workload=%s src.namespace=%s src.identity=%s dst.addr=%s "
-		 "dst.hbone_addr=%s dst.service=%s dst.workload=%s dst.namespace=%s dst.identity=%s "
-		 "direction=%s bytes_sent=%llu bytes_recv=%llu duration=%.3fs%s%s%s",
+		 error ? ACCESS_FIELDS " error=\"%s\"" : ACCESS_FIELDS "%.0s",
 		 access_addr(&r->src, src, sizeof(src)), or_dash(r->src_workload),
 		 or_dash(r->src_namespace), or_dash(r->src_identity),
 		 access_addr(&r->dst, dst, sizeof(dst)), access_addr(&r->hbone, hb, sizeof(hb)),
 		 or_dash(r->dst_service), or_dash(r->dst_workload), or_dash(r->dst_namespace),
 		 or_dash(r->dst_identity), r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",
 		 (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_recv, secs,
-		 error ? " error=\"" : "", error ? error : "", error ? "\"" : "");
+		 error ? error : "");
+#undef ACCESS_FIELDS
 }

@@ -1,4 +1,4 @@
-/* log: formats and writes one-line key=value log records. */
+/* log: the level, and one-line key=value or JSON records written with one write(2). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <ztunnel/log.h>
+
+#include "log-int.h"
 
 static int log_level = LOG_INFO;
 static bool log_json;	/* set once at start-up, before any thread */
@@ -32,73 +34,40 @@ void log_set_json(bool json)
 	log_json = json;
 }
 
-static size_t put_escaped(char *out, size_t n, size_t cap, const char *s, size_t len)
+/* The time as RFC 3339 with microseconds, UTC. */
+static void timestamp(char *ts, size_t len)
 {
-	for (size_t i = 0; i < len && n + 7 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
+	struct timeval tv;
+	struct tm tm;
+	size_t n;
 
-		if (c == '"' || c == '\\') {
-			out[n++] = '\\';
-			out[n++] = (char)c;
-		} else if (c < 0x20) {
-			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-		} else {
-			out[n++] = (char)c;
-		}
-	}
-	return n;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	n = strftime(ts, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, len - n, ".%06ldZ", (long)tv.tv_usec);
 }
 
-size_t log_fields_to_json(const char *f, char *out, size_t cap)
+static void write_line(const char *line, size_t n)
 {
-	size_t n = 0;
+	ssize_t w = write(STDERR_FILENO, line, n);
 
-	while (f && *f && n + 8 < cap) {
-		const char *eq, *v, *end;
-
-		while (*f == ' ')
-			f++;
-		eq = strchr(f, '=');
-		if (!*f || !eq)
-			break;
-		v = eq + 1;
-		if (*v == '"') {
-			v++;
-			end = strchr(v, '"');
-			if (!end)
-				end = v + strlen(v);
-		} else {
-			end = strchr(v, ' ');
-			if (!end)
-				end = v + strlen(v);
-		}
-		out[n++] = ',';
-		out[n++] = '"';
-		n = put_escaped(out, n, cap, f, (size_t)(eq - f));
-		out[n++] = '"';
-		out[n++] = ':';
-		out[n++] = '"';
-		n = put_escaped(out, n, cap, v, (size_t)(end - v));
-		out[n++] = '"';
-		f = *end == '"' ? end + 1 : end;
-	}
-	out[n < cap ? n : cap - 1] = '\0';
-	return n;
+	(void)w;
 }
 
+/* {"ts":...,"level":...,"msg":...,<fields as members>} from the key=value fields. */
 static void emit_json(const char *ts, const char *level, const char *msg, const char *fields)
 {
 	char line[4096];
-	size_t n = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"",
-				    ts, level);
+	struct log_buf b = { .p = line, .cap = sizeof(line) - 3 };	/* room for "}\n */
 
-	n = put_escaped(line, n, sizeof(line) - 64, msg, strlen(msg));
-	line[n++] = '"';
-	n += log_fields_to_json(fields, line + n, sizeof(line) - n - 3);
-	line[n++] = '}';
-	line[n++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, n);
-	(void)w;
+	b.len = (size_t)snprintf(line, b.cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
+				 level);
+	log_escape_json(&b, msg, strlen(msg));
+	line[b.len++] = '"';
+	b.len += log_fields_to_json(fields, line + b.len, sizeof(line) - 2 - b.len);
+	line[b.len++] = '}';
+	line[b.len++] = '\n';
+	write_line(line, b.len);
 }
 
 bool log_enabled(enum log_level level)
@@ -108,42 +77,37 @@ bool log_enabled(enum log_level level)
 
 void log_emit(enum log_level level, const char *msg, const char *fields, ...)
 {
-	char line[2048];
-	struct timeval tv;
-	struct tm tm;
-	size_t n;
+	char line[2048], ts[40];
+	struct log_buf b = { .p = line, .cap = sizeof(line) - 1 };	/* room for the newline */
 	va_list ap;
 
 	if (!log_enabled(level))
 		return;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
+	timestamp(ts, sizeof(ts));
 	if (log_json) {
-		char ts[40], fbuf[2048] = "";
+		char fbuf[2048];
+		struct log_buf fb = { .p = fbuf, .cap = sizeof(fbuf) };
 
-		n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-		snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
 		if (fields) {
 			va_start(ap, fields);
-			vsnprintf(fbuf, sizeof(fbuf), fields, ap);
+			log_format_fields(&fb, fields, ap);
 			va_end(ap);
 		}
+		log_buf_end(&fb);
 		emit_json(ts, level_names[level], msg, fbuf);
 		return;
 	}
-	n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - n, ".%06ldZ level=%s msg=\"%s\"", (long)tv.tv_usec,
-		      level_names[level], msg);
-	if (fields && n < sizeof(line) - 1) {
-		line[n++] = ' ';
+	b.len = (size_t)snprintf(line, b.cap, "ts=%s level=%s msg=\"", ts, level_names[level]);
+	b.cap--;	/* room for the closing quote */
+	log_escape_quoted(&b, msg, strlen(msg));
+	b.cap++;
+	line[b.len++] = '"';
+	if (fields) {
+		log_buf_putc(&b, ' ');
 		va_start(ap, fields);
-		int k = vsnprintf(line + n, sizeof(line) - n, fields, ap);
+		log_format_fields(&b, fields, ap);
 		va_end(ap);
-		n = k < 0 ? n - 1 : n + (size_t)k;
 	}
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, n);
-	(void)w;
+	line[b.len++] = '\n';
+	write_line(line, b.len);
 }

@@ -84,7 +84,7 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 		pw->io.user = pw;
 		pw->io.tick_hook = proxy_tick;
 		pw->shard = metrics_shard_new(metrics);
-		pw->pool = hbone_pool_new(&pw->io, &px->set, px->gate);
+		pw->pool = hbone_pool_new(&pw->io, &px->set, px->gate, metrics);
 		proxy_shed_init(&pw->shed);
 		if (!pw->pool || !pw->shard || io_worker_start(&pw->io) < 0)
 			goto fail;

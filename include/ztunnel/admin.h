@@ -35,13 +35,21 @@ struct admin;
  *   15000: GET /config_dump (application/json), POST|GET /logging?level=debug|info|warn|error
  *          (changes the level, answers the current one), POST /quitquitquit (drain, 200),
  *          GET / (list of endpoints);
- *   15020: GET /metrics and /stats/prometheus (text/plain; version=0.0.4);
+ *   15020: GET /metrics and /stats/prometheus (text/plain; version=0.0.4): the registry, then
+ *          process_open_fds and process_max_fds read at scrape time;
  *   15021: GET /healthz/ready: 200 "ready" when ready(), else 503.
  * Other paths 404; other methods 405. NULL with errno on failure (e.g. EADDRINUSE).
  */
 struct admin *admin_start(const struct admin_config *cfg, const struct admin_sources *src);
 /* Stops the admin thread, closes the listeners and open connections, frees *a, sets it NULL. */
 void admin_stop(struct admin **a);
+
+/* Raises the process's RLIMIT_NOFILE soft limit to its hard limit (once, at start-up, before
+ * threads open sockets) and logs both. 0 or -errno (logged; the agent runs on at the old limit). */
+int admin_raise_nofile(void);
+/* Writes the config dump member "limits":{"nofile":{"soft":N,"hard":M}} (values read now;
+ * "unlimited" for RLIM_INFINITY). */
+void admin_limits_dump_json(FILE *out);
 
 /* The three listeners, for admin_bound_port. */
 enum admin_listener { ADMIN_LISTENER_ADMIN, ADMIN_LISTENER_METRICS, ADMIN_LISTENER_READY,

@@ -107,9 +107,11 @@ struct hbone_target {
 /* Pool key equality: source identity, destination identity, HBONE address and source netns. */
 bool hbone_target_same_pool(const struct hbone_target *a, const struct hbone_target *b);
 
-/* gate: borrowed, bounds the bytes the pool's streams queue toward apps (may be NULL). */
+/* A pool for worker w. set, gate and metrics are borrowed and outlive it; gate (may be NULL)
+ * bounds the bytes the pool's streams queue toward apps; metrics (may be NULL): each open client
+ * connection counts 1 in its ztunnel_pooled_connections gauge while it is pooled. */
 struct hbone_pool *hbone_pool_new(struct io_worker *w, const struct hbone_settings *set,
-				  struct hbone_gate *gate);
+				  struct hbone_gate *gate, struct metrics *metrics);
 void hbone_pool_free(struct hbone_pool **pool);
 /* Number of open client connections. */
 unsigned hbone_pool_size(const struct hbone_pool *pool);

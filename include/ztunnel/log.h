@@ -14,12 +14,19 @@ bool log_enabled(enum log_level level);
 const char *log_level_name(void);
 /* LOG_FORMAT=json: each line one JSON object with the same keys. */
 void log_set_json(bool json);
-/* Converts "k=v k2=\"v 2\"" fields into JSON members ("k":"v","k2":"v 2") appended to out
- * (cap bytes, always NUL-terminated). Returns the length written. */
+/* Converts fields as log_emit writes them, k=v k2="v \"2\"" (quoted values with \" \\ \n \t
+ * \r \xNN escapes), into JSON members ,"k":"v","k2":"v \"2\"" written to out (cap bytes,
+ * always NUL-terminated; cut at a member's end, or inside its value which is still closed).
+ * Returns the length written. */
 size_t log_fields_to_json(const char *fields, char *out, size_t cap);
 /*
  * Writes "ts=<rfc3339> level=<l> msg=\"<msg>\" <fields>" as one line with one write(2).
- * fields is a printf format producing space-separated key=value pairs (may be NULL).
+ * fields is a printf format producing space-separated key=value pairs (may be NULL); put a
+ * value's quotes in the format (key=\"%s\"), never in an argument. Arguments are escaped by
+ * where they land: in a quoted value \" \\ \n \t \r \xNN; a bare value (key=%s) stays bare
+ * when harmless and is quoted and escaped when it is not (a space, '"', '\\', '=', a control
+ * character, invalid UTF-8). msg is escaped the same way. With LOG_FORMAT=json the same fields
+ * become JSON members.
  */
 void log_emit(enum log_level level, const char *msg, const char *fields, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -3,8 +3,10 @@
 # exactly what the YAML declared plus the node's certificates and enrolled pods, and /logging
 # changes the log level at run time (400 for a bad level); 15021 /healthz/ready is 200; 15020 and
 # 15021 answer on the node's addresses but 15000 does not; unknown paths are 404; with
-# LOG_FORMAT=json every log line is a JSON object; POST /quitquitquit drains the agent, which
-# exits 0.
+# LOG_FORMAT=json every log line is a JSON object; the agent started with a soft
+# RLIMIT_NOFILE of 1024 below its hard limit raises it to the hard limit, logs it, and reports it
+# in /config_dump ("limits") and as process_max_fds (with process_open_fds) on 15020; POST
+# /quitquitquit drains the agent, which exits 0.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -40,7 +42,15 @@ peerAuthentications:
 - {name: default, namespace: istio-system, mode: PERMISSIVE}
 EOF
 } >"$CFG"
+# node1 starts with soft RLIMIT_NOFILE 1024 under a higher hard limit (raised first if need be)
+NOFILE_HARD=$(ulimit -H -n)
+if [ "$NOFILE_HARD" != unlimited ] && [ "$NOFILE_HARD" -le 1024 ]; then
+	ulimit -H -n 4096 2>/dev/null && NOFILE_HARD=4096
+fi
+NOFILE_SOFT0=$(ulimit -S -n)
+ulimit -S -n 1024 || tb_fail "ulimit -S -n 1024"
 tb_agent node1 "$CFG"
+ulimit -S -n "$NOFILE_SOFT0"
 LOG_FORMAT=json tb_agent node2 "$CFG"
 tb_enroll node1 client default client
 tb_enroll node2 server default server
@@ -141,6 +151,44 @@ for spec in node1:uid-default-client,default,client,client node2:uid-default-ser
 		tb_fail "$n config_dump: $out"
 	tb_log "ok: $n config_dump matches: $out"
 done
+
+# RLIMIT_NOFILE: node1's soft limit raised from 1024 to the hard limit, in its log, config_dump
+# and metrics; node2 (started at soft = hard) reports the same in its dump
+[ "$NOFILE_HARD" != unlimited ] && [ "$NOFILE_HARD" -gt 1024 ] ||
+	tb_fail "cannot give node1 a hard RLIMIT_NOFILE above 1024 (hard: $NOFILE_HARD)"
+pid1=$(tb_agent_pid node1)
+[ "$(readlink "/proc/$pid1/exe")" = "$(readlink -f "$ZT")" ] ||
+	tb_fail "pid $pid1 is $(readlink "/proc/$pid1/exe"), not the agent $ZT"
+read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' "/proc/$pid1/limits")
+[ "$soft" = "$NOFILE_HARD" ] && [ "$hard" = "$NOFILE_HARD" ] ||
+	tb_fail "node1's agent runs with RLIMIT_NOFILE soft=$soft hard=$hard, want both $NOFILE_HARD"
+grep -q "msg=\"file descriptor limit\" soft=$NOFILE_HARD hard=$NOFILE_HARD was=1024" "$L1" ||
+	tb_fail "node1 did not log the raise: $(grep 'file descriptor limit' "$L1")"
+tb_log "ok: node1 raised RLIMIT_NOFILE from 1024 to $NOFILE_HARD: $(grep -o 'msg="file descriptor limit".*' "$L1")"
+cat >"$TBDIR/limits_check.py" <<'EOF'
+import json, sys
+n = json.load(open(sys.argv[1]))["limits"]["nofile"]
+want = sys.argv[2]
+if n["soft"] != n["hard"] or (want != "any" and n["soft"] != int(want)):
+    sys.exit("limits.nofile = %r, want soft = hard = %s" % (n, want))
+EOF
+limits_in_dump() {	# NODE WANT
+	expect_code "config_dump" 200 "$1" GET http://127.0.0.1:15000/config_dump
+	out=$("$PY" "$TBDIR/limits_check.py" "$TBDIR/resp" "$2" 2>&1) ||
+		tb_fail "$1 config_dump: $out"
+	tb_log "ok: $1 config_dump: $(grep -o '"limits":{[^}]*}}' "$TBDIR/resp")"
+}
+limits_in_dump node1 "$NOFILE_HARD"
+limits_in_dump node2 any
+expect_code "metrics" 200 node1 GET http://127.0.0.1:15020/metrics
+max=$(awk '$1 == "process_max_fds" { print $2 }' "$TBDIR/resp")
+open=$(awk '$1 == "process_open_fds" { print $2 }' "$TBDIR/resp")
+now=$(find "/proc/$pid1/fd" -mindepth 1 -maxdepth 1 | wc -l)
+[ "$max" = "$NOFILE_HARD" ] || tb_fail "node1 process_max_fds = $max, want $NOFILE_HARD"
+# the descriptors move a little between the scrape and the count (the scrape's own socket)
+[ -n "$open" ] && [ "$open" -gt 10 ] && [ $((open - now)) -le 5 ] && [ $((now - open)) -le 5 ] ||
+	tb_fail "node1 process_open_fds = $open, /proc/$pid1/fd has $now entries"
+tb_log "ok: node1 process_max_fds = $max, process_open_fds = $open (/proc: $now)"
 
 # logging level at run time. Traffic that makes debug lines: an HBONE connection from outside
 # the mesh to client's 15008 (TLS set-up and close) and a mesh request client -> server.

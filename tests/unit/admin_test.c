@@ -1,15 +1,19 @@
 // unit-standalone
 /* admin_test: request parsing, routes, status codes and slow clients over real loopback TCP. */
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../agent/log/escape.c"
+#include "../../agent/log/format.c"
 #include "../../agent/log/log.c"
 #include "../../agent/metrics/registry.c"
 #include "../../agent/metrics/render.c"
 #include "../../agent/admin/http.c"
+#include "../../agent/admin/limits.c"
 #include "../../agent/admin/routes.c"
 #include "../../agent/admin/server.c"
 
@@ -283,6 +287,10 @@ static void test_routes(struct server *s)
 		{ ADMIN_LISTENER_METRICS, "GET /stats/prometheus HTTP/1.0\r\n\r\n", 200,
 		  "text/plain; version=0.0.4; charset=utf-8",
 		  "~response_flags=\"DENY\",connection_security_policy=\"mutual_tls\"} 1\n" },
+		{ ADMIN_LISTENER_METRICS, "GET /metrics HTTP/1.1\r\n\r\n", 200, NULL,
+		  "~\n# TYPE process_open_fds gauge\nprocess_open_fds " },
+		{ ADMIN_LISTENER_METRICS, "GET /metrics HTTP/1.1\r\n\r\n", 200, NULL,
+		  "~\n# TYPE process_max_fds gauge\nprocess_max_fds " },
 		{ ADMIN_LISTENER_METRICS, "POST /metrics HTTP/1.1\r\n\r\n", 405, NULL, NULL },
 		{ ADMIN_LISTENER_METRICS, "GET /healthz/ready HTTP/1.1\r\n\r\n", 404, NULL, NULL },
 		{ ADMIN_LISTENER_READY, "GET /healthz/ready HTTP/1.1\r\n\r\n", 503, NULL,
@@ -496,6 +504,41 @@ static void test_stop(struct server *s)
 	metrics_free(&s->metrics);
 }
 
+/* RLIMIT_NOFILE: the soft limit is raised to the hard one, the dump and the gauges show it. */
+static void test_nofile(void)
+{
+	struct rlimit rl, low;
+	char *dump = NULL, want[128];
+	size_t len = 0;
+	FILE *f;
+	long before, after;
+	int fd;
+
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0, "getrlimit: %s", strerror(errno));
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max < 64) {
+		printf("test_nofile: skipped (hard limit %llu)\n", (unsigned long long)rl.rlim_max);
+		return;
+	}
+	low = (struct rlimit){ .rlim_cur = rl.rlim_max - 1, .rlim_max = rl.rlim_max };
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0, "lowering the soft limit: %s", strerror(errno));
+	CHECK(admin_raise_nofile() == 0, "admin_raise_nofile failed");
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == rl.rlim_max,
+	      "soft %llu after the raise, hard %llu", (unsigned long long)rl.rlim_cur,
+	      (unsigned long long)rl.rlim_max);
+	f = open_memstream(&dump, &len);
+	admin_limits_dump_json(f);
+	fclose(f);
+	snprintf(want, sizeof(want), "\"limits\":{\"nofile\":{\"soft\":%llu,\"hard\":%llu}}",
+		 (unsigned long long)rl.rlim_max, (unsigned long long)rl.rlim_max);
+	CHECK(dump && !strcmp(dump, want), "limits dump: %s, want %s", dump, want);
+	free(dump);
+	before = open_fds();
+	fd = dup(0);
+	after = open_fds();
+	CHECK(before > 0 && after == before + 1, "open_fds: %ld, then %ld after a dup", before, after);
+	close(fd);
+}
+
 int main(void)
 {
 	static struct server s;
@@ -503,6 +546,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_parse();
 	test_query();
+	test_nofile();
 	if (server_start(&s) != 0) {
 		printf("FAIL admin_start: %s\n", strerror(errno));
 		return 1;
