@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../agent/log/escape.c"
+#include "../../agent/log/format.c"
 #include "../../agent/log/log.c"
 #include "../../agent/state/ip.c"
 #include "../../agent/state/lookup.c"
