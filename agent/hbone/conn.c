@@ -57,7 +57,7 @@ static void maybe_free(struct hbone_conn *c)
 	io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);
 	if (c->server && c->handler)
 		c->handler->release(c->hctx);
-	free(c);
+	io_obj_free(&c->w->bufs, c);
 }
 
 void hconn_enter(struct hbone_conn *c)
@@ -478,7 +478,7 @@ static int new_session(struct hbone_conn *c)
 struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool server,
 			     const struct hbone_settings *set, struct hbone_gate *gate)
 {
-	struct hbone_conn *c = calloc(1, sizeof(*c));
+	struct hbone_conn *c = io_obj_alloc(&w->bufs, sizeof(*c));
 
 	if (!c) {
 		close(fd);

@@ -44,7 +44,7 @@ static void stream_release(struct hbone_stream *st)
 	if (st->depth > 0 || !st->finished)
 		return;
 	queue_drop(st, st->q.len);
-	free(st);
+	io_obj_free(&st->w->bufs, st);
 }
 
 static void stream_enter(struct hbone_stream *st)
@@ -274,7 +274,7 @@ static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_
 
 struct hbone_stream *hstream_new(struct hbone_conn *c)
 {
-	struct hbone_stream *st = calloc(1, sizeof(*st));
+	struct hbone_stream *st = io_obj_alloc(&c->w->bufs, sizeof(*st));
 
 	if (!st)
 		return NULL;

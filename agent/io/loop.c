@@ -143,6 +143,7 @@ static void on_tick(struct io_op *op, int res, uint32_t flags)
 
 	run_timers(w);
 	io_buf_trim(&w->bufs, io_now_ms(), BUF_IDLE_MS);
+	io_obj_trim(&w->bufs, io_now_ms(), BUF_IDLE_MS);
 	if (w->tick_hook)
 		w->tick_hook(w);
 	if (!w->stopping)

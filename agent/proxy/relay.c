@@ -36,7 +36,7 @@ static void relay_put(struct relay *r)
 	if (--r->open_socks > 0)
 		return;
 	access_log_complete(&r->rec, r->error[0] ? r->error : NULL);
-	free(r);
+	io_obj_free(&r->a.w->bufs, r);
 }
 
 static void close_both(struct relay *r, bool reset)
@@ -140,7 +140,7 @@ static void relay_abort_record(struct access_record *rec, const char *reason)
 void proxy_relay_tcp(struct proxy_worker *pw, int fd, int upfd, const struct sockaddr *sa,
 		     socklen_t salen, const struct access_record *rec, bool track)
 {
-	struct relay *r = calloc(1, sizeof(*r));
+	struct relay *r = io_obj_alloc(&pw->io.bufs, sizeof(*r));
 
 	if (!r) {
 		struct access_record copy = *rec;

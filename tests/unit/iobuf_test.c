@@ -1,0 +1,124 @@
+// unit-standalone
+/* iobuf_test: the worker's buffer pool, byte queues and object slabs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../agent/io/buf.c"
+#include "../../agent/io/slab.c"
+#include "check.h"
+
+static size_t resident_kb(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, rss = 0;
+
+	if (f) {
+		if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * 4;
+}
+
+/* Buffers are recycled up to the class bound, and the cache goes once the class is quiet. */
+static void test_pool_recycles_and_shrinks(void)
+{
+	struct io_buf_pool p = { 0 };
+	uint8_t *bufs[100];
+
+	for (int i = 0; i < 100; i++)
+		bufs[i] = io_buf_get(&p, IO_BUF_16K);
+	CHECK(io_buf_in_use_bytes(&p) == 100 * 16384, "in use %zu", io_buf_in_use_bytes(&p));
+	for (int i = 0; i < 100; i++)
+		io_buf_put(&p, IO_BUF_16K, &bufs[i]);
+	CHECK(bufs[0] == NULL, "put clears the pointer");
+	CHECK(p.cls[IO_BUF_16K].n_free == 64, "cache holds its bound, got %u", p.cls[IO_BUF_16K].n_free);
+	uint8_t *again = io_buf_get(&p, IO_BUF_16K);
+
+	CHECK(p.cls[IO_BUF_16K].n_free == 63, "a get reuses a cached buffer");
+	io_buf_put(&p, IO_BUF_16K, &again);
+	CHECK(io_buf_trim(&p, 1000, 2000) == 0, "a class used since the last look is kept");
+	CHECK(io_buf_trim(&p, 2000, 2000) == 0, "not quiet long enough");
+	CHECK(io_buf_trim(&p, 3000, 2000) == 64 * 16384, "quiet: every cached buffer freed");
+	CHECK(p.cls[IO_BUF_16K].n_free == 0 && io_buf_in_use_bytes(&p) == 0, "pool empty");
+}
+
+/* The queue keeps bytes in order across chunks and gives chunks back as it drains. */
+static void test_bufq_order_and_release(void)
+{
+	struct io_buf_pool p = { 0 };
+	struct io_bufq q = { 0 };
+	size_t total = 300 * 1000, got = 0, len;
+	uint8_t *src = malloc(total), *dst = malloc(total);
+	const uint8_t *seg;
+
+	for (size_t i = 0; i < total; i++)
+		src[i] = (uint8_t)(i * 7 + i / 251);
+	for (size_t off = 0; off < total; off += 1000)
+		CHECK(io_bufq_append(&p, &q, src + off, 1000) == 0, "append at %zu", off);
+	CHECK(q.len == total, "queued %zu", q.len);
+	while ((seg = io_bufq_peek(&q, &len))) {
+		size_t n = len > 777 ? 777 : len;	/* odd drains cross chunk ends */
+
+		memcpy(dst + got, seg, n);
+		got += n;
+		io_bufq_consume(&p, &q, n);
+	}
+	CHECK(got == total && memcmp(src, dst, total) == 0, "bytes in order (%zu)", got);
+	CHECK(q.len == 0 && !q.head && !q.tail, "queue empty");
+	CHECK(p.cls[IO_BUF_64K].in_use == 0, "every chunk given back (%u)", p.cls[IO_BUF_64K].in_use);
+	CHECK(io_bufq_append(&p, &q, src, 10) == 0 && q.len == 10, "reusable after draining");
+	io_bufq_clear(&p, &q);
+	CHECK(q.len == 0 && p.cls[IO_BUF_64K].in_use == 0, "clear gives chunks back");
+	io_buf_pool_clear(&p);
+	free(src);
+	free(dst);
+}
+
+/* Objects are zeroed, slabs go back to the system when their objects are gone. */
+static void test_slabs_return_memory(void)
+{
+	struct io_buf_pool p = { 0 };
+	enum { N = 20000 };
+	void **objs = calloc(N, sizeof(*objs));
+	size_t before = resident_kb(), peak;
+
+	for (int i = 0; i < N; i++) {
+		objs[i] = io_obj_alloc(&p, 3000);
+		CHECK(objs[i] && ((uint8_t *)objs[i])[2999] == 0, "object %d zeroed", i);
+		memset(objs[i], 0xab, 3000);
+	}
+	peak = resident_kb();
+	CHECK(peak > before + 60000, "20,000 objects of 4 KiB resident (%zu -> %zu kB)", before, peak);
+	CHECK(io_obj_alloc(&p, 5000) == NULL, "over 4 KiB is refused");
+	/* free all but every 100th, then the rest: a slab goes once it is empty */
+	for (int i = 0; i < N; i++)
+		if (i % 100)
+			io_obj_free(&p, objs[i]);
+	CHECK(io_obj_in_use(&p) == N / 100, "in use %zu", io_obj_in_use(&p));
+	for (int i = 0; i < N; i += 100)
+		io_obj_free(&p, objs[i]);
+	CHECK(p.obj[4].n_slabs == 1 && p.obj[4].spare, "one spare slab left (%u)", p.obj[4].n_slabs);
+	io_obj_trim(&p, 1000, 2000);
+	io_obj_trim(&p, 4000, 2000);
+	CHECK(p.obj[4].n_slabs == 0, "the spare goes when quiet");
+	CHECK(resident_kb() < before + 2000, "memory back: %zu kB, was %zu", resident_kb(), before);
+	/* small sizes share the smallest class */
+	void *a = io_obj_alloc(&p, 1), *b = io_obj_alloc(&p, 256);
+
+	CHECK(a && b && ((uintptr_t)a & ~(uintptr_t)(SLAB_SIZE - 1)) ==
+		       ((uintptr_t)b & ~(uintptr_t)(SLAB_SIZE - 1)), "1 and 256 bytes share a slab");
+	io_obj_free(&p, a);
+	io_obj_free(&p, b);
+	io_obj_free(&p, NULL);
+	free(objs);
+}
+
+int main(void)
+{
+	test_pool_recycles_and_shrinks();
+	test_bufq_order_and_release();
+	test_slabs_return_memory();
+	printf("%s\n", failures ? "FAILED" : "ok");
+	return failures ? 1 : 0;
+}
