@@ -22,22 +22,22 @@ struct io_buf_class_pool {
 	uint64_t last_get_ms;
 };
 
-/* Object size classes of the slabs: 256 B to 4 KiB. */
-#define IO_OBJ_CLASSES 5
-
 struct io_slab;
 
-struct io_obj_class {
-	struct io_slab *partial;	/* slabs with room; owned (mmap) */
+/* The slabs of per-connection objects. */
+struct io_obj_pool {
+	struct io_slab *partial;	/* slabs with a free object; owned (mmap) */
 	struct io_slab *spare;		/* an empty slab kept for the next burst, or NULL */
 	unsigned n_slabs;
 	size_t in_use;
+	size_t n_dirty;			/* freed objects whose pages are still resident */
+	uint64_t last_alloc_ms;		/* 0: allocated since the last trim */
 };
 
 /* One per worker; used only on the worker's thread. */
 struct io_buf_pool {
 	struct io_buf_class_pool cls[IO_BUF_CLASSES];
-	struct io_obj_class obj[IO_OBJ_CLASSES];
+	struct io_obj_pool obj;
 };
 
 /* Size in bytes of a class. */
@@ -55,14 +55,15 @@ void io_buf_pool_clear(struct io_buf_pool *p);
 size_t io_buf_in_use_bytes(const struct io_buf_pool *p);
 
 /*
- * Per-connection objects (up to 4 KiB) in slabs that hold one size class each, apart from the
- * heap: when a storm's connections are gone their slabs are unmapped, where freed heap objects
- * between long-lived ones would pin their pages. Zeroed; NULL when out of memory. An object
- * must be freed on the worker that allocated it. io_obj_free(NULL) is fine.
+ * Per-connection objects (up to 4 KiB), a page each, in slabs apart from the heap: when a
+ * storm's connections are gone their pages go back to the system, where freed heap objects
+ * between long-lived ones would pin theirs. Zeroed; NULL when out of memory (EINVAL: over
+ * 4 KiB). An object must be freed on the worker that allocated it. io_obj_free(NULL) is fine.
  */
 void *io_obj_alloc(struct io_buf_pool *p, size_t size);
 void io_obj_free(struct io_buf_pool *p, void *obj);
-/* Unmaps spare empty slabs unused for idle_ms (the tick). Returns the bytes unmapped. */
+/* The tick: gives back the pages of freed objects (when quiet, or when many are kept) and the
+ * spare empty slab once unused for idle_ms. Returns the bytes given back. */
 size_t io_obj_trim(struct io_buf_pool *p, uint64_t now_ms, uint64_t idle_ms);
 /* Objects allocated and not freed. */
 size_t io_obj_in_use(const struct io_buf_pool *p);
