@@ -1,4 +1,4 @@
-/* io slab: a worker's per-connection objects, one 4 KiB page each, in slabs apart from the heap. */
+/* io slab: a worker's per-connection objects (2 or 4 KiB slots) in slabs apart from the heap. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,32 +9,57 @@
 /*
  * glibc gives back only whole free pages: a 3 KiB stream freed between small objects that stay
  * (HPACK entries, TLS state of pooled connections) pins its page for good, which is how RSS
- * stayed up after a storm. Here each object has a page of its own inside a 256 KiB slab: a
- * freed object's page goes back to the system (MADV_DONTNEED) once the worker is quiet or
- * holds many such pages, and an empty slab is unmapped, whatever the objects that stay.
+ * stayed up after a storm. Here objects live in 256 KiB slabs of one slot size that share pages
+ * with nothing else: the pages of freed objects go back to the system (MADV_DONTNEED) once the
+ * worker is quiet or keeps many of them, and an empty slab is unmapped, whatever stays.
  */
 #define PAGE 4096
 #define SLAB_SIZE (64 * PAGE)
-#define SLAB_OBJS 63		/* page 0 is the header */
-#define DIRTY_KEEP 256		/* freed pages kept resident for reuse, per worker */
+#define SLAB_PAGES 63		/* page 0 is the header */
+#define DIRTY_KEEP 256		/* freed objects kept resident for reuse, per class and worker */
 #define QUIET_MS 1000
 
+static const uint32_t slot_size[IO_OBJ_CLASSES] = { 2048, 4096 };
+
 struct io_slab {
-	struct io_slab *prev, *next;	/* in the list of slabs with a free object */
-	uint64_t free;			/* bit i: object i is free */
-	uint64_t dirty;			/* bit i: free, and its page still resident */
-	unsigned used;
+	struct io_slab *prev, *next;	/* in its class's list of slabs with a free object */
+	uint64_t free[2];		/* bit i: object i is free */
+	uint64_t dirty[2];		/* bit i: free, and its bytes still resident */
+	unsigned used, cls, per_page;
 	uint64_t empty_since_ms;	/* the spare: when it emptied (0: not looked at yet) */
 };
 
-static const uint64_t all_free = (1ull << SLAB_OBJS) - 1;
+static bool bit(const uint64_t *m, unsigned i)
+{
+	return m[i / 64] & (1ull << (i % 64));
+}
+
+static void bit_set(uint64_t *m, unsigned i)
+{
+	m[i / 64] |= 1ull << (i % 64);
+}
+
+static void bit_clear(uint64_t *m, unsigned i)
+{
+	m[i / 64] &= ~(1ull << (i % 64));
+}
+
+static bool none(const uint64_t *m)
+{
+	return !m[0] && !m[1];
+}
+
+static unsigned first(const uint64_t *m)
+{
+	return m[0] ? (unsigned)__builtin_ctzll(m[0]) : 64 + (unsigned)__builtin_ctzll(m[1]);
+}
 
 static void *obj_at(struct io_slab *s, unsigned i)
 {
-	return (uint8_t *)s + (size_t)(i + 1) * PAGE;
+	return (uint8_t *)s + PAGE + (size_t)i * slot_size[s->cls];
 }
 
-static struct io_slab *slab_new(void)
+static struct io_slab *slab_new(unsigned cls)
 {
 	/* twice the size, then the unaligned ends go: a slab is found from any object's address */
 	uint8_t *raw = mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE,
@@ -49,7 +74,10 @@ static struct io_slab *slab_new(void)
 		munmap(raw, start - (uintptr_t)raw);
 	munmap((uint8_t *)start + SLAB_SIZE, (uintptr_t)raw + 2 * SLAB_SIZE - start - SLAB_SIZE);
 	s = (struct io_slab *)start;
-	s->free = all_free;	/* fresh pages are zero and not resident */
+	s->cls = cls;
+	s->per_page = PAGE / slot_size[cls];
+	for (unsigned i = 0; i < SLAB_PAGES * s->per_page; i++)
+		bit_set(s->free, i);	/* fresh pages are zero and not resident */
 	return s;
 }
 
@@ -75,17 +103,17 @@ static void unlink_slab(struct io_obj_pool *o, struct io_slab *s)
 
 void *io_obj_alloc(struct io_buf_pool *p, size_t size)
 {
-	struct io_obj_pool *o = &p->obj;
+	unsigned cls = size <= slot_size[0] ? 0 : 1, i;
+	struct io_obj_pool *o = &p->obj[cls];
 	struct io_slab *s = o->partial;
-	unsigned i;
 	void *obj;
 
-	if (size > PAGE) {
+	if (size > slot_size[IO_OBJ_CLASSES - 1]) {
 		errno = EINVAL;
 		return NULL;
 	}
 	if (!s) {
-		s = slab_new();
+		s = slab_new(cls);
 		if (!s)
 			return NULL;
 		o->n_slabs++;
@@ -93,16 +121,16 @@ void *io_obj_alloc(struct io_buf_pool *p, size_t size)
 	}
 	if (s == o->spare)
 		o->spare = NULL;
-	i = (unsigned)__builtin_ctzll(s->free);
-	s->free &= ~(1ull << i);
+	i = first(s->free);
+	bit_clear(s->free, i);
 	obj = obj_at(s, i);
-	if (s->dirty & (1ull << i)) {	/* a resident page with an old object's bytes */
-		s->dirty &= ~(1ull << i);
+	if (bit(s->dirty, i)) {	/* resident, with an old object's bytes */
+		bit_clear(s->dirty, i);
 		o->n_dirty--;
-		memset(obj, 0, PAGE);
+		memset(obj, 0, slot_size[cls]);
 	}
 	s->used++;
-	if (!s->free)
+	if (none(s->free))
 		unlink_slab(o, s);
 	o->in_use++;
 	o->last_alloc_ms = 0;	/* "used since the last look" */
@@ -113,30 +141,31 @@ static void slab_release(struct io_obj_pool *o, struct io_slab *s)
 {
 	unlink_slab(o, s);
 	o->n_slabs--;
-	o->n_dirty -= (size_t)__builtin_popcountll(s->dirty);
+	o->n_dirty -= (size_t)(__builtin_popcountll(s->dirty[0]) + __builtin_popcountll(s->dirty[1]));
 	munmap(s, SLAB_SIZE);
 }
 
 void io_obj_free(struct io_buf_pool *p, void *obj)
 {
-	struct io_obj_pool *o = &p->obj;
 	struct io_slab *s;
+	struct io_obj_pool *o;
 	unsigned i;
 
 	if (!obj)
 		return;
 	s = (struct io_slab *)((uintptr_t)obj & ~(uintptr_t)(SLAB_SIZE - 1));
-	i = (unsigned)(((uintptr_t)obj - (uintptr_t)s) / PAGE) - 1;
-	if (!s->free)
+	o = &p->obj[s->cls];
+	i = (unsigned)(((uintptr_t)obj - (uintptr_t)s - PAGE) / slot_size[s->cls]);
+	if (none(s->free))
 		link_slab(o, s);
-	s->free |= 1ull << i;
-	s->dirty |= 1ull << i;
+	bit_set(s->free, i);
+	bit_set(s->dirty, i);
 	o->n_dirty++;
 	s->used--;
 	o->in_use--;
 	if (s->used > 0)
 		return;
-	/* one empty slab stays for the next burst (until quiet); more go now */
+	/* one empty slab per class stays for the next burst (until quiet); more go now */
 	if (o->spare && o->spare != s) {
 		slab_release(o, s);
 		return;
@@ -145,33 +174,54 @@ void io_obj_free(struct io_buf_pool *p, void *obj)
 	s->empty_since_ms = 0;
 }
 
-/* Gives the pages of freed objects back, in runs. */
+/* A page can go when every object on it is free and one of them still has bytes there. */
+static bool page_releasable(const struct io_slab *s, unsigned pg)
+{
+	bool dirty = false;
+
+	for (unsigned k = 0; k < s->per_page; k++) {
+		unsigned i = pg * s->per_page + k;
+
+		if (!bit(s->free, i))
+			return false;
+		dirty |= bit(s->dirty, i);
+	}
+	return dirty;
+}
+
+/* Gives back the pages of freed objects, in runs of pages. */
 static size_t clean_slab(struct io_obj_pool *o, struct io_slab *s)
 {
 	size_t freed = 0;
 
-	while (s->dirty) {
-		unsigned i = (unsigned)__builtin_ctzll(s->dirty), n = 0;
+	for (unsigned pg = 0; pg < SLAB_PAGES;) {
+		unsigned n = 0;
 
-		while (i + n < SLAB_OBJS && (s->dirty & (1ull << (i + n))))
+		while (pg + n < SLAB_PAGES && page_releasable(s, pg + n))
 			n++;
-		madvise(obj_at(s, i), (size_t)n * PAGE, MADV_DONTNEED);
-		s->dirty &= ~(((1ull << n) - 1) << i);
-		o->n_dirty -= n;
+		if (!n) {
+			pg++;
+			continue;
+		}
+		madvise(obj_at(s, pg * s->per_page), (size_t)n * PAGE, MADV_DONTNEED);
+		for (unsigned i = pg * s->per_page; i < (pg + n) * s->per_page; i++) {
+			if (bit(s->dirty, i)) {
+				bit_clear(s->dirty, i);
+				o->n_dirty--;
+			}
+		}
 		freed += (size_t)n * PAGE;
+		pg += n;
 	}
 	return freed;
 }
 
-size_t io_obj_trim(struct io_buf_pool *p, uint64_t now_ms, uint64_t idle_ms)
+static size_t trim_class(struct io_obj_pool *o, uint64_t now_ms, uint64_t idle_ms)
 {
-	struct io_obj_pool *o = &p->obj;
 	size_t freed = 0;
-	bool quiet;
 
 	if (o->last_alloc_ms == 0)
 		o->last_alloc_ms = now_ms;
-	quiet = now_ms - o->last_alloc_ms >= QUIET_MS;
 	if (o->spare) {
 		if (o->spare->empty_since_ms == 0) {
 			o->spare->empty_since_ms = now_ms;
@@ -183,14 +233,27 @@ size_t io_obj_trim(struct io_buf_pool *p, uint64_t now_ms, uint64_t idle_ms)
 			freed += SLAB_SIZE;
 		}
 	}
-	/* every slab with a dirty page has a free object, so it is on the partial list */
-	if (quiet || o->n_dirty > DIRTY_KEEP)
+	/* every slab with a dirty object has a free one, so it is on the partial list */
+	if (o->n_dirty && (now_ms - o->last_alloc_ms >= QUIET_MS || o->n_dirty > DIRTY_KEEP))
 		for (struct io_slab *s = o->partial; s; s = s->next)
 			freed += clean_slab(o, s);
 	return freed;
 }
 
+size_t io_obj_trim(struct io_buf_pool *p, uint64_t now_ms, uint64_t idle_ms)
+{
+	size_t freed = 0;
+
+	for (int i = 0; i < IO_OBJ_CLASSES; i++)
+		freed += trim_class(&p->obj[i], now_ms, idle_ms);
+	return freed;
+}
+
 size_t io_obj_in_use(const struct io_buf_pool *p)
 {
-	return p->obj.in_use;
+	size_t n = 0;
+
+	for (int i = 0; i < IO_OBJ_CLASSES; i++)
+		n += p->obj[i].in_use;
+	return n;
 }

@@ -24,7 +24,10 @@ struct io_buf_class_pool {
 
 struct io_slab;
 
-/* The slabs of per-connection objects. */
+/* Slot sizes of the object slabs: 2 KiB and 4 KiB. */
+#define IO_OBJ_CLASSES 2
+
+/* The slabs of per-connection objects of one slot size. */
 struct io_obj_pool {
 	struct io_slab *partial;	/* slabs with a free object; owned (mmap) */
 	struct io_slab *spare;		/* an empty slab kept for the next burst, or NULL */
@@ -37,7 +40,7 @@ struct io_obj_pool {
 /* One per worker; used only on the worker's thread. */
 struct io_buf_pool {
 	struct io_buf_class_pool cls[IO_BUF_CLASSES];
-	struct io_obj_pool obj;
+	struct io_obj_pool obj[IO_OBJ_CLASSES];
 };
 
 /* Size in bytes of a class. */
@@ -55,7 +58,7 @@ void io_buf_pool_clear(struct io_buf_pool *p);
 size_t io_buf_in_use_bytes(const struct io_buf_pool *p);
 
 /*
- * Per-connection objects (up to 4 KiB), a page each, in slabs apart from the heap: when a
+ * Per-connection objects (up to 4 KiB) in slots of 2 or 4 KiB, in slabs apart from the heap: when a
  * storm's connections are gone their pages go back to the system, where freed heap objects
  * between long-lived ones would pin theirs. Zeroed; NULL when out of memory (EINVAL: over
  * 4 KiB). An object must be freed on the worker that allocated it. io_obj_free(NULL) is fine.

@@ -101,19 +101,43 @@ static void test_slabs_return_memory(void)
 	io_obj_trim(&p, 2500, 2000);	/* quiet for 1.5 s */
 	CHECK(resident_kb() < before + 4000, "pages of freed objects back: %zu kB, was %zu (peak %zu)",
 	      resident_kb(), before, peak);
-	void *again = io_obj_alloc(&p, 100);
+	void *again = io_obj_alloc(&p, 3000);
 
 	CHECK(again && ((uint8_t *)again)[0] == 0 && ((uint8_t *)again)[4095] == 0,
 	      "a reused page is zero");
 	io_obj_free(&p, again);
 	for (int i = 0; i < N; i += 50)
 		io_obj_free(&p, objs[i]);
-	CHECK(p.obj.n_slabs == 1 && p.obj.spare, "one spare slab left (%u)", p.obj.n_slabs);
+	CHECK(p.obj[1].n_slabs == 1 && p.obj[1].spare, "one spare slab left (%u)", p.obj[1].n_slabs);
 	io_obj_trim(&p, 5000, 2000);
 	io_obj_trim(&p, 8000, 2000);
-	CHECK(p.obj.n_slabs == 0 && p.obj.n_dirty == 0, "the spare goes when quiet");
+	CHECK(p.obj[1].n_slabs == 0 && p.obj[1].n_dirty == 0, "the spare goes when quiet");
 	io_obj_free(&p, NULL);
 	free(objs);
+}
+
+/* Two 2 KiB objects share a page: it goes back only when both are free. */
+static void test_small_slots_share_pages(void)
+{
+	struct io_buf_pool p = { 0 };
+	uint8_t *a = io_obj_alloc(&p, 1500), *b = io_obj_alloc(&p, 2048), *c;
+
+	CHECK(a && b && b == a + 2048, "neighbouring slots (%p %p)", (void *)a, (void *)b);
+	memset(a, 1, 2048);
+	memset(b, 2, 2048);
+	io_obj_free(&p, a);
+	io_obj_trim(&p, 1000, 5000);
+	io_obj_trim(&p, 3000, 5000);
+	CHECK(b[0] == 2 && b[2047] == 2, "a live neighbour keeps its bytes");
+	CHECK(p.obj[0].n_dirty == 1, "the freed half waits for its neighbour");
+	c = io_obj_alloc(&p, 100);
+	CHECK(c == a && c[0] == 0 && c[2047] == 0, "the freed slot comes back zeroed");
+	io_obj_free(&p, b);
+	io_obj_free(&p, c);
+	CHECK(p.obj[0].n_slabs == 1 && p.obj[0].spare, "an empty slab is kept as the spare");
+	io_obj_trim(&p, 10000, 5000);
+	io_obj_trim(&p, 16000, 5000);
+	CHECK(p.obj[0].n_slabs == 0, "and goes when quiet");
 }
 
 int main(void)
@@ -121,6 +145,7 @@ int main(void)
 	test_pool_recycles_and_shrinks();
 	test_bufq_order_and_release();
 	test_slabs_return_memory();
+	test_small_slots_share_pages();
 	printf("%s\n", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;
 }
