@@ -28,6 +28,9 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
 	python3-grpc-tools python3-protobuf
 
+CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
+HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
+
 .PHONY: all asan deps test demo bench unit clean check
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
 
@@ -69,9 +72,9 @@ $(BUILD)/ztunnel: $(AGENT_OBJ) $(MAIN_OBJ)
 $(BUILD)/ztunnel-asan: $(SAN_OBJ) $(BUILD)/san/agent/main.o
 	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(BUILD)/obj/agent/inpod/zds.o
+$(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(CNI_LIB) $(BUILD)/obj/agent/inpod/zds.o $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ -ljansson
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -ljansson
 
 # Unit tests run under AddressSanitizer and UndefinedBehaviorSanitizer. A test whose first line is
 # "// unit-standalone" #includes the .c files under test (to reach their statics) and is linked
