@@ -72,7 +72,8 @@ $(BUILD)/ztunnel: $(AGENT_OBJ) $(MAIN_OBJ)
 $(BUILD)/ztunnel-asan: $(SAN_OBJ) $(BUILD)/san/agent/main.o
 	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(CNI_LIB) $(BUILD)/obj/agent/inpod/zds.o $(HEADERS)
+$(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(CNI_LIB) $(BUILD)/obj/agent/inpod/zds.o \
+		       $(BUILD)/obj/agent/state/text.o $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -ljansson
 
