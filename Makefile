@@ -26,9 +26,26 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	libnftnl-dev libyaml-dev libjansson-dev iproute2 nftables iperf3 stunnel4 socat curl tcpdump \
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
-	python3-grpc-tools python3-protobuf
+	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev
 
-.PHONY: all asan deps test demo bench unit clean check
+CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
+HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
+
+# libFuzzer targets: tests/fuzz/<name>_fuzz.c -> build/fuzz/<name>, built with clang against an
+# archive of the agent and the CNI plugin's library compiled for fuzzing (coverage, ASan, UBSan).
+# A target may also #include the .c files it tests (to reach statics): the archive then supplies
+# only what they leave out. tests/fuzz/run.sh runs one on a copy of tests/fuzz/corpus/<name>/.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Icni \
+	      -I$(BUILD)/gen -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=address,undefined \
+	      -fno-sanitize-recover=undefined
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/*_fuzz.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%_fuzz.c=$(BUILD)/fuzz/%)
+FUZZ_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/fuzz-obj/%.o) $(CNI_LIB:%.c=$(BUILD)/fuzz-obj/%.o) \
+	      $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/fuzz-obj/gen/%.o)
+FUZZ_LIB   := $(BUILD)/fuzz-obj/libztunnel.a
+
+.PHONY: all asan deps test demo bench unit fuzz clean check
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
 
 deps:
@@ -69,9 +86,10 @@ $(BUILD)/ztunnel: $(AGENT_OBJ) $(MAIN_OBJ)
 $(BUILD)/ztunnel-asan: $(SAN_OBJ) $(BUILD)/san/agent/main.o
 	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $^ $(LIBS)
 
-$(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(BUILD)/obj/agent/inpod/zds.o
+$(BUILD)/ztunnel-cni: cni/ztunnel-cni.c $(CNI_LIB) $(BUILD)/obj/agent/inpod/zds.o \
+		       $(BUILD)/obj/agent/state/text.o $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ -ljansson
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -ljansson
 
 # Unit tests run under AddressSanitizer and UndefinedBehaviorSanitizer. A test whose first line is
 # "// unit-standalone" #includes the .c files under test (to reach their statics) and is linked
@@ -92,10 +110,31 @@ $(LINKED_BIN): $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ)
 
 unit: $(UNIT_BIN)
 
+$(BUILD)/fuzz-obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC [fuzz] $<"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-error -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz-obj/%.o: %.c $(HEADERS) | $(GEN_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC [fuzz] $<"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%_fuzz.c $(wildcard tests/fuzz/*.h) $(HEADERS) $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $<"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LIBS) -ljansson
+
+fuzz: $(FUZZ_BIN)
+
 asan: $(BUILD)/ztunnel-asan
 
 test: deps
-	$(MAKE) all unit
+	$(MAKE) all unit fuzz
 	bash tests/run.sh
 
 demo: deps

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,83 +12,18 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "ztunnel/zds.h"
+#include "cni.h"
 
-#define CNI_SPEC_VERSION "1.0.0"
-#define CNI_DEFAULT_SOCKET "/var/run/ztunnel/cni.sock"
 #define CNI_IO_TIMEOUT_SEC 10
-#define CNI_MAX_CONFIG (1 << 20)
 #define CNI_NSFS_MAGIC 0x6e736673	/* statfs f_type of /proc/<pid>/ns/net and its bind mounts */
-
-/* CNI spec error codes. */
-enum cni_code {
-	CNI_ERR_INCOMPATIBLE = 1,
-	CNI_ERR_INVALID_CONFIG = 4,
-	CNI_ERR_INVALID_ENV = 7,
-	CNI_ERR_TRY_AGAIN = 11,
-	CNI_ERR_OTHER = 999,
-};
-
-struct cni_error {
-	enum cni_code code;
-	char msg[1024];
-	char details[512];
-};
-
-/* One invocation: environment, pod identity from CNI_ARGS, and the parsed config (owned). */
-struct cni_call {
-	const char *command;
-	const char *container_id;
-	const char *netns;
-	char pod_name[ZDS_MAX_FIELD + 1];
-	char pod_namespace[ZDS_MAX_FIELD + 1];
-	char pod_uid[ZDS_MAX_FIELD + 1];
-	json_t *config;
-	const char *cni_version;	/* borrowed from config */
-	const char *socket_path;	/* borrowed from config, or the default */
-	json_t *prev_result;		/* borrowed from config; NULL when absent */
-};
-
-static const char *const cni_supported_versions[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0" };
-
-/* Record an error; the return value is what the failing function returns. */
-static int __attribute__((format(printf, 4, 5)))
-cni_fail(struct cni_error *err, enum cni_code code, const char *details, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->code = code;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	snprintf(err->details, sizeof(err->details), "%s", details ? details : "");
-	return -EINVAL;
-}
-
-/* JSON strings must be UTF-8; a path from the environment or a cut message may not be. */
-static void ascii_only(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			*s = '?';
-}
 
 static void cni_print_error(const char *version, struct cni_error *err)
 {
-	const char *v = version ? version : CNI_SPEC_VERSION;
-	json_t *out = json_pack("{s:s, s:i, s:s, s:s}", "cniVersion", v, "code", (int)err->code,
-				"msg", err->msg, "details", err->details);
+	char *out = cni_error_json(version, err);
 
-	if (!out) {
-		ascii_only(err->msg);
-		ascii_only(err->details);
-		out = json_pack("{s:s, s:i, s:s, s:s}", "cniVersion", v, "code", (int)err->code,
-				"msg", err->msg, "details", err->details);
-	}
-	if (out) {
-		json_dumpf(out, stdout, JSON_COMPACT);
-		json_decref(out);
-	}
+	if (out)
+		fputs(out, stdout);
+	free(out);
 	fputc('\n', stdout);
 	fprintf(stderr, "ztunnel-cni: %s%s%s\n", err->msg, err->details[0] ? ": " : "",
 		err->details);
@@ -100,8 +34,7 @@ static int cni_print_version(void)
 	json_t *versions = json_array();
 	json_t *out;
 
-	for (size_t i = 0; i < sizeof(cni_supported_versions) / sizeof(cni_supported_versions[0]);
-	     i++)
+	for (size_t i = 0; i < cni_n_supported_versions; i++)
 		json_array_append_new(versions, json_string(cni_supported_versions[i]));
 	out = json_pack("{s:s, s:o}", "cniVersion", CNI_SPEC_VERSION, "supportedVersions",
 			versions);
@@ -113,56 +46,13 @@ static int cni_print_version(void)
 	return 0;
 }
 
-/* ---- input: CNI_ARGS and the network configuration ---- */
+/* ---- input ---- */
 
-static int parse_cni_arg(struct cni_call *call, const char *kv, size_t len, struct cni_error *err)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} keys[] = {
-		{ "K8S_POD_NAME", offsetof(struct cni_call, pod_name) },
-		{ "K8S_POD_NAMESPACE", offsetof(struct cni_call, pod_namespace) },
-		{ "K8S_POD_UID", offsetof(struct cni_call, pod_uid) },
-	};
-	const char *eq = memchr(kv, '=', len);
-
-	if (!eq)
-		return len ? cni_fail(err, CNI_ERR_INVALID_ENV, NULL,
-				      "CNI_ARGS entry '%.*s' is not KEY=VALUE", (int)len, kv) : 0;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		size_t klen = strlen(keys[i].key), vlen = len - (size_t)(eq - kv) - 1;
-
-		if ((size_t)(eq - kv) != klen || memcmp(kv, keys[i].key, klen) != 0)
-			continue;
-		if (vlen > ZDS_MAX_FIELD)
-			return cni_fail(err, CNI_ERR_INVALID_ENV, NULL,
-					"CNI_ARGS %s is longer than %d bytes", keys[i].key,
-					ZDS_MAX_FIELD);
-		memcpy((char *)call + keys[i].off, eq + 1, vlen);
-		((char *)call + keys[i].off)[vlen] = '\0';
-	}
-	return 0;	/* other keys (IgnoreUnknown, K8S_POD_INFRA_CONTAINER_ID, ...) are not ours */
-}
-
-static int parse_cni_args(struct cni_call *call, const char *args, struct cni_error *err)
-{
-	while (args && *args) {
-		const char *end = strchrnul(args, ';');
-		int rc = parse_cni_arg(call, args, (size_t)(end - args), err);
-
-		if (rc)
-			return rc;
-		args = *end ? end + 1 : end;
-	}
-	return 0;
-}
-
-static int read_config(json_t **config, struct cni_error *err)
+/* All of stdin into *buf (malloc'd, the caller frees), at most CNI_MAX_CONFIG bytes. */
+static int read_stdin(char **buf_out, size_t *len_out, struct cni_error *err)
 {
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap), *grown;
-	json_error_t jerr;
 	size_t n;
 
 	while (buf && (n = fread(buf + len, 1, cap - len, stdin)) > 0) {
@@ -183,68 +73,8 @@ static int read_config(json_t **config, struct cni_error *err)
 	}
 	if (!buf)
 		return cni_fail(err, CNI_ERR_OTHER, NULL, "out of memory reading config");
-	*config = json_loadb(buf, len, 0, &jerr);
-	free(buf);
-	if (!*config || !json_is_object(*config)) {
-		json_decref(*config);
-		*config = NULL;
-		return cni_fail(err, CNI_ERR_INVALID_CONFIG, jerr.text,
-				"network config on stdin is not a JSON object");
-	}
-	return 0;
-}
-
-static int check_config(struct cni_call *call, struct cni_error *err)
-{
-	json_t *v = json_object_get(call->config, "cniVersion");
-	json_t *sock = json_object_get(call->config, "ztunnel_socket");
-	bool known = false;
-
-	if (!json_is_string(v))
-		return cni_fail(err, CNI_ERR_INVALID_CONFIG, NULL,
-				"network config has no string cniVersion");
-	for (size_t i = 0; i < sizeof(cni_supported_versions) / sizeof(cni_supported_versions[0]);
-	     i++)
-		known |= strcmp(json_string_value(v), cni_supported_versions[i]) == 0;
-	if (!known)
-		return cni_fail(err, CNI_ERR_INCOMPATIBLE, "supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0",
-				"cniVersion %.64s is not supported", json_string_value(v));
-	call->cni_version = json_string_value(v);
-	call->socket_path = CNI_DEFAULT_SOCKET;
-	if (sock) {
-		if (!json_is_string(sock) || json_string_length(sock) == 0 ||
-		    json_string_length(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-			return cni_fail(err, CNI_ERR_INVALID_CONFIG, NULL,
-					"ztunnel_socket must be a non-empty path shorter than %zu bytes",
-					sizeof(((struct sockaddr_un *)0)->sun_path));
-		call->socket_path = json_string_value(sock);
-	}
-	call->prev_result = json_object_get(call->config, "prevResult");
-	if (call->prev_result && !json_is_object(call->prev_result))
-		return cni_fail(err, CNI_ERR_INVALID_CONFIG, NULL, "prevResult is not an object");
-	return 0;
-}
-
-static int require_prev_result(const struct cni_call *call, struct cni_error *err)
-{
-	if (call->prev_result)
-		return 0;
-	return cni_fail(err, CNI_ERR_INVALID_CONFIG, NULL,
-			"ztunnel-cni is a chained plugin and needs a prevResult (put it after the "
-			"main plugin in the conflist)");
-}
-
-/* The workload's ZDS uid: the pod UID, else the container ID. */
-static int fill_uid(const struct cni_call *call, struct zds_request *req, struct cni_error *err)
-{
-	const char *uid = call->pod_uid[0] ? call->pod_uid : call->container_id;
-
-	if (!uid || !uid[0])
-		return cni_fail(err, CNI_ERR_INVALID_ENV, NULL,
-				"neither K8S_POD_UID in CNI_ARGS nor CNI_CONTAINERID is set");
-	if (strlen(uid) > ZDS_MAX_FIELD)
-		return cni_fail(err, CNI_ERR_INVALID_ENV, NULL, "CNI_CONTAINERID is too long");
-	snprintf(req->uid, sizeof(req->uid), "%s", uid);
+	*buf_out = buf;
+	*len_out = len;
 	return 0;
 }
 
@@ -443,10 +273,10 @@ static int cmd_add(struct cni_call *call, struct cni_error *err)
 {
 	struct zds_request req = { .kind = ZDS_REQ_ADD, .has_info = 1 };
 	int netns_fd = -1, fd = -1, rc;
-	json_t *result;
+	char *result;
 
-	rc = require_prev_result(call, err);
-	if (rc || (rc = fill_uid(call, &req, err)))
+	rc = cni_require_prev_result(call, err);
+	if (rc || (rc = cni_fill_uid(call, &req, err)))
 		return rc;
 	snprintf(req.name, sizeof(req.name), "%s", call->pod_name);
 	snprintf(req.namespace_, sizeof(req.namespace_), "%s", call->pod_namespace);
@@ -457,15 +287,13 @@ static int cmd_add(struct cni_call *call, struct cni_error *err)
 	if (rc || (rc = agent_hello(call, fd, err)) ||
 	    (rc = agent_request(call, fd, &req, netns_fd, err)))
 		goto out;
-	result = json_deep_copy(call->prev_result);
-	if (!result || json_object_set_new(result, "cniVersion", json_string(call->cni_version))) {
-		json_decref(result);
+	result = cni_add_result(call);
+	if (!result) {
 		rc = cni_fail(err, CNI_ERR_OTHER, NULL, "out of memory");
 		goto out;
 	}
-	json_dumpf(result, stdout, JSON_COMPACT);
-	fputc('\n', stdout);
-	json_decref(result);
+	printf("%s\n", result);
+	free(result);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -480,7 +308,7 @@ static int cmd_del(struct cni_call *call, struct cni_error *err)
 	struct zds_request req = { .kind = ZDS_REQ_DEL };
 	int fd = -1, rc;
 
-	rc = fill_uid(call, &req, err);
+	rc = cni_fill_uid(call, &req, err);
 	if (rc)
 		return rc;
 	rc = agent_connect(call, &fd, err);
@@ -500,7 +328,7 @@ static int cmd_check(struct cni_call *call, struct cni_error *err)
 {
 	int fd = -1, rc;
 
-	rc = require_prev_result(call, err);
+	rc = cni_require_prev_result(call, err);
 	if (rc)
 		return rc;
 	rc = agent_connect(call, &fd, err);
@@ -513,6 +341,8 @@ static int cmd_check(struct cni_call *call, struct cni_error *err)
 
 static int run(struct cni_call *call, struct cni_error *err)
 {
+	char *config = NULL;
+	size_t len = 0;
 	int rc;
 
 	if (!call->command || !call->command[0])
@@ -523,14 +353,13 @@ static int run(struct cni_call *call, struct cni_error *err)
 	    strcmp(call->command, "CHECK"))
 		return cni_fail(err, CNI_ERR_INVALID_ENV, NULL, "unknown CNI_COMMAND %.32s",
 				call->command);
-	rc = read_config(&call->config, err);
-	if (rc || (rc = check_config(call, err)))
-		return rc;
-	rc = parse_cni_args(call, getenv("CNI_ARGS"), err);
+	rc = read_stdin(&config, &len, err);
 	if (rc)
 		return rc;
-	if (!call->container_id || !call->container_id[0])
-		return cni_fail(err, CNI_ERR_INVALID_ENV, NULL, "CNI_CONTAINERID is not set");
+	rc = cni_parse_input(call, config, len, getenv("CNI_ARGS"), err);
+	free(config);
+	if (rc)
+		return rc;
 	if (strcmp(call->command, "ADD") == 0)
 		return cmd_add(call, err);
 	if (strcmp(call->command, "DEL") == 0)

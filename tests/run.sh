@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the unit tests (built with ASan/UBSan) and the end-to-end tests, one line per test,
-# and ends with "N passed, N failed, N skipped". Each test has a time limit.
+# Runs the unit tests (built with ASan/UBSan), each fuzz target briefly and the end-to-end tests,
+# one line per test, and ends with "N passed, N failed, N skipped". Each test has a time limit.
 set -u
 cd "$(dirname "$0")/.."
 pass=0 fail=0 skip=0
@@ -29,6 +29,10 @@ run_one() {	# name, limit seconds, command...
 for t in build/unit/*_test; do
 	[ -x "$t" ] || continue
 	run_one "unit/$(basename "$t")" 120 "$t"
+done
+for t in build/fuzz/*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	run_one "fuzz/$(basename "$t")" 60 bash tests/fuzz/run.sh "$t"
 done
 for t in tests/e2e/test_*.sh; do
 	[ -f "$t" ] || continue

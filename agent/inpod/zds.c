@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "ztunnel/state.h"
 #include "ztunnel/zds.h"
 
 /* Wire types (protobuf encoding spec). */
@@ -284,52 +285,14 @@ static int get_field(struct pb_reader *r, struct pb_field *f, int depth)
 	}
 }
 
-/* proto3 strings must be UTF-8; a NUL would silently cut our C strings short. */
-static bool valid_utf8(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = s[i];
-		size_t extra;
-		uint32_t cp, min;
-
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			extra = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			extra = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			extra = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (extra > n - i - 1)
-			return false;
-		for (size_t k = 1; k <= extra; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += extra + 1;
-	}
-	return true;
-}
-
 /* Copy a string field into dst[cap]; it must fit with its NUL. A repeated field replaces the
  * earlier value entirely (zero-filled), so equal messages decode to equal structs. */
 static int copy_string(const struct pb_field *f, char *dst, size_t cap)
 {
 	if (f->wire_type != WT_LEN)
 		return -EBADMSG;
-	if (!valid_utf8(f->body, f->body_len))
+	/* proto3 strings are UTF-8; a NUL would silently cut our C strings short */
+	if (!state_utf8_valid(f->body, f->body_len))
 		return -EBADMSG;
 	if (f->body_len >= cap)
 		return -ENAMETOOLONG;
@@ -453,7 +416,7 @@ static int decode_ack_body(const uint8_t *buf, size_t len, char *error, size_t e
 		err = get_field(&r, &f, 0);
 		if (err || f.num != 1)
 			continue;
-		if (f.wire_type != WT_LEN || !valid_utf8(f.body, f.body_len)) {
+		if (f.wire_type != WT_LEN || !state_utf8_valid(f.body, f.body_len)) {
 			err = -EBADMSG;
 		} else if (error && errlen) {
 			size_t n = f.body_len < errlen - 1 ? f.body_len : errlen - 1;

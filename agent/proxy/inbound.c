@@ -14,18 +14,6 @@
 
 #include "proxy-int.h"
 
-/* Ports of the agent itself: never a destination inside the pod. */
-static bool agent_port(uint16_t port)
-{
-	switch (port) {
-	case REDIRECT_PORT_OUTBOUND: case REDIRECT_PORT_INBOUND_PLAIN:
-	case REDIRECT_PORT_INBOUND_HBONE: case REDIRECT_PORT_DNS:
-	case 15000: case 15020: case 15021:
-		return true;
-	}
-	return false;
-}
-
 int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, uint32_t mark)
 {
 	struct sockaddr_storage bind_to = *src;
@@ -53,47 +41,6 @@ int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, 
 	return fd;
 }
 
-static bool pod_has_ip(const struct proxy_pod *pod, const struct state_ip *ip)
-{
-	for (size_t i = 0; i < pod->n_ips; i++)
-		if (state_ip_equal(&pod->ips[i], ip))
-			return true;
-	return false;
-}
-
-int proxy_parse_authority(const char *a, struct state_ip *ip, uint16_t *port)
-{
-	char host[64];
-	const char *colon = strrchr(a, ':');
-	bool bracketed = a[0] == '[';
-	size_t hl;
-	char *end;
-	unsigned long p;
-
-	if (!colon || colon[1] < '0' || colon[1] > '9')
-		return -EINVAL;
-	hl = (size_t)(colon - a);
-	if (bracketed) {
-		if (hl < 3 || a[hl - 1] != ']')
-			return -EINVAL;
-		a++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, a, hl);
-	host[hl] = '\0';
-	/* v6 exactly when bracketed; no "network/" prefix */
-	if (bracketed != (strchr(host, ':') != NULL) || strchr(host, '/'))
-		return -EINVAL;
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || p == 0 || p > 65535)
-		return -EINVAL;
-	*port = (uint16_t)p;
-	return state_ip_parse(host, ip) == 0 ? 0 : -EINVAL;
-}
-
 static void on_hbone_request(struct hbone_stream *st, const char *authority, void *ctx)
 {
 	struct proxy_pod *pod = ctx;
@@ -101,8 +48,9 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	struct access_record *rec = hbone_stream_record(st);
 	struct sockaddr_storage dst;
 	struct state_ip ip;
-	uint16_t port;
-	socklen_t len;
+	uint16_t port = 0;
+	socklen_t len = 0;
+	const char *bad;
 	char why[256], msg[300];
 	int fd;
 
@@ -117,18 +65,13 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 		hbone_stream_refuse(st, 503, "the agent is draining");
 		return;
 	}
-	if (proxy_parse_authority(authority, &ip, &port) < 0) {
-		hbone_stream_refuse(st, 400, "malformed :authority");
-		return;
+	bad = proxy_check_authority(authority, pod->ips, pod->n_ips, &ip, &port);
+	if (port) {	/* it parsed: the access log names the destination even when refused */
+		len = proxy_sockaddr(&ip, port, &dst);
+		rec->dst = dst;
 	}
-	len = proxy_sockaddr(&ip, port, &dst);
-	rec->dst = dst;
-	if (!pod_has_ip(pod, &ip)) {
-		hbone_stream_refuse(st, 400, "destination IP is not this pod");
-		return;
-	}
-	if (agent_port(port)) {
-		hbone_stream_refuse(st, 400, "destination is a port of the agent");
+	if (bad) {
+		hbone_stream_refuse(st, 400, bad);
 		return;
 	}
 	if (!proxy_authorized(pw, rec, why, sizeof(why))) {
@@ -204,7 +147,7 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 	proxy_record_workload(snap, &rec.src, rec.src_workload, sizeof(rec.src_workload),
 			      rec.src_namespace, sizeof(rec.src_namespace), NULL, 0);
 	port = ntohs(((struct sockaddr_in *)&rec.dst)->sin_port);
-	if (agent_port(port)) {
+	if (proxy_agent_port(port)) {
 		access_log_complete(&rec, "destination is a port of the agent");
 		close(fd);
 		return;

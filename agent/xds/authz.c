@@ -63,7 +63,8 @@ static int service_accounts(Istio__Security__ServiceAccountMatch **in, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const char *ns = in[i]->namespace_, *sa = in[i]->serviceaccount;
 
-		if (!*ns || !*sa || strlen(ns) + strlen(sa) > XDS_MAX_STRING)
+		if (!*ns || !*sa || strlen(ns) + strlen(sa) > XDS_MAX_STRING ||
+		    !state_utf8_valid(ns, strlen(ns)) || !state_utf8_valid(sa, strlen(sa)))
 			return xds_errf(err, errlen, "%s: bad namespace or service account", field);
 		v[out->n].kind = STATE_MATCH_SUFFIX;
 		if (asprintf(&v[out->n].value, "/ns/%s/sa/%s", ns, sa) < 0)

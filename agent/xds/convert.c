@@ -16,6 +16,7 @@ int xds_errf(char *err, size_t errlen, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
+		state_utf8_repair(err);	/* a cut quote is still text: it goes back in the NACK */
 	}
 	return -EINVAL;
 }
@@ -30,6 +31,9 @@ int xds_str(const char *s, char **out, const char *field, char *err, size_t errl
 	n = strnlen(s, XDS_MAX_STRING + 1);
 	if (n > XDS_MAX_STRING)
 		return xds_errf(err, errlen, "%s longer than %d bytes", field, XDS_MAX_STRING);
+	/* protobuf-c does not check proto3's rule (upstream's decoder refuses the message) */
+	if (!state_utf8_valid(s, n))
+		return xds_errf(err, errlen, "%s is not UTF-8", field);
 	*out = strndup(s, n);
 	return *out ? 0 : -ENOMEM;
 }
@@ -137,7 +141,9 @@ static int gateway_convert(const Istio__Workload__GatewayAddress *in, struct sta
 		h = in->hostname;
 		if (!h->hostname || !*h->hostname ||
 		    strnlen(h->hostname, XDS_MAX_STRING) + strnlen(h->namespace_, XDS_MAX_STRING) >=
-			    XDS_MAX_STRING)
+			    XDS_MAX_STRING ||
+		    !state_utf8_valid(h->hostname, strlen(h->hostname)) ||
+		    !state_utf8_valid(h->namespace_, strlen(h->namespace_)))
 			return xds_errf(err, errlen, "waypoint: bad hostname");
 		if (asprintf(&g->hostname, "%s/%s", h->namespace_, h->hostname) < 0) {
 			g->hostname = NULL;

@@ -145,10 +145,14 @@ static int resource_check(enum xds_kind kind, const xds_pb_resource *r, char *er
 	const char *name = r->name ? r->name : "";
 	int ret = -EINVAL;
 
-	if (!*name || strnlen(name, XDS_MAX_NAME + 1) > XDS_MAX_NAME)
+	/* both go back to the control plane (NACKs, initial_resource_versions): proto3 text */
+	if (!*name || strnlen(name, XDS_MAX_NAME + 1) > XDS_MAX_NAME ||
+	    !state_utf8_valid(name, strlen(name)))
 		snprintf(why, sizeof(why), "bad resource name");
 	else if (strnlen(r->version, XDS_MAX_NAME + 1) > XDS_MAX_NAME)
 		snprintf(why, sizeof(why), "version longer than %d bytes", XDS_MAX_NAME);
+	else if (!state_utf8_valid(r->version, strlen(r->version)))
+		snprintf(why, sizeof(why), "version is not UTF-8");
 	else if (!r->resource)
 		snprintf(why, sizeof(why), "no resource body");
 	else if (strcmp(r->resource->type_url, xds_kind_type_url(kind)) != 0)

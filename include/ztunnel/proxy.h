@@ -68,7 +68,18 @@ void proxy_drain(struct proxy *px);
 /* Closes the pod's listeners on every worker; connections already open run on. */
 void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod);
 
-/* Parses an HBONE :authority "ip:port" or "[v6]:port" (no hostnames). 0 or -EINVAL. */
+/* Parses an HBONE :authority "ip:port" or "[v6]:port" (no hostnames; the port in decimal,
+ * 1..65535, without sign, space or leading zero). 0 or -EINVAL (ip and port then untouched). */
 int proxy_parse_authority(const char *authority, struct state_ip *ip, uint16_t *port);
+/* Whether port is one of the agent's own (15001, 15006, 15008, 15053, 15000, 15020, 15021):
+ * never a destination inside a pod. */
+bool proxy_agent_port(uint16_t port);
+/*
+ * The checks of an inbound CONNECT's :authority before policy: it parses, its IP is one of the
+ * pod's n_ips pod_ips, its port is not the agent's. NULL when it passes, else the reason for a
+ * 400. ip and port are filled whenever the authority parses (the access log names them).
+ */
+const char *proxy_check_authority(const char *authority, const struct state_ip *pod_ips,
+				  size_t n_ips, struct state_ip *ip, uint16_t *port);
 
 #endif

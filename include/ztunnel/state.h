@@ -207,6 +207,11 @@ unsigned long state_store_generation(const struct state_store *store);
 /* Writes "workloads", "services", "policies" and "peerAuthentications" as JSON object members
  * (no braces around them), in the local config's camelCase spelling. */
 void state_dump_json(const struct state_snapshot *snap, FILE *out);
+/* Whether the n bytes at s are UTF-8 without NUL, as a proto3 string and JSON text must be. */
+bool state_utf8_valid(const void *s, size_t n);
+/* Makes s UTF-8 in place: each byte that starts no valid sequence (a text cut in the middle of
+ * a character, bytes from outside) becomes '?'. */
+void state_utf8_repair(char *s);
 /* Writes s as a JSON string literal (quoted, escaped); NULL as null. */
 void state_json_string(FILE *out, const char *s);
 

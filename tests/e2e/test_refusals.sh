@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refusals: untrusted client certs, a server with the wrong identity, garbage and stalled TLS
-# handshakes on 15008, malformed configuration. Each is refused quickly and logged, and the mesh
-# keeps serving normal requests.
+# handshakes on 15008, malformed configuration, a non-canonical :authority (400). Each is refused
+# quickly and logged, and the mesh keeps serving normal requests.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -111,6 +111,19 @@ for spec in bad-indent.yaml:4 bad-key.yaml:5; do
 		tb_fail "(e) stderr does not name ${spec%:*}:$line:"
 	tb_log "ok: (e) ${spec%:*} rejected, error names ${spec%:*}:$line"
 done
+
+# (f) a :authority with a second spelling of a port (leading zero) is a bad request, not 8080
+n=$(tb_count "$L2" 'malformed :authority')
+out=$(tb_exec plain timeout 15 "$PY" "$TB_PEERS/hbone_client.py" --connect 10.201.2.2:15008 \
+	--authority 10.201.2.2:08080 --cert "$TBDIR/tester.pem" --key "$TBDIR/tester.key" \
+	--ca "$TBDIR/ca.pem" --timeout 10 --data x 2>"$TBDIR/f.err")
+rc=$?
+[ $rc -eq 3 ] && grep -q 'status=400' "$TBDIR/f.err" ||
+	tb_fail "(f) :authority 10.201.2.2:08080: exit $rc, want a 400: $(cat "$TBDIR/f.err")"
+[ -z "$out" ] || tb_fail "(f) :authority 10.201.2.2:08080 reached the app: $out"
+tb_poll 10 eval '[ "$(tb_count "$L2" "malformed :authority")" -gt "$n" ]' ||
+	tb_fail "(f) node2 did not log the malformed :authority"
+tb_log "ok: (f) :authority 10.201.2.2:08080 answered 400: $(grep 'malformed :authority' "$L2" | tail -1)"
 
 normal_request after
 out=$(tb_curl client http://10.201.1.3:8080/after) && [[ "$out" == *"server=server-local"* ]] ||

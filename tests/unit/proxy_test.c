@@ -90,6 +90,24 @@ static void test_authority(void)
 		{ "[10.0.0.1]:80", 0, NULL, 0 },
 		{ "10.0.0.1:+80", 0, NULL, 0 },
 		{ "10.0.0.1: 80", 0, NULL, 0 },
+		/* one spelling per port: no leading zero, sign, space, empty or 6-digit port */
+		{ "10.201.2.2:08080", 0, NULL, 0 },
+		{ "10.201.2.2:00080", 0, NULL, 0 },
+		{ "10.201.2.2:00", 0, NULL, 0 },
+		{ "[fd00::1]:0443", 0, NULL, 0 },
+		{ "10.201.2.2:080800", 0, NULL, 0 },
+		{ "10.201.2.2:000000000000008080", 0, NULL, 0 },
+		{ "10.201.2.2:99999", 0, NULL, 0 },
+		{ "10.201.2.2:4294967376", 0, NULL, 0 },
+		{ "10.201.2.2:8080 ", 0, NULL, 0 },
+		{ "10.201.2.2 :8080", 0, NULL, 0 },
+		{ " 10.201.2.2:8080", 0, NULL, 0 },
+		{ "10.201.2.2:-0", 0, NULL, 0 },
+		{ "[fd00::1]:", 0, NULL, 0 },
+		{ "[fd00::1]", 0, NULL, 0 },
+		{ "010.201.2.2:8080", 0, NULL, 0 },
+		{ "10.201.2.2:8080", 1, "10.201.2.2", 8080 },
+		{ "10.201.2.2:10", 1, "10.201.2.2", 10 },
 		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:80", 0, NULL, 0 },
 	};
 
@@ -105,6 +123,38 @@ static void test_authority(void)
 			CHECK(port == cases[i].port, "authority \"%s\": port %u", cases[i].in, port);
 		}
 	}
+}
+
+/* The inbound :authority checks before policy: each refusal names its reason, a parsed
+ * authority reports its destination even when refused. */
+static void test_authority_checks(void)
+{
+	static const struct { const char *in; const char *why; unsigned port; } cases[] = {
+		{ "10.201.2.2:8080", NULL, 8080 },
+		{ "[fd00::2]:80", NULL, 80 },
+		{ "[::ffff:10.201.2.2]:80", NULL, 80 },	/* v4-mapped is the same address */
+		{ "10.201.2.2:08080", "malformed :authority", 0 },
+		{ "10.201.2.9:8080", "destination IP is not this pod", 8080 },
+		{ "[fd00::3]:8080", "destination IP is not this pod", 8080 },
+		{ "10.201.2.2:15008", "destination is a port of the agent", 15008 },
+		{ "10.201.2.2:15021", "destination is a port of the agent", 15021 },
+	};
+	struct state_ip pod[2], ip;
+	uint16_t port;
+
+	state_ip_parse("10.201.2.2", &pod[0]);
+	state_ip_parse("fd00::2", &pod[1]);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why;
+
+		port = 0;
+		why = proxy_check_authority(cases[i].in, pod, 2, &ip, &port);
+		CHECK(why == cases[i].why || (why && cases[i].why && !strcmp(why, cases[i].why)),
+		      "authority \"%s\": %s", cases[i].in, why ? why : "passes");
+		CHECK(port == cases[i].port, "authority \"%s\": port %u", cases[i].in, port);
+	}
+	CHECK(proxy_check_authority("10.201.2.2:80", pod, 0, &ip, &port) != NULL,
+	      "a pod without addresses accepts no destination");
 }
 
 static void test_durations(void)
@@ -183,6 +233,7 @@ int main(void)
 {
 	test_pool_key();
 	test_authority();
+	test_authority_checks();
 	test_durations();
 	test_env();
 	if (failures) {

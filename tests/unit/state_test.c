@@ -1,5 +1,6 @@
 // unit-standalone
-/* state_test: IP parsing, look-ups, endpoint picking, identities, refcounts and the store. */
+/* state_test: IP parsing, look-ups, endpoint picking, identities, refcounts, the store and the
+ * UTF-8 rule of snapshot strings. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "../../agent/state/lookup.c"
 #include "../../agent/state/snapshot.c"
 #include "../../agent/state/store.c"
+#include "../../agent/state/text.c"
 
 #include "check.h"
 
@@ -378,6 +380,35 @@ static void test_store_threads(void)
 	state_store_free(&store);
 }
 
+static void test_utf8(void)
+{
+	static const struct { const char *in; bool valid; const char *repaired; } cases[] = {
+		{ "", true, "" },
+		{ "cluster.local/ns/default/sa/x", true, "cluster.local/ns/default/sa/x" },
+		{ "r\xc3\xa9seau \xe2\x98\x83 \xf0\x9f\x90\x99", true,
+		  "r\xc3\xa9seau \xe2\x98\x83 \xf0\x9f\x90\x99" },
+		{ "bad\xff", false, "bad?" },
+		{ "cut\xc3", false, "cut?" },			/* a character cut by a length limit */
+		{ "cut\xe2\x98", false, "cut??" },
+		{ "\xc0\x80", false, "??" },			/* overlong NUL */
+		{ "\xed\xa0\x80", false, "???" },		/* surrogate */
+		{ "\xf4\x90\x80\x80", false, "????" },	/* past U+10FFFF */
+		{ "\x80x", false, "?x" },			/* continuation first */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[64];
+
+		CHECK(state_utf8_valid(cases[i].in, strlen(cases[i].in)) == cases[i].valid,
+		      "utf8 case %zu", i);
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		state_utf8_repair(buf);
+		CHECK(strcmp(buf, cases[i].repaired) == 0, "utf8 repair case %zu: \"%s\"", i, buf);
+		CHECK(state_utf8_valid(buf, strlen(buf)), "utf8 case %zu: repaired is valid", i);
+	}
+	CHECK(!state_utf8_valid("a\0b", 3), "a NUL inside is not text");
+}
+
 int main(void)
 {
 	test_ip_parse();
@@ -388,6 +419,7 @@ int main(void)
 	test_refcount();
 	test_store();
 	test_store_threads();
+	test_utf8();
 	if (failures)
 		printf("%d check(s) failed\n", failures);
 	else

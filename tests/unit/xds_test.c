@@ -389,6 +389,11 @@ static void test_nack(void)
 		{ "p-cidr", 1, XDS_TYPE_AUTHZ, policy_body("p", &bad_cidr), "3 bytes" },
 		{ "p-match", 1, XDS_TYPE_AUTHZ, policy_body("p", &bad_match), "without a type" },
 		{ "p-noname", 1, XDS_TYPE_AUTHZ, policy_body("", &good_policy), "name" },
+		/* proto3 strings are UTF-8: upstream's decoder refuses the rest, so do we */
+		{ "w-utf8", 0, XDS_TYPE_ADDRESS, workload_body("w", "bad\xff", ip_vip, 4, 1),
+		  "name is not UTF-8" },
+		{ "svc-utf8", 0, XDS_TYPE_ADDRESS, service_body("web.\xc3", ip_vip, 4, 80),
+		  "hostname is not UTF-8" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -410,6 +415,41 @@ static void test_nack(void)
 		      "case %zu: error \"%s\" should name %s and say \"%s\"", i, err, quoted,
 		      cases[i].want);
 		CHECK(t.n == 0, "case %zu: table changed (%zu)", i, t.n);
+		xds_table_clear(&t);
+	}
+}
+
+/* A NACK's text goes back to the control plane in a proto3 string: it stays UTF-8 when a quoted
+ * name is not, or is cut in the middle of a character. */
+static void test_nack_text_is_utf8(void)
+{
+	char long_name[256];
+	struct {
+		const char *name, *version, *want;
+	} cases[] = {
+		{ "r\xff", "1", "\"r?\": bad resource name" },
+		{ "r", "v\xe2\x82", "\"r\": version is not UTF-8" },
+		{ long_name, "1", "not a valid" },
+	};
+	static const uint8_t junk[] = { 0xff, 0xff };
+
+	/* 199 bytes then "é": the error quotes 200 bytes of the name, half of the character */
+	memset(long_name, 'n', 199);
+	strcpy(long_name + 199, "\xc3\xa9");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct xds_table t = { 0 };
+		struct response r;
+		char err[512] = "";
+		int ret;
+
+		response_init(&r, XDS_TYPE_ADDRESS);
+		response_add(&r, cases[i].name, cases[i].version, XDS_TYPE_ADDRESS,
+			     i == 2 ? bytes(junk, 2) : workload_body("a", "a", ip_vip, 4, 1));
+		ret = xds_apply(&t, XDS_KIND_ADDRESS, &r.resp, err, sizeof(err));
+		CHECK(ret == -EINVAL && strstr(err, cases[i].want), "case %zu: %d \"%s\"", i, ret,
+		      err);
+		CHECK(state_utf8_valid(err, strlen(err)), "case %zu: NACK text is not UTF-8", i);
+		CHECK(t.n == 0, "case %zu: table changed", i);
 		xds_table_clear(&t);
 	}
 }
@@ -547,6 +587,7 @@ int main(void)
 	test_workload_conversion();
 	test_service_and_policy_conversion();
 	test_nack();
+	test_nack_text_is_utf8();
 	test_delta_apply();
 	test_table();
 	test_requests();

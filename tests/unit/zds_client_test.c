@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "../../agent/inpod/zds.c"
+#include "../../agent/state/text.c"
 #include "../../agent/inpod/zds_io.c"
 #include "../../agent/inpod/zds_client.c"
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "../../agent/inpod/zds.c"
+#include "../../agent/state/text.c"
 
 #include "check.h"
 
