@@ -55,6 +55,8 @@ static void maybe_free(struct hbone_conn *c)
 	nghttp2_session_del(c->h2);
 	c->h2 = NULL;
 	io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);
+	free(c->target);
+	c->target = NULL;
 	if (c->server && c->handler)
 		c->handler->release(c->hctx);
 	io_obj_free(&c->w->bufs, c);
@@ -96,7 +98,8 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 	else if (warn)
 		log_warn("outbound connection failed",
 			 "dst.hbone_addr=%s dst.identity=%s src.identity=%s error=\"%s\"", peer,
-			 c->target.dst_identity, c->target.src_identity, reason);
+			 c->target ? c->target->dst_identity : "-",
+			 c->target ? c->target->src_identity : "-", reason);
 	else
 		log_debug("hbone connection closed", "peer=%s reason=\"%s\"", peer, reason);
 	io_timer_disarm(&c->timer);
@@ -226,9 +229,9 @@ static int check_peer(struct hbone_conn *c, char *why, size_t len)
 				 c->peer_identity, c->trust_domain);
 			return -EACCES;
 		}
-	} else if (strcmp(c->peer_identity, c->target.dst_identity) != 0) {
+	} else if (strcmp(c->peer_identity, c->target->dst_identity) != 0) {
 		snprintf(why, len, "server identity %s is not the expected %s", c->peer_identity,
-			 c->target.dst_identity);
+			 c->target->dst_identity);
 		return -EACCES;
 	}
 	return 0;

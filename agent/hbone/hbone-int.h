@@ -46,8 +46,9 @@ struct hbone_conn {
 	/* client side */
 	struct hbone_pool *pool;
 	struct hbone_conn *pool_next;
-	struct hbone_target target;	/* the pool key and connect parameters (its authority is
-					 * the first stream's; streams carry their own) */
+	struct hbone_target *target;	/* the pool key and connect parameters (its authority is
+					 * the first stream's; streams carry their own); owned. A
+					 * pointer so that a server connection stays small */
 };
 
 /* One CONNECT stream bridged to a TCP socket. Owns its socket and receive queue. */

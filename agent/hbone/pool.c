@@ -89,7 +89,12 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 	c = hconn_new(p->w, fd, t->client_ctx, false, p->set, p->gate);
 	if (!c)
 		return NULL;
-	c->target = *t;
+	c->target = malloc(sizeof(*c->target));
+	if (!c->target) {
+		hconn_fail(c, "out of memory");
+		return NULL;
+	}
+	*c->target = *t;
 	c->peer = t->hbone_addr;
 	c->pool = p;
 	c->pool_next = p->conns;
@@ -109,7 +114,7 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 	struct hbone_stream *st;
 
 	for (c = p->conns; c; c = c->pool_next)
-		if (hbone_target_same_pool(&c->target, t) && has_room(c))
+		if (hbone_target_same_pool(c->target, t) && has_room(c))
 			break;
 	if (!c)
 		c = open_conn(p, t);
