@@ -455,6 +455,9 @@ static int new_session(struct hbone_conn *c)
 	}
 	hstream_set_callbacks(cb);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* closed streams kept only for the priority tree cost a pooled connection memory per
+	 * stream it ever carried (up to its stream limit); priorities are not used here */
+	nghttp2_option_set_no_closed_streams(opt, 1);
 	if (c->server)
 		ret = nghttp2_session_server_new2(&c->h2, cb, c, opt);
 	else
