@@ -94,6 +94,9 @@ void hconn_start_handshake(struct hbone_conn *c);
 void hconn_stream_detached(struct hbone_conn *c);
 
 /* stream.c */
+/* A callback of st is on the stack: st stays allocated until the matching leave. */
+void hstream_enter(struct hbone_stream *st);
+void hstream_leave(struct hbone_stream *st);
 struct hbone_stream *hstream_new(struct hbone_conn *c);
 void hstream_attach_tcp(struct hbone_stream *st, int fd);
 int hstream_submit_request(struct hbone_stream *st);
@@ -103,6 +106,12 @@ void hstream_fail(struct hbone_stream *st, const char *reason);
 /* Hands the requests that came in during the last read to the handler, skipping streams the
  * peer already reset (a rapid-reset peer never gets an app connection opened). */
 void hstream_dispatch_requests(struct hbone_conn *c);
+
+/* request.c: nghttp2 callbacks for a request head (user_data is the hbone_conn) */
+int hstream_on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user);
+int hstream_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
+		      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		      void *user);
 
 /* gate.c: adds n queued bytes; false when the node's total is now over its bound */
 bool hgate_app_add(struct hbone_gate *g, size_t n);

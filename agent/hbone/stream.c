@@ -47,12 +47,12 @@ static void stream_release(struct hbone_stream *st)
 	io_obj_free(&st->w->bufs, st);
 }
 
-static void stream_enter(struct hbone_stream *st)
+void hstream_enter(struct hbone_stream *st)
 {
 	st->depth++;
 }
 
-static void stream_leave(struct hbone_stream *st)
+void hstream_leave(struct hbone_stream *st)
 {
 	st->depth--;
 	stream_release(st);
@@ -101,7 +101,7 @@ void hstream_fail(struct hbone_stream *st, const char *reason)
 
 	if (st->finished)
 		return;
-	stream_enter(st);
+	hstream_enter(st);
 	if (c)
 		hconn_enter(c);
 	if (!st->error[0])
@@ -117,7 +117,7 @@ void hstream_fail(struct hbone_stream *st, const char *reason)
 		hconn_flush(c);
 		hconn_leave(c);
 	}
-	stream_leave(st);
+	hstream_leave(st);
 }
 
 void hstream_conn_gone(struct hbone_stream *st, const char *reason)
@@ -157,7 +157,7 @@ static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 		maybe_finish(st);
 		return;
 	}
-	stream_enter(st);
+	hstream_enter(st);
 	hconn_enter(c);
 	if (n < 0) {
 		char why[120];
@@ -177,7 +177,7 @@ static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 	hconn_flush(c);
 out:
 	hconn_leave(c);
-	stream_leave(st);
+	hstream_leave(st);
 }
 
 static void on_tcp_sent(struct io_sock *s, int err)
@@ -197,7 +197,7 @@ static void on_tcp_sent(struct io_sock *s, int err)
 		st->rec.bytes_sent += n;
 	else
 		st->rec.bytes_recv += n;
-	stream_enter(st);
+	hstream_enter(st);
 	if (c) {
 		hconn_enter(c);
 		nghttp2_session_consume(c->h2, st->id, n);
@@ -207,7 +207,7 @@ static void on_tcp_sent(struct io_sock *s, int err)
 	} else {
 		pump_out(st);
 	}
-	stream_leave(st);
+	hstream_leave(st);
 }
 
 static void on_tcp_closed(struct io_sock *s)
@@ -405,7 +405,7 @@ static void on_tcp_connected(struct io_sock *s, int err)
 		io_sock_close(&st->tcp, true);
 		return;
 	}
-	stream_enter(st);
+	hstream_enter(st);
 	hconn_enter(c);
 	if (err < 0) {
 		snprintf(why, sizeof(why), "app connect failed: %s", strerror(-err));
@@ -421,97 +421,10 @@ static void on_tcp_connected(struct io_sock *s, int err)
 	}
 	hconn_flush(c);
 	hconn_leave(c);
-	stream_leave(st);
+	hstream_leave(st);
 }
 
 /* ---- nghttp2 callbacks (user_data is the hbone_conn) ---- */
-
-static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user)
-{
-	struct hbone_conn *c = user;
-	struct hbone_stream *st;
-
-	if (c->state == HCONN_CLOSING)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	if (!c->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	st = hstream_new(c);
-	if (!st)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	st->id = f->hd.stream_id;
-	st->rec.direction = ACCESS_INBOUND;
-	st->rec.src = c->peer;
-	snprintf(st->rec.src_identity, sizeof(st->rec.src_identity), "%s", c->peer_identity);
-	nghttp2_session_set_stream_user_data(h2, st->id, st);
-	return 0;
-}
-
-static void copy_value(char *dst, size_t cap, const uint8_t *v, size_t len)
-{
-	if (len >= cap)
-		len = 0;	/* over-long: treated as missing, refused as a bad request */
-	memcpy(dst, v, len);
-	dst[len] = '\0';
-}
-
-static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
-		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-		     void *user)
-{
-	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
-
-	if (!st || f->hd.type != NGHTTP2_HEADERS)
-		return 0;
-	/* RFC 9113 6.5.2: name + value + 32 per field; past the bound nothing more is kept */
-	st->header_bytes += namelen + valuelen + 32;
-	if (st->header_bytes > st->conn->set->max_header_list)
-		return 0;
-	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-		copy_value(st->method, sizeof(st->method), value, valuelen);
-	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
-		copy_value(st->authority, sizeof(st->authority), value, valuelen);
-	else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3)
-		st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
-	return 0;
-}
-
-static void on_request(struct hbone_conn *c, struct hbone_stream *st)
-{
-	if (st->header_bytes > c->set->max_header_list) {
-		hbone_stream_refuse(st, 431, "request header list over the 64 KiB bound");
-		return;
-	}
-	if (strcmp(st->method, "CONNECT") != 0) {
-		hbone_stream_refuse(st, 400, "method is not CONNECT");
-		return;
-	}
-	if (!st->authority[0]) {
-		hbone_stream_refuse(st, 400, "missing or over-long :authority");
-		return;
-	}
-	c->handler->on_request(st, st->authority, c->hctx);
-}
-
-void hstream_dispatch_requests(struct hbone_conn *c)
-{
-	struct hbone_stream *st;
-
-	/* a handler may end any stream (and its list neighbours): restart from the head each time */
-	while (c->requests_pending > 0 && c->state != HCONN_CLOSING) {
-		for (st = c->streams; st && !st->request_pending; st = st->next)
-			;
-		if (!st)
-			break;
-		st->request_pending = false;
-		c->requests_pending--;
-		if (st->h2_closed || st->reset)
-			continue;
-		stream_enter(st);
-		on_request(c, st);
-		stream_leave(st);
-	}
-	c->requests_pending = 0;
-}
 
 static void on_response(struct hbone_stream *st)
 {
@@ -537,7 +450,7 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	if (!st)
 		return 0;
-	stream_enter(st);
+	hstream_enter(st);
 	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		st->h2_eof = true;
@@ -551,7 +464,7 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	} else if (st->h2_eof) {
 		pump_out(st);
 	}
-	stream_leave(st);
+	hstream_leave(st);
 	return 0;
 }
 
@@ -583,9 +496,9 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 		hstream_fail(st, "out of memory");
 		return 0;
 	}
-	stream_enter(st);
+	hstream_enter(st);
 	pump_out(st);
-	stream_leave(st);
+	hstream_leave(st);
 	return 0;
 }
 
@@ -605,12 +518,12 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 	if (code != NGHTTP2_NO_ERROR || !st->h2_eof)
 		st->reset = true;
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
-	stream_enter(st);
+	hstream_enter(st);
 	if (st->has_tcp && st->reset)
 		io_sock_close(&st->tcp, true);
 	else
 		maybe_finish(st);
-	stream_leave(st);
+	hstream_leave(st);
 	return 0;
 }
 
@@ -627,8 +540,8 @@ static int on_h2_error(nghttp2_session *h2, int code, const char *msg, size_t le
 void hstream_set_callbacks(nghttp2_session_callbacks *cb)
 {
 	nghttp2_session_callbacks_set_error_callback2(cb, on_h2_error);
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, hstream_on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, hstream_on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);

@@ -1,0 +1,92 @@
+/* hbone request: the server side's view of a CONNECT request head, and when it is handed on. */
+#include <stdio.h>
+#include <string.h>
+
+#include "hbone-int.h"
+
+int hstream_on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+	struct hbone_conn *c = user;
+	struct hbone_stream *st;
+
+	if (c->state == HCONN_CLOSING)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (!c->server || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = hstream_new(c);
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->id = f->hd.stream_id;
+	st->rec.direction = ACCESS_INBOUND;
+	st->rec.src = c->peer;
+	snprintf(st->rec.src_identity, sizeof(st->rec.src_identity), "%s", c->peer_identity);
+	nghttp2_session_set_stream_user_data(h2, st->id, st);
+	return 0;
+}
+
+static void copy_value(char *dst, size_t cap, const uint8_t *v, size_t len)
+{
+	if (len >= cap)
+		len = 0;	/* over-long: treated as missing, refused as a bad request */
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+}
+
+int hstream_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *user)
+{
+	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+
+	if (!st || f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	/* RFC 9113 6.5.2: name + value + 32 per field; past the bound nothing more is kept */
+	st->header_bytes += namelen + valuelen + 32;
+	if (st->header_bytes > st->conn->set->max_header_list)
+		return 0;
+	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+		copy_value(st->method, sizeof(st->method), value, valuelen);
+	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+		copy_value(st->authority, sizeof(st->authority), value, valuelen);
+	else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3)
+		st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+	return 0;
+}
+
+static void on_request(struct hbone_conn *c, struct hbone_stream *st)
+{
+	if (st->header_bytes > c->set->max_header_list) {
+		hbone_stream_refuse(st, 431, "request header list over the 64 KiB bound");
+		return;
+	}
+	if (strcmp(st->method, "CONNECT") != 0) {
+		hbone_stream_refuse(st, 400, "method is not CONNECT");
+		return;
+	}
+	if (!st->authority[0]) {
+		hbone_stream_refuse(st, 400, "missing or over-long :authority");
+		return;
+	}
+	c->handler->on_request(st, st->authority, c->hctx);
+}
+
+void hstream_dispatch_requests(struct hbone_conn *c)
+{
+	struct hbone_stream *st;
+
+	/* a handler may end any stream (and its list neighbours): restart from the head each time */
+	while (c->requests_pending > 0 && c->state != HCONN_CLOSING) {
+		for (st = c->streams; st && !st->request_pending; st = st->next)
+			;
+		if (!st)
+			break;
+		st->request_pending = false;
+		c->requests_pending--;
+		if (st->h2_closed || st->reset)
+			continue;
+		hstream_enter(st);
+		on_request(c, st);
+		hstream_leave(st);
+	}
+	c->requests_pending = 0;
+}
