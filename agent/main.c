@@ -17,6 +17,7 @@
 #include <ztunnel/log.h>
 #include <ztunnel/metrics.h>
 #include <ztunnel/proxy.h>
+#include <ztunnel/redirect.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
 #include <ztunnel/xds.h>
@@ -36,6 +37,7 @@ struct agent {
 	struct admin *admin;
 	struct localcfg_watch *watch;	/* LOCAL_XDS_PATH mode */
 	uint64_t next_trim_ms;		/* next hand-back of free memory to the system */
+	struct redirect redirect;	/* the capture backend and the agent's mark */
 	int ready;			/* atomic */
 	int drain_requested;		/* atomic: set by /quitquitquit */
 };
@@ -136,6 +138,8 @@ static void dump_config(void *ctx, FILE *out)
 		fputs("\"workloads\":[],\"services\":[],\"policies\":[],\"peerAuthentications\":[]", out);
 	fputc(',', out);
 	inpod_dump_json(a->ip, out);
+	fputc(',', out);
+	redirect_dump_json(&a->redirect, out);
 	fputc(',', out);
 	admin_limits_dump_json(out);
 	fputs("}\n", out);
@@ -251,10 +255,13 @@ static int start_serving(struct agent *a)
 				     .ready = is_ready, .drain = request_drain, .ctx = a };
 	int lfd;
 
+	/* one mark: the agent's sockets (hbone settings) and the backend's rules */
+	a->redirect = (struct redirect){ redirect_backend(a->cfg.redirect_mode), a->cfg.hbone.mark };
 	a->px = proxy_new(a->cfg.workers, a->store, &a->cfg.hbone, a->metrics,
 			  strcmp(a->cfg.metrics_mode, "off") != 0);
 	if (!a->px)
 		return -1;
+	proxy_set_redirect(a->px, &a->redirect);
 	if (a->xds && a->cfg.xds_on_demand) {
 		proxy_set_demand(a->px, demand, a);
 		xds_client_on_answer(a->xds, demand_answered, a);
@@ -263,7 +270,7 @@ static int start_serving(struct agent *a)
 		.px = a->px, .store = a->store, .cert_ttl = a->cfg.secret_ttl,
 		.issue = a->ca_client ? issue_remote : issue_local, .issue_ctx = a,
 		.state_dir = a->cfg.state_dir, .metrics = a->metrics,
-		.install_rules = strcmp(a->cfg.redirect_mode, "none") != 0,
+		.redirect = &a->redirect,
 		.demand_wait = a->cfg.xds_on_demand ? demand_wait : NULL, .demand_ctx = a,
 		.cluster_id = a->cfg.cluster_id });
 	if (!a->ip)

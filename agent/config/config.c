@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <ztunnel/config.h>
+#include <ztunnel/redirect.h>
 
 int config_parse_duration_ms(const char *text, uint64_t *ms)
 {
@@ -151,10 +152,12 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	}
 	if (!cfg->redirect_mode)
 		cfg->redirect_mode = cfg->inpod_uds ? "none" : "nftables";
-	if (strcmp(cfg->redirect_mode, "nftables") != 0 && strcmp(cfg->redirect_mode, "none") != 0) {
+	if (!redirect_backend(cfg->redirect_mode)) {
 		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables or none", cfg->redirect_mode);
 		return -EINVAL;
 	}
+	if (redirect_mark_check(cfg->hbone.mark, err, len) < 0)
+		return -EINVAL;
 	if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
 		snprintf(err, len, "LOG_FORMAT: \"%s\" is not text or json", cfg->log_format);
 		return -EINVAL;

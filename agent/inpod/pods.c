@@ -112,18 +112,25 @@ bool inpod_enrolled_in(struct inpod *ip, const char *uid, int netns_fd)
 	return false;
 }
 
+/* What runs inside the pod's netns: the capture backend's install or remove. */
+struct rules_call {
+	const struct redirect *redirect;
+	char *why;
+	size_t len;
+};
+
 static int install_rules(void *arg)
 {
-	char *err = arg;
+	struct rules_call *rc = arg;
 
-	return redirect_install(err, 200);
+	return redirect_pod_install(rc->redirect, rc->why, rc->len);
 }
 
 static int remove_rules(void *arg)
 {
-	char *err = arg;
+	struct rules_call *rc = arg;
 
-	return redirect_remove(err, 200);
+	return redirect_pod_remove(rc->redirect, rc->why, rc->len);
 }
 
 static bool uid_ok(const char *uid)
@@ -212,6 +219,7 @@ static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len
 {
 	struct identity_ctx *ic = inpod_identity_get(ip, pod->identity, err, len);
 	char why[200] = "";
+	struct rules_call rc = { ip->cfg.redirect, why, sizeof(why) };
 	int ret;
 
 	if (!ic)
@@ -220,8 +228,8 @@ static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len
 	pod->client_ctx = ic->client;
 	SSL_CTX_up_ref(ic->server);
 	SSL_CTX_up_ref(ic->client);
-	if (ip->cfg.install_rules) {
-		ret = inpod_in_netns(pod->netns_fd, install_rules, why);
+	if (ip->cfg.redirect) {
+		ret = inpod_in_netns(pod->netns_fd, install_rules, &rc);
 		if (ret < 0) {
 			snprintf(err, len, "installing capture rules: %s", why);
 			return ret;
@@ -230,8 +238,8 @@ static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len
 	ret = proxy_listen_pod(ip->cfg.px, pod);
 	if (ret < 0) {
 		snprintf(err, len, "opening listeners in the pod: %s", strerror(-ret));
-		if (ip->cfg.install_rules)
-			inpod_in_netns(pod->netns_fd, remove_rules, why);
+		if (ip->cfg.redirect)
+			inpod_in_netns(pod->netns_fd, remove_rules, &rc);
 	}
 	return ret;
 }
@@ -359,6 +367,7 @@ static void detach(struct inpod *ip, const char *uid)
 {
 	struct enrolled **pp, *e;
 	char why[200] = "";
+	struct rules_call rc = { ip->cfg.redirect, why, sizeof(why) };
 
 	for (pp = &ip->pods; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->pod->uid, uid) == 0)
@@ -372,7 +381,7 @@ static void detach(struct inpod *ip, const char *uid)
 	inpod_update_gauges(ip);
 	pthread_mutex_unlock(&ip->lock);
 	proxy_unlisten_pod(ip->cfg.px, e->pod);
-	if (ip->cfg.install_rules && inpod_in_netns(e->pod->netns_fd, remove_rules, why) < 0)
+	if (ip->cfg.redirect && inpod_in_netns(e->pod->netns_fd, remove_rules, &rc) < 0)
 		log_warn("removing capture rules failed", "uid=%s error=\"%s\"", uid, why);
 	log_info("pod removed", "uid=%s pod=%s/%s", uid, e->pod->namespace_, e->pod->name);
 	proxy_pod_put(e->pod);

@@ -137,7 +137,7 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
 	len = sizeof(rec.dst);
-	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &rec.dst, &len) < 0) {
+	if (proxy_original_dst(pw, fd, &rec.dst) < 0) {
 		access_log_complete(&rec, "no original destination (connection not redirected)");
 		close(fd);
 		return;

@@ -255,8 +255,7 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 
 	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
-	len = sizeof(orig);
-	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &len) < 0) {
+	if (proxy_original_dst(pw, fd, &orig) < 0) {
 		access_log_complete(&rec, "no original destination (connection not redirected)");
 		close(fd);
 		return;

@@ -40,6 +40,7 @@ struct proxy {
 	int draining;			/* atomic: refuse new inbound streams */
 	bool count_connections;		/* false: ZTUNNEL_METRICS=off, no per-connection series */
 	int (*demand)(void *ctx, const char *name);	/* on-demand look-ups, or NULL */
+	const struct redirect *redirect;	/* borrowed: original destinations; NULL: conntrack */
 	void *demand_ctx;
 };
 
@@ -94,6 +95,9 @@ void proxy_parked_tick(struct proxy_worker *pw);
 /* Re-checks the worker's open inbound connections if the snapshot changed (tick). */
 void proxy_recheck(struct io_worker *w);
 
+/* The destination the app asked for, of a socket accepted on 15001/15006 (from the capture
+ * backend). 0 or -errno. */
+int proxy_original_dst(struct proxy_worker *pw, int fd, struct sockaddr_storage *dst);
 /* Splits a socket address into ip and port. */
 void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port);
 /* Fills sockaddr from ip and port; returns its length. */

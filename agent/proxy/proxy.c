@@ -46,6 +46,20 @@ struct state_snapshot *proxy_snapshot(struct proxy_worker *pw)
 	return pw->snap;
 }
 
+void proxy_set_redirect(struct proxy *px, const struct redirect *r)
+{
+	px->redirect = r;
+}
+
+int proxy_original_dst(struct proxy_worker *pw, int fd, struct sockaddr_storage *dst)
+{
+	const struct redirect *r = pw->px->redirect;
+
+	if (!r)
+		return redirect_backend("none")->original_dst(fd, dst);
+	return redirect_original_dst(r, fd, dst);
+}
+
 /* The worker's tick: parked connections whose wait is over, then the policy re-check. */
 static void proxy_tick(struct io_worker *w)
 {

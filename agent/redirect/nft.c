@@ -43,6 +43,7 @@ enum nft_match_kind {
 	M_DPORT,	/* tcp dport (==|!=) val */
 	M_MARK,		/* meta mark & 0xfff (==|!=) val */
 	M_CTMARK,	/* ct mark & 0xfff (==|!=) val */
+	M_AGENT_MARK,	/* meta mark & agent mask (==|!=) the agent's mark */
 	M_OIF_LO,	/* oifname "lo" */
 };
 
@@ -81,7 +82,8 @@ struct nft_chain_spec {
 #define IS_TCP { M_L4PROTO, false, IPPROTO_TCP, NULL }
 #define NOT_LOCAL4 { M_DADDR4, true, 0, "127.0.0.1" }
 #define NOT_LOCAL6 { M_DADDR6, true, 0, "::1" }
-#define NOT_AGENT { M_MARK, true, REDIRECT_AGENT_MARK, NULL }
+#define NOT_AGENT { M_AGENT_MARK, true, 0, NULL }
+#define IS_AGENT { M_AGENT_MARK, false, 0, NULL }
 #define NOT_HBONE { M_DPORT, true, REDIRECT_PORT_INBOUND_HBONE, NULL }
 #define OIF_LO { M_OIF_LO, false, 0, NULL }
 #define MARK_IS(v) { M_MARK, false, (v), NULL }
@@ -97,7 +99,7 @@ static const struct nft_chain_spec nft_chains[] = {
 };
 
 static const struct nft_rule_spec nft_rules[] = {
-	{ NFT_MANGLE, "prerouting", { MARK_IS(REDIRECT_AGENT_MARK) }, A_CTMARK_SET, 0 },
+	{ NFT_MANGLE, "prerouting", { IS_AGENT }, A_CTMARK_SET, 0 },
 	{ NFT_MANGLE, "output", { CTMARK_IS(REDIRECT_CONN_MARK) }, A_MARK_SET, 0 },
 	{ NFT_NAT, "prerouting", { IS_V4, SADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0 },
 	{ NFT_NAT, "prerouting", { IS_V4, IS_TCP, NOT_LOCAL4, NOT_HBONE, NOT_AGENT }, A_REDIRECT,
@@ -117,6 +119,7 @@ static const struct nft_rule_spec nft_rules[] = {
 /* Expressions are appended to one rule; the first failure sticks in err. */
 struct nft_rule_builder {
 	struct nftnl_rule *rule;
+	uint32_t mark;		/* the agent's */
 	int err;
 };
 
@@ -239,6 +242,11 @@ static void rb_match(struct nft_rule_builder *rb, const struct nft_match *m)
 		rb_bitwise(rb, REDIRECT_MARK_MASK, 0);
 		rb_cmp(rb, m->neq, &m->val, sizeof(m->val));
 		break;
+	case M_AGENT_MARK:
+		rb_meta(rb, NFT_META_MARK, false);
+		rb_bitwise(rb, redirect_agent_mask(rb->mark), 0);
+		rb_cmp(rb, m->neq, &rb->mark, sizeof(rb->mark));
+		break;
 	case M_OIF_LO:
 		rb_meta(rb, NFT_META_OIFNAME, false);
 		rb_cmp(rb, m->neq, ifname, sizeof(ifname));
@@ -291,6 +299,7 @@ struct nft_txn {
 	struct mnl_nlmsg_batch *batch;
 	uint32_t seq0;
 	uint32_t nmsg;
+	uint32_t mark;		/* the agent's */
 	struct {
 		const char *what;
 		const char *table;
@@ -370,7 +379,7 @@ out:
 static int txn_rule(struct nft_txn *t, int idx)
 {
 	const struct nft_rule_spec *s = &nft_rules[idx];
-	struct nft_rule_builder rb = { .rule = nftnl_rule_alloc() };
+	struct nft_rule_builder rb = { .rule = nftnl_rule_alloc(), .mark = t->mark };
 	struct nlmsghdr *nlh;
 	int ret = -ENOMEM;
 
@@ -539,7 +548,7 @@ static int nft_commit(struct nft_txn *t, char *err, size_t errlen)
 	return ret;
 }
 
-int redirect_nft_apply(bool install, char *err, size_t errlen)
+int redirect_nft_apply(bool install, uint32_t mark, char *err, size_t errlen)
 {
 	struct nft_txn *t = nft_txn_new();
 	int ret;
@@ -548,6 +557,7 @@ int redirect_nft_apply(bool install, char *err, size_t errlen)
 		snprintf(err, errlen, "nftables: %s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
+	t->mark = mark;
 	ret = nft_build(t, install);
 	if (ret < 0)
 		snprintf(err, errlen, "nftables: building rules: %s", strerror(-ret));

@@ -22,8 +22,11 @@ int redirect_nl_ack(const struct nlmsghdr *nlh, char *why, size_t whylen);
 /* Sends one request (which must carry NLM_F_ACK) and waits for its ack. 0 or -errno. */
 int redirect_nl_request(struct mnl_socket *nl, struct nlmsghdr *nlh, char *why, size_t whylen);
 
-/* Installs (replacing) or removes the two istio-ambient nftables tables in one transaction. */
-int redirect_nft_apply(bool install, char *err, size_t errlen);
+/* Installs (replacing) or removes the two istio-ambient nftables tables in one transaction;
+ * mark is the agent sockets' mark the rules leave alone. */
+int redirect_nft_apply(bool install, uint32_t mark, char *err, size_t errlen);
+/* The mask agent-mark matches compare under: 0xfff, or all bits for a mark above it. */
+uint32_t redirect_agent_mask(uint32_t mark);
 /* Adds or deletes the fwmark rule and table-100 local routes, v4 and v6; idempotent. */
 int redirect_route_apply(bool install, char *err, size_t errlen);
 

@@ -118,26 +118,26 @@ int redirect_nl_request(struct mnl_socket *nl, struct nlmsghdr *nlh, char *why, 
 	}
 }
 
-int redirect_install(char *err, size_t errlen)
+int redirect_nft_install(uint32_t mark, char *err, size_t errlen)
 {
 	int ret;
 
 	if (errlen)
 		err[0] = '\0';
-	ret = redirect_nft_apply(true, err, errlen);
+	ret = redirect_nft_apply(true, mark, err, errlen);
 	if (ret < 0)
 		return ret;
 	return redirect_route_apply(true, err, errlen);
 }
 
-int redirect_remove(char *err, size_t errlen)
+int redirect_nft_remove(uint32_t mark, char *err, size_t errlen)
 {
 	int ret;
 
 	if (errlen)
 		err[0] = '\0';
 	/* Try both halves even if one fails, report the first failure. */
-	ret = redirect_nft_apply(false, err, errlen);
+	ret = redirect_nft_apply(false, mark, err, errlen);
 	if (ret < 0) {
 		char ignored[8];
 

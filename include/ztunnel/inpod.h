@@ -26,6 +26,7 @@ int inpod_in_netns(int netns_fd, int (*fn)(void *arg), void *arg);
 
 #include <ztunnel/metrics.h>
 #include <ztunnel/proxy.h>
+#include <ztunnel/redirect.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
 
@@ -40,7 +41,8 @@ struct inpod_config {
 	void *issue_ctx;
 	unsigned cert_ttl;		/* seconds (SECRET_TTL) */
 	const char *state_dir;		/* enrolled pods survive restarts here */
-	bool install_rules;		/* false: redirection is someone else's (istio-cni) */
+	const struct redirect *redirect;	/* borrowed: the capture backend and mark; NULL:
+						 * nothing is installed in pods */
 	struct metrics *metrics;	/* borrowed; enrolled pods and certificate gauges */
 	/* on demand (XDS_ON_DEMAND): asks the control plane for a pod's workload that the state
 	 * does not have ("<cluster_id>//Pod/<ns>/<name>") and waits up to timeout_ms */

@@ -53,6 +53,10 @@ void proxy_free(struct proxy **px);
 #define PROXY_DEMAND_TIMEOUT_MS 5000
 #define PROXY_MAX_PARKED 1024		/* per worker; beyond, connections do not wait */
 void proxy_set_demand(struct proxy *px, int (*demand)(void *ctx, const char *name), void *ctx);
+struct redirect;
+/* The capture backend (borrowed) that tells accepted sockets' original destinations; before
+ * any, conntrack's (SO_ORIGINAL_DST) is used. Call before pods are enrolled. */
+void proxy_set_redirect(struct proxy *px, const struct redirect *r);
 /* The control plane answered name (the state with the answer is published): connections
  * waiting for it go on. Safe from any thread. */
 void proxy_demand_answered(struct proxy *px, const char *name);

@@ -1,9 +1,11 @@
-/* redirect: capture rules inside a pod's network namespace (nftables over netlink, policy routing). */
+/* redirect: capture backends for a pod's network namespace (nftables over netlink, or none). */
 #ifndef ZTUNNEL_REDIRECT_H
 #define ZTUNNEL_REDIRECT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #define REDIRECT_PORT_OUTBOUND 15001
 #define REDIRECT_PORT_INBOUND_PLAIN 15006
@@ -16,20 +18,56 @@
 #define REDIRECT_KUBELET_SNAT "169.254.7.127"
 
 /*
- * Installs ztunnel's capture in the network namespace the calling thread is in (the caller
- * setns()es first), the same rules istio-cni's nftables backend writes:
+ * A capture backend: how a pod's traffic reaches the agent's listeners. install and remove run
+ * in the pod's network namespace (the caller setns()es first) and take the mark of the agent's
+ * own sockets, which the rules must leave alone. install replaces what an earlier agent left
+ * (a restart enrolls its pods again). 0, or -errno with a reason in err.
+ */
+struct redirect_ops {
+	const char *name;
+	int (*install)(uint32_t mark, char *err, size_t errlen);
+	int (*remove)(uint32_t mark, char *err, size_t errlen);
+	/* the destination the app asked for, of a socket accepted on 15001 or 15006 */
+	int (*original_dst)(int fd, struct sockaddr_storage *dst);
+	/* what the backend keeps in each pod, for /config_dump */
+	const char *describe;
+};
+
+/* The capture the agent runs: a backend and the mark it leaves alone (PACKET_MARK, the same
+ * value the agent's sockets carry). */
+struct redirect {
+	const struct redirect_ops *ops;
+	uint32_t mark;
+};
+
+/* The backend called name ("nftables", "none"); NULL if there is none such. */
+const struct redirect_ops *redirect_backend(const char *name);
+/* Checks that mark can tell the agent's sockets apart under the backends' rules (non-zero low
+ * 12 bits, not the connection mark 0x111). 0, or -EINVAL with the reason in err. */
+int redirect_mark_check(uint32_t mark, char *err, size_t errlen);
+int redirect_pod_install(const struct redirect *r, char *err, size_t errlen);
+int redirect_pod_remove(const struct redirect *r, char *err, size_t errlen);
+/* 0 with *dst filled, or -errno (the connection was not redirected). */
+int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst);
+/* "redirect":{"backend":...,"mark":...,"inPod":...} for /config_dump. */
+void redirect_dump_json(const struct redirect *r, FILE *out);
+
+/*
+ * The nftables backend installs ztunnel's capture in the current netns, the same rules
+ * istio-cni's nftables backend writes (MARK below is the agent's mark, 0x539 by default):
  *  - tables inet istio-ambient-nat and inet istio-ambient-mangle (replaced if present);
- *  - mangle prerouting: mark 0x539 -> ct mark 0x111; mangle output: ct mark 0x111 -> mark;
+ *  - mangle prerouting: mark MARK -> ct mark 0x111; mangle output: ct mark 0x111 -> mark;
  *  - nat prerouting: from 169.254.7.127 accept; TCP not to 127.0.0.1, dport != 15008,
- *    mark != 0x539 -> redirect :15006;
+ *    mark != MARK -> redirect :15006;
  *  - nat output: to 169.254.7.127 accept; mark 0x111 accept; oif lo and daddr != 127.0.0.1
- *    accept; TCP not to 127.0.0.1, mark != 0x539 -> redirect :15001;
+ *    accept; TCP not to 127.0.0.1, mark != MARK -> redirect :15001;
  *  - ip rule fwmark 0x111/0xfff lookup 100 and "local 0.0.0.0/0 dev lo table 100" (v4 and v6),
  *    so replies to the agent's transparent sockets are delivered locally.
- * All over netlink (libnftnl/libmnl); never runs nft or ip. 0, or -errno with a reason in err.
+ * Marks compare under 0xfff, or exactly when MARK has higher bits. All over netlink
+ * (libnftnl/libmnl); never runs nft or ip.
  */
-int redirect_install(char *err, size_t errlen);
-/* Removes everything redirect_install added in the current netns; absent pieces are fine. */
-int redirect_remove(char *err, size_t errlen);
+int redirect_nft_install(uint32_t mark, char *err, size_t errlen);
+/* Removes everything redirect_nft_install added in the current netns; absent pieces are fine. */
+int redirect_nft_remove(uint32_t mark, char *err, size_t errlen);
 
 #endif

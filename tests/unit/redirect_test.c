@@ -20,6 +20,7 @@
 #include "../../agent/redirect/redirect.c"
 #include "../../agent/redirect/nft.c"
 #include "../../agent/redirect/route.c"
+#include "../../agent/redirect/backend.c"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80	/* linux/netfilter_ipv4.h; same value as IP6T_SO_ORIGINAL_DST */
@@ -244,22 +245,53 @@ static void test_install_remove(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_install(err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "first install: %d %s", ret, err);
 	check_installed(first, sizeof(first));
-	ret = redirect_install(err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "second install: %d %s", ret, err);
 	check_installed(second, sizeof(second));
 	CHECK(strcmp(first, second) == 0, "ruleset changed on reinstall:\n%s\n---\n%s", first,
 	      second);
-	ret = redirect_remove(err, sizeof(err));
+	ret = redirect_nft_remove(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "remove: %d %s", ret, err);
 	check_removed();
-	ret = redirect_remove(err, sizeof(err));
+	ret = redirect_nft_remove(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "remove of nothing: %d %s", ret, err);
-	ret = redirect_install(err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "install after remove: %d %s", ret, err);
 	CHECK(err[0] == '\0', "err set on success: %s", err);
+}
+
+/* PACKET_MARK has one owner: the mark given to the backend is the one its rules leave alone,
+ * compared under 0xfff, or exactly when it has higher bits; marks that cannot work are refused. */
+static void test_mark_reaches_rules(void)
+{
+	static char rs[OUT_MAX];
+	char err[256];
+	int ret;
+
+	ret = redirect_nft_install(0x777, err, sizeof(err));
+	CHECK(ret == 0, "install with mark 0x777: %d %s", ret, err);
+	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
+	CHECK(count(rs, "meta mark & 0x00000fff != 0x00000777") == 4,
+	      "the redirects leave mark 0x777 alone:\n%s", rs);
+	CHECK(count(rs, "meta mark & 0x00000fff == 0x00000777 ct mark set") == 1,
+	      "mark 0x777 sets the connection mark:\n%s", rs);
+	CHECK(!strstr(rs, "0x00000539"), "no trace of the default mark:\n%s", rs);
+	ret = redirect_nft_install(0x10539, err, sizeof(err));
+	CHECK(ret == 0, "install with mark 0x10539: %d %s", ret, err);
+	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
+	CHECK(count(rs, "meta mark != 0x00010539") == 4 || count(rs, "meta mark & 0xffffffff != 0x00010539") == 4,
+	      "a mark over 0xfff compares exactly:\n%s", rs);
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	CHECK(ret == 0, "back to the default mark for the traffic test: %d %s", ret, err);
+	CHECK(redirect_mark_check(0x539, err, sizeof(err)) == 0, "0x539 is fine");
+	CHECK(redirect_mark_check(0x111, err, sizeof(err)) < 0 && strstr(err, "0x111"),
+	      "the connection mark is refused: %s", err);
+	CHECK(redirect_mark_check(0x1000, err, sizeof(err)) < 0, "a mark with no low bits is refused");
+	CHECK(redirect_backend("nftables") && redirect_backend("none") && !redirect_backend("ebpf"),
+	      "backends by name");
 }
 
 /* Waits up to timeout_ms for one byte on fd; returns it, or -1 (timeout, EOF, error). */
@@ -497,6 +529,7 @@ static int netns_main(void)
 	CHECK(!strstr(outbuf, "istio-ambient"), "fresh netns already has tables");
 	test_nft_error();
 	test_install_remove();
+	test_mark_reaches_rules();
 	test_traffic();
 	return failures ? 1 : 0;
 }

@@ -1,0 +1,95 @@
+/* redirect backend: the capture backends behind one ops table, and the one owner of the mark. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <ztunnel/redirect.h>
+
+#include "redirect-int.h"
+
+/* REDIRECT rules (ours or istio-cni's) rewrite the destination; conntrack has the original. */
+static int conntrack_original_dst(int fd, struct sockaddr_storage *dst)
+{
+	socklen_t len = sizeof(*dst);
+
+	memset(dst, 0, sizeof(*dst));
+	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int nothing(uint32_t mark, char *err, size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	return 0;
+}
+
+static const struct redirect_ops nftables_ops = {
+	.name = "nftables",
+	.install = redirect_nft_install,
+	.remove = redirect_nft_remove,
+	.original_dst = conntrack_original_dst,
+	.describe = "nftables tables inet istio-ambient-nat and inet istio-ambient-mangle, "
+		    "ip rule fwmark 0x111/0xfff lookup 100",
+};
+
+/* istio-cni (or an operator) installed the rules: the agent only listens. */
+static const struct redirect_ops none_ops = {
+	.name = "none",
+	.install = nothing,
+	.remove = nothing,
+	.original_dst = conntrack_original_dst,
+	.describe = "nothing: capture is installed by someone else (istio-cni)",
+};
+
+const struct redirect_ops *redirect_backend(const char *name)
+{
+	static const struct redirect_ops *const all[] = { &nftables_ops, &none_ops };
+
+	for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->name, name) == 0)
+			return all[i];
+	errno = EINVAL;
+	return NULL;
+}
+
+uint32_t redirect_agent_mask(uint32_t mark)
+{
+	return mark > REDIRECT_MARK_MASK ? 0xffffffffu : REDIRECT_MARK_MASK;
+}
+
+int redirect_mark_check(uint32_t mark, char *err, size_t errlen)
+{
+	if ((mark & REDIRECT_MARK_MASK) == 0 ||
+	    (mark & REDIRECT_MARK_MASK) == REDIRECT_CONN_MARK) {
+		snprintf(err, errlen, "PACKET_MARK: 0x%x cannot mark the agent's sockets: its low 12 "
+			 "bits must be non-zero and not 0x%x, the capture's connection mark", mark,
+			 REDIRECT_CONN_MARK);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int redirect_pod_install(const struct redirect *r, char *err, size_t errlen)
+{
+	return r->ops->install(r->mark, err, errlen);
+}
+
+int redirect_pod_remove(const struct redirect *r, char *err, size_t errlen)
+{
+	return r->ops->remove(r->mark, err, errlen);
+}
+
+int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst)
+{
+	return r->ops->original_dst(fd, dst);
+}
+
+void redirect_dump_json(const struct redirect *r, FILE *out)
+{
+	fprintf(out, "\"redirect\":{\"backend\":\"%s\",\"mark\":\"0x%x\",\"inPod\":\"%s\"}",
+		r->ops->name, r->mark, r->ops->describe);
+}
