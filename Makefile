@@ -4,8 +4,8 @@ CC      ?= cc
 BUILD   := build
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Iinclude \
-	   -I$(BUILD)/gen -D_GNU_SOURCE
-LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lpthread
+	   -I$(BUILD)/gen -I$(BUILD)/bpf -Ibpf -D_GNU_SOURCE
+LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lbpf -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # proto/*.proto (our own files with upstream's packages and field numbers) -> protobuf-c sources
@@ -14,6 +14,11 @@ GEN_C     := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
 GEN_H     := $(GEN_C:.c=.h)
 GEN_OBJ   := $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 GEN_SAN   := $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/san/gen/%.o)
+
+# bpf/<hook>.bpf.c -> build/bpf/<hook>.skel.h: CO-RE against the running kernel's BTF, compiled
+# with clang -target bpf, skeleton by bpftool; agent/redirect/ebpf.c loads it with libbpf.
+BPF_SRC   := $(sort $(wildcard bpf/*.bpf.c))
+BPF_SKEL  := $(BPF_SRC:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
 
 AGENT_SRC := $(sort $(wildcard agent/*/*.c))
 AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
@@ -26,7 +31,7 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	libnftnl-dev libyaml-dev libjansson-dev iproute2 nftables iperf3 stunnel4 socat curl tcpdump \
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
-	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev
+	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool
 
 CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
 HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
@@ -37,7 +42,8 @@ HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
 # only what they leave out. tests/fuzz/run.sh runs one on a copy of tests/fuzz/corpus/<name>/.
 FUZZ_CC    ?= clang
 FUZZ_FLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Icni \
-	      -I$(BUILD)/gen -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=address,undefined \
+	      -I$(BUILD)/gen -I$(BUILD)/bpf -Ibpf -D_GNU_SOURCE -fno-omit-frame-pointer \
+	      -fsanitize=address,undefined \
 	      -fno-sanitize-recover=undefined
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/*_fuzz.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%_fuzz.c=$(BUILD)/fuzz/%)
@@ -46,6 +52,21 @@ FUZZ_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/fuzz-obj/%.o) $(CNI_LIB:%.c=$(BUILD)/fuzz
 FUZZ_LIB   := $(BUILD)/fuzz-obj/libztunnel.a
 
 .PHONY: all asan deps test demo bench unit fuzz clean check
+
+$(BUILD)/bpf/vmlinux.h:
+	@mkdir -p $(dir $@)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h bpf/lib/*.h) $(BUILD)/bpf/vmlinux.h
+	@echo "  BPF     $<"
+	@clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD)/bpf -Ibpf -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	@bpftool gen skeleton $< name zt_$* > $@.tmp && mv $@.tmp $@
+
+# the loader embeds the programs: it is rebuilt when they change
+$(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
+$(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test: $(BPF_SKEL)
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
 
 deps:
@@ -68,12 +89,12 @@ $(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-error -O1 $(SAN) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
+$(BUILD)/obj/%.o: %.c $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H) $(BPF_SKEL)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
+$(BUILD)/san/%.o: %.c $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H) $(BPF_SKEL)
 	@mkdir -p $(dir $@)
 	@echo "  CC [san] $<"
 	@$(CC) $(CFLAGS) -O1 $(SAN) -c $< -o $@
@@ -98,7 +119,7 @@ STANDALONE := $(shell grep -l '^// unit-standalone' $(UNIT_SRC) 2>/dev/null)
 STANDALONE_BIN := $(STANDALONE:tests/unit/%.c=$(BUILD)/unit/%)
 LINKED_BIN := $(filter-out $(STANDALONE_BIN),$(UNIT_BIN))
 
-$(STANDALONE_BIN): $(BUILD)/unit/%: tests/unit/%.c $(AGENT_SRC) $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H)
+$(STANDALONE_BIN): $(BUILD)/unit/%: tests/unit/%.c $(AGENT_SRC) $(wildcard include/ztunnel/*.h agent/*/*.h) | $(GEN_H) $(BPF_SKEL)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $<"
 	@$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(LIBS)
@@ -115,7 +136,7 @@ $(BUILD)/fuzz-obj/gen/%.o: $(BUILD)/gen/%.c
 	@echo "  CC [fuzz] $<"
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-error -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(BUILD)/fuzz-obj/%.o: %.c $(HEADERS) | $(GEN_H)
+$(BUILD)/fuzz-obj/%.o: %.c $(HEADERS) | $(GEN_H) $(BPF_SKEL)
 	@mkdir -p $(dir $@)
 	@echo "  CC [fuzz] $<"
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@

@@ -153,7 +153,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	if (!cfg->redirect_mode)
 		cfg->redirect_mode = cfg->inpod_uds ? "none" : "nftables";
 	if (!redirect_backend(cfg->redirect_mode)) {
-		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables or none", cfg->redirect_mode);
+		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables, ebpf or none", cfg->redirect_mode);
 		return -EINVAL;
 	}
 	if (redirect_mark_check(cfg->hbone.mark, err, len) < 0)

@@ -115,6 +115,7 @@ bool inpod_enrolled_in(struct inpod *ip, const char *uid, int netns_fd)
 /* What runs inside the pod's netns: the capture backend's install or remove. */
 struct rules_call {
 	const struct redirect *redirect;
+	struct redirect_pod *pod;
 	char *why;
 	size_t len;
 };
@@ -123,14 +124,26 @@ static int install_rules(void *arg)
 {
 	struct rules_call *rc = arg;
 
-	return redirect_pod_install(rc->redirect, rc->why, rc->len);
+	return redirect_pod_install(rc->redirect, rc->pod, rc->why, rc->len);
 }
 
 static int remove_rules(void *arg)
 {
 	struct rules_call *rc = arg;
 
-	return redirect_pod_remove(rc->redirect, rc->why, rc->len);
+	return redirect_pod_remove(rc->redirect, rc->pod, rc->why, rc->len);
+}
+
+/* The backend's view of the pod: its netns and IPv4 addresses (listeners come with them). */
+static void capture_view(struct proxy_pod *pod)
+{
+	struct redirect_pod *c = &pod->capture;
+
+	c->netns_fd = pod->netns_fd;
+	c->n_ipv4 = 0;
+	for (size_t i = 0; i < pod->n_ips && c->n_ipv4 < REDIRECT_MAX_ADDRS; i++)
+		if (pod->ips[i].family == AF_INET)
+			c->ipv4[c->n_ipv4++] = pod->ips[i].v4.s_addr;
 }
 
 static bool uid_ok(const char *uid)
@@ -219,7 +232,7 @@ static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len
 {
 	struct identity_ctx *ic = inpod_identity_get(ip, pod->identity, err, len);
 	char why[200] = "";
-	struct rules_call rc = { ip->cfg.redirect, why, sizeof(why) };
+	struct rules_call rc = { ip->cfg.redirect, &pod->capture, why, sizeof(why) };
 	int ret;
 
 	if (!ic)
@@ -228,18 +241,20 @@ static int attach(struct inpod *ip, struct proxy_pod *pod, char *err, size_t len
 	pod->client_ctx = ic->client;
 	SSL_CTX_up_ref(ic->server);
 	SSL_CTX_up_ref(ic->client);
+	/* listeners first: a backend may hand connections to them (ebpf's sockmap) */
+	capture_view(pod);
+	ret = proxy_listen_pod(ip->cfg.px, pod);
+	if (ret < 0) {
+		snprintf(err, len, "opening listeners in the pod: %s", strerror(-ret));
+		return ret;
+	}
 	if (ip->cfg.redirect) {
 		ret = inpod_in_netns(pod->netns_fd, install_rules, &rc);
 		if (ret < 0) {
 			snprintf(err, len, "installing capture rules: %s", why);
+			proxy_unlisten_pod(ip->cfg.px, pod);
 			return ret;
 		}
-	}
-	ret = proxy_listen_pod(ip->cfg.px, pod);
-	if (ret < 0) {
-		snprintf(err, len, "opening listeners in the pod: %s", strerror(-ret));
-		if (ip->cfg.redirect)
-			inpod_in_netns(pod->netns_fd, remove_rules, &rc);
 	}
 	return ret;
 }
@@ -367,7 +382,7 @@ static void detach(struct inpod *ip, const char *uid)
 {
 	struct enrolled **pp, *e;
 	char why[200] = "";
-	struct rules_call rc = { ip->cfg.redirect, why, sizeof(why) };
+	struct rules_call rc = { ip->cfg.redirect, NULL, why, sizeof(why) };
 
 	for (pp = &ip->pods; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->pod->uid, uid) == 0)
@@ -381,6 +396,7 @@ static void detach(struct inpod *ip, const char *uid)
 	inpod_update_gauges(ip);
 	pthread_mutex_unlock(&ip->lock);
 	proxy_unlisten_pod(ip->cfg.px, e->pod);
+	rc.pod = &e->pod->capture;
 	if (ip->cfg.redirect && inpod_in_netns(e->pod->netns_fd, remove_rules, &rc) < 0)
 		log_warn("removing capture rules failed", "uid=%s error=\"%s\"", uid, why);
 	log_info("pod removed", "uid=%s pod=%s/%s", uid, e->pod->namespace_, e->pod->name);

@@ -246,6 +246,9 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 		ls[i]->accept_op = (struct io_op){ .cb = on_accept, .ctx = ls[i] };
 		ls[i]->pod = proxy_pod_get(pod);
 	}
+	/* the capture backend needs one socket of each reuseport group (the kernel picks within) */
+	pod->capture.outbound_fd = ls[PROXY_OUTBOUND]->fd;
+	pod->capture.inbound_fd = ls[PROXY_INBOUND_PLAIN]->fd;
 	for (i = 0; i < n; i++)
 		io_worker_post(&ls[i]->pw->io, add_listener_task, ls[i]);
 	free(ls);

@@ -20,7 +20,28 @@ static int conntrack_original_dst(int fd, struct sockaddr_storage *dst)
 	return 0;
 }
 
-static int nothing(uint32_t mark, char *err, size_t errlen)
+static int nft_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
+{
+	return redirect_nft_install(mark, err, errlen);
+}
+
+static int nft_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
+{
+	return redirect_nft_remove(mark, err, errlen);
+}
+
+/* sk_lookup hands the connection over without NAT: the local address is the original. */
+static int local_original_dst(int fd, struct sockaddr_storage *dst)
+{
+	socklen_t len = sizeof(*dst);
+
+	memset(dst, 0, sizeof(*dst));
+	if (getsockname(fd, (struct sockaddr *)dst, &len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int nothing(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
 {
 	if (errlen)
 		err[0] = '\0';
@@ -29,11 +50,20 @@ static int nothing(uint32_t mark, char *err, size_t errlen)
 
 static const struct redirect_ops nftables_ops = {
 	.name = "nftables",
-	.install = redirect_nft_install,
-	.remove = redirect_nft_remove,
+	.install = nft_install,
+	.remove = nft_remove,
 	.original_dst = conntrack_original_dst,
 	.describe = "nftables tables inet istio-ambient-nat and inet istio-ambient-mangle, "
 		    "ip rule fwmark 0x111/0xfff lookup 100",
+};
+
+static const struct redirect_ops ebpf_ops = {
+	.name = "ebpf",
+	.install = redirect_ebpf_install,
+	.remove = redirect_ebpf_remove,
+	.original_dst = local_original_dst,
+	.describe = "sk_lookup program on the pod's netns (15001, 15006), ip rules 32760-32762 "
+		    "and fwmark 0x111/0xfff lookup 100; no nftables",
 };
 
 /* istio-cni (or an operator) installed the rules: the agent only listens. */
@@ -47,7 +77,7 @@ static const struct redirect_ops none_ops = {
 
 const struct redirect_ops *redirect_backend(const char *name)
 {
-	static const struct redirect_ops *const all[] = { &nftables_ops, &none_ops };
+	static const struct redirect_ops *const all[] = { &nftables_ops, &ebpf_ops, &none_ops };
 
 	for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(all[i]->name, name) == 0)
@@ -73,14 +103,16 @@ int redirect_mark_check(uint32_t mark, char *err, size_t errlen)
 	return 0;
 }
 
-int redirect_pod_install(const struct redirect *r, char *err, size_t errlen)
+int redirect_pod_install(const struct redirect *r, struct redirect_pod *pod, char *err,
+			 size_t errlen)
 {
-	return r->ops->install(r->mark, err, errlen);
+	return r->ops->install(pod, r->mark, err, errlen);
 }
 
-int redirect_pod_remove(const struct redirect *r, char *err, size_t errlen)
+int redirect_pod_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
+			size_t errlen)
 {
-	return r->ops->remove(r->mark, err, errlen);
+	return r->ops->remove(pod, r->mark, err, errlen);
 }
 
 int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst)

@@ -27,6 +27,10 @@ int redirect_nl_request(struct mnl_socket *nl, struct nlmsghdr *nlh, char *why, 
 int redirect_nft_apply(bool install, uint32_t mark, char *err, size_t errlen);
 /* The mask agent-mark matches compare under: 0xfff, or all bits for a mark above it. */
 uint32_t redirect_agent_mask(uint32_t mark);
+/* Adds or deletes the ebpf backend's policy rules and table-101 route (src: the pod's IPv4
+ * address, network order); idempotent. */
+int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *err,
+			      size_t errlen);
 /* Adds or deletes the fwmark rule and table-100 local routes, v4 and v6; idempotent. */
 int redirect_route_apply(bool install, char *err, size_t errlen);
 

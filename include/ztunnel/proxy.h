@@ -8,6 +8,7 @@
 #include <ztunnel/hbone.h>
 #include <ztunnel/io.h>
 #include <ztunnel/metrics.h>
+#include <ztunnel/redirect.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
 
@@ -28,6 +29,8 @@ struct proxy_pod {
 	int netns_fd;			/* owned */
 	SSL_CTX *server_ctx;		/* owned reference */
 	SSL_CTX *client_ctx;		/* owned reference */
+	struct redirect_pod capture;	/* the capture backend's view: listeners (proxy_listen_pod),
+					 * addresses and state (inpod) */
 };
 
 struct proxy_pod *proxy_pod_get(struct proxy_pod *pod);

@@ -17,6 +17,19 @@
 #define REDIRECT_ROUTE_TABLE 100
 #define REDIRECT_KUBELET_SNAT "169.254.7.127"
 
+#define REDIRECT_MAX_ADDRS 8
+#define REDIRECT_EBPF_RULE_PRIORITY 32760	/* ebpf backend: its three policy rules */
+#define REDIRECT_EBPF_TABLE 101			/* ebpf backend: "local default dev lo" */
+
+/* A pod as a capture backend sees it. The listeners are open before install. */
+struct redirect_pod {
+	int netns_fd;				/* borrowed */
+	uint32_t ipv4[REDIRECT_MAX_ADDRS];	/* the pod's IPv4 addresses, network order */
+	unsigned n_ipv4;
+	int outbound_fd, inbound_fd;		/* listeners 15001 and 15006 (borrowed) */
+	void *state;				/* the backend's, from install to remove */
+};
+
 /*
  * A capture backend: how a pod's traffic reaches the agent's listeners. install and remove run
  * in the pod's network namespace (the caller setns()es first) and take the mark of the agent's
@@ -25,8 +38,8 @@
  */
 struct redirect_ops {
 	const char *name;
-	int (*install)(uint32_t mark, char *err, size_t errlen);
-	int (*remove)(uint32_t mark, char *err, size_t errlen);
+	int (*install)(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
+	int (*remove)(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
 	/* the destination the app asked for, of a socket accepted on 15001 or 15006 */
 	int (*original_dst)(int fd, struct sockaddr_storage *dst);
 	/* what the backend keeps in each pod, for /config_dump */
@@ -40,13 +53,15 @@ struct redirect {
 	uint32_t mark;
 };
 
-/* The backend called name ("nftables", "none"); NULL if there is none such. */
+/* The backend called name ("nftables", "ebpf", "none"); NULL if there is none such. */
 const struct redirect_ops *redirect_backend(const char *name);
 /* Checks that mark can tell the agent's sockets apart under the backends' rules (non-zero low
  * 12 bits, not the connection mark 0x111). 0, or -EINVAL with the reason in err. */
 int redirect_mark_check(uint32_t mark, char *err, size_t errlen);
-int redirect_pod_install(const struct redirect *r, char *err, size_t errlen);
-int redirect_pod_remove(const struct redirect *r, char *err, size_t errlen);
+int redirect_pod_install(const struct redirect *r, struct redirect_pod *pod, char *err,
+			 size_t errlen);
+int redirect_pod_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
+			size_t errlen);
 /* 0 with *dst filled, or -errno (the connection was not redirected). */
 int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst);
 /* "redirect":{"backend":...,"mark":...,"inPod":...} for /config_dump. */
@@ -69,5 +84,17 @@ void redirect_dump_json(const struct redirect *r, FILE *out);
 int redirect_nft_install(uint32_t mark, char *err, size_t errlen);
 /* Removes everything redirect_nft_install added in the current netns; absent pieces are fine. */
 int redirect_nft_remove(uint32_t mark, char *err, size_t errlen);
+
+/*
+ * The ebpf backend, no nftables: three policy rules route the pod's outbound TCP (not the
+ * agent's marked sockets) to its own stack, where an sk_lookup program attached to the pod's
+ * netns hands it to 15001; a tc ingress program on the pod's interfaces hands SYNs from
+ * outside (not 15008, not from 169.254.7.127) to 15006. No NAT either way: the accepted
+ * socket's local address is the original destination. Sets accept_local in the pod (replies
+ * routed to the pod's own stack have a non-local source that the reverse-path check with
+ * these rules would otherwise call martian).
+ */
+int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
+int redirect_ebpf_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
 
 #endif

@@ -21,6 +21,8 @@
 #include "../../agent/redirect/nft.c"
 #include "../../agent/redirect/route.c"
 #include "../../agent/redirect/backend.c"
+#include "../../agent/redirect/ebpf.c"
+#include "../../agent/redirect/ebpf_rules.c"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80	/* linux/netfilter_ipv4.h; same value as IP6T_SO_ORIGINAL_DST */
@@ -290,7 +292,7 @@ static void test_mark_reaches_rules(void)
 	CHECK(redirect_mark_check(0x111, err, sizeof(err)) < 0 && strstr(err, "0x111"),
 	      "the connection mark is refused: %s", err);
 	CHECK(redirect_mark_check(0x1000, err, sizeof(err)) < 0, "a mark with no low bits is refused");
-	CHECK(redirect_backend("nftables") && redirect_backend("none") && !redirect_backend("ebpf"),
+	CHECK(redirect_backend("nftables") && redirect_backend("ebpf") && redirect_backend("none") && !redirect_backend("bpf"),
 	      "backends by name");
 }
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# ZTUNNEL_REDIRECT=ebpf: a captured pod has no nftables table at all and still captures both
+# ways (sk_lookup on its netns for outbound, tc ingress for inbound), the app sees the real
+# client IP, kubelet-probe and loopback traffic are left alone, and removing the pod leaves no
+# program, filter or rule behind.
+set -u
+. "$(dirname "$0")/lib.sh"
+tb_init
+command -v bpftool >/dev/null || tb_skip "bpftool missing (make deps)"
+export ZTUNNEL_REDIRECT=ebpf
+tb_mesh
+tb_whoami server-remote 8080
+tb_whoami client 8080
+for pod in client server-remote; do
+	out=$(tb_exec "$pod" nft list ruleset 2>&1)
+	[ -z "$out" ] || tb_fail "$pod has nftables rules in ebpf mode:
+$out"
+done
+tb_log "ok: no nftables table in the captured pods"
+ino() { stat -L -c %i "/run/netns/$(tb__ns "$1")"; }
+links=$(bpftool -j link list)
+for pod in client server-remote; do
+	grep -q "\"netns_ino\":$(ino "$pod"),\"attach_type\":\"sk_lookup\"" <<<"$links" ||
+		tb_fail "no sk_lookup link on $pod's netns"
+	tb_exec "$pod" tc filter show dev eth0 ingress | grep -q 'zt_tc_ingress' ||
+		tb_fail "no tc ingress filter on $pod's eth0"
+done
+tb_log "ok: one sk_lookup link per pod netns and a tc ingress filter on each pod's eth0"
+
+out=$(tb_curl client http://10.201.2.2:8080/ebpf)
+[[ "$out" == *"server=server-remote"* && "$out" == *"peer=10.201.1.2:"* ]] ||
+	tb_fail "client -> server-remote: $out"
+tb_wait_log "$TBDIR/agent-node1.log" 'direction=outbound .*|dst.hbone_addr=10.201.2.2:15008.*direction=outbound' 5 ||
+	tb_fail "node1 did not tunnel it"
+tb_log "ok: outbound captured and tunnelled; the app saw the client's own IP: $(grep -o 'peer=[^ ]*' <<<"$out")"
+out=$(tb_curl plain http://10.201.2.2:8080/from-outside)
+[[ "$out" == *"server=server-remote"* ]] || tb_fail "plain -> server-remote: $out"
+grep -q 'src.addr=10.201.2.9:.*direction=inbound' "$TBDIR/agent-node2.log" ||
+	tb_fail "the plaintext inbound connection did not go through node2's agent (15006)"
+tb_log "ok: inbound plaintext from outside the mesh captured on 15006"
+out=$(tb_exec client timeout 5 curl -sS --max-time 3 http://127.0.0.1:8080/loopback)
+[[ "$out" == *"server=client"* ]] || tb_fail "loopback in the pod: $out"
+out=$(tb_exec client timeout 5 curl -sS --max-time 3 http://10.201.1.2:8080/self)
+[[ "$out" == *"server=client"* ]] || tb_fail "the pod to its own IP: $out"
+tb_log "ok: loopback and the pod's own address are not captured"
+
+tb_unenroll node2 server-remote default server-remote
+gone() { ! bpftool -j link list | grep -q "\"netns_ino\":$(ino server-remote),"; }
+tb_poll 5 gone || tb_fail "the sk_lookup link stayed after the pod left"
+tb_exec server-remote tc filter show dev eth0 ingress | grep -q zt_tc_ingress &&
+	tb_fail "the tc filter stayed after the pod left"
+tb_exec server-remote ip rule | grep -q 'lookup 101' && tb_fail "the ip rules stayed: $(tb_exec server-remote ip rule)"
+tb_check "accept_local is back to 0" test "$(tb_exec server-remote cat /proc/sys/net/ipv4/conf/all/accept_local)" = 0
+tb_log "ok: a removed pod keeps no program, filter, rule or setting of ours"
+tb_pass "ebpf capture"
