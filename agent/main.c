@@ -253,10 +253,15 @@ static int start_serving(struct agent *a)
 				   .ready_port = (uint16_t)a->cfg.ready_port };
 	struct admin_sources src = { .metrics = a->metrics, .config_dump = dump_config,
 				     .ready = is_ready, .drain = request_drain, .ctx = a };
+	char err[400];
 	int lfd;
 
 	/* one mark: the agent's sockets (hbone settings) and the backend's rules */
 	a->redirect = (struct redirect){ redirect_backend(a->cfg.redirect_mode), a->cfg.hbone.mark };
+	if (redirect_probe(&a->redirect, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ztunnel: %s\n", err);
+		return -1;
+	}
 	a->px = proxy_new(a->cfg.workers, a->store, &a->cfg.hbone, a->metrics,
 			  strcmp(a->cfg.metrics_mode, "off") != 0);
 	if (!a->px)

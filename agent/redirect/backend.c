@@ -62,6 +62,7 @@ static const struct redirect_ops ebpf_ops = {
 	.install = redirect_ebpf_install,
 	.remove = redirect_ebpf_remove,
 	.original_dst = local_original_dst,
+	.probe = redirect_ebpf_probe,
 	.describe = "sk_lookup program on the pod's netns (15001, 15006), ip rules 32760-32762 "
 		    "and fwmark 0x111/0xfff lookup 100; no nftables",
 };
@@ -113,6 +114,11 @@ int redirect_pod_remove(const struct redirect *r, struct redirect_pod *pod, char
 			size_t errlen)
 {
 	return r->ops->remove(pod, r->mark, err, errlen);
+}
+
+int redirect_probe(const struct redirect *r, char *err, size_t errlen)
+{
+	return r->ops->probe ? r->ops->probe(err, errlen) : 0;
 }
 
 int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst)

@@ -171,6 +171,32 @@ static void ebpf_pod_free(struct ebpf_pod *e)
 	free(e);
 }
 
+int redirect_ebpf_probe(char *err, size_t errlen)
+{
+	struct redirect_pod none = { .netns_fd = -1, .n_ipv4 = 1 };
+	struct zt_sk_lookup *lookup;
+	struct zt_tc_ingress *tc;
+	int ret = -ENOMEM;
+
+	libbpf_set_print(libbpf_quiet);
+	lookup = zt_sk_lookup__open();
+	tc = zt_tc_ingress__open();
+	if (lookup && tc) {
+		SET_RODATA(lookup, &none);
+		SET_RODATA(tc, &none);
+		ret = zt_sk_lookup__load(lookup);
+		if (ret == 0)
+			ret = zt_tc_ingress__load(tc);
+	}
+	if (ret < 0)
+		snprintf(err, errlen, "ZTUNNEL_REDIRECT=ebpf: this kernel or these privileges cannot "
+			 "load the capture programs (sk_lookup, sched_cls, sockmap, BTF; CAP_BPF, "
+			 "CAP_NET_ADMIN): %s", strerror(-ret));
+	zt_tc_ingress__destroy(tc);
+	zt_sk_lookup__destroy(lookup);
+	return ret;
+}
+
 int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
 {
 	struct ebpf_pod *e;

@@ -44,6 +44,8 @@ struct redirect_ops {
 	int (*original_dst)(int fd, struct sockaddr_storage *dst);
 	/* what the backend keeps in each pod, for /config_dump */
 	const char *describe;
+	/* at start-up: can this kernel and these privileges do it? NULL: nothing to check */
+	int (*probe)(char *err, size_t errlen);
 };
 
 /* The capture the agent runs: a backend and the mark it leaves alone (PACKET_MARK, the same
@@ -62,6 +64,8 @@ int redirect_pod_install(const struct redirect *r, struct redirect_pod *pod, cha
 			 size_t errlen);
 int redirect_pod_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
 			size_t errlen);
+/* The backend's start-up check: 0, or -errno with the missing feature named in err. */
+int redirect_probe(const struct redirect *r, char *err, size_t errlen);
 /* 0 with *dst filled, or -errno (the connection was not redirected). */
 int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst);
 /* "redirect":{"backend":...,"mark":...,"inPod":...} for /config_dump. */
@@ -96,5 +100,7 @@ int redirect_nft_remove(uint32_t mark, char *err, size_t errlen);
  */
 int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
 int redirect_ebpf_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
+/* Loads (and unloads) both programs once, without attaching: 0 or -errno with the reason. */
+int redirect_ebpf_probe(char *err, size_t errlen);
 
 #endif

@@ -52,4 +52,17 @@ tb_exec server-remote tc filter show dev eth0 ingress | grep -q zt_tc_ingress &&
 tb_exec server-remote ip rule | grep -q 'lookup 101' && tb_fail "the ip rules stayed: $(tb_exec server-remote ip rule)"
 tb_check "accept_local is back to 0" test "$(tb_exec server-remote cat /proc/sys/net/ipv4/conf/all/accept_local)" = 0
 tb_log "ok: a removed pod keeps no program, filter, rule or setting of ours"
+
+# without the privileges the programs need: one clear error at start-up, exit non-zero
+if command -v setpriv >/dev/null; then
+	mkdir -p "$TBDIR/noprivs"
+	out=$(tb_exec node1 setpriv --inh-caps=-all --bounding-set=-bpf,-sys_admin,-net_admin,-perfmon \
+		-- env ZTUNNEL_STATE_DIR="$TBDIR/noprivs" ZTUNNEL_CNI_SOCKET="$TBDIR/noprivs/cni.sock" \
+		ZTUNNEL_ADMIN_PORT=25000 ZTUNNEL_METRICS_PORT=25020 ZTUNNEL_READINESS_PORT=25021 \
+		timeout 10 "$ZT" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] && [[ "$out" == *"ZTUNNEL_REDIRECT=ebpf: this kernel or these privileges cannot load"* ]] ||
+		tb_fail "without CAP_BPF: rc=$rc $out"
+	tb_log "ok: without the privileges the agent stops at start-up: $(tail -1 <<<"$out")"
+fi
 tb_pass "ebpf capture"
