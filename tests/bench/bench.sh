@@ -4,7 +4,8 @@
 # request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
 # Never asserts on speed; exits non-zero only when a measurement could not be made.
 # Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 1000) held connections,
-# BENCH_PARTS (default "plain stunnel bare ztunnel") to run only some of the paths.
+# BENCH_PARTS (default "plain stunnel bare ztunnel ebpf") to run only some of the paths; ebpf =
+# the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and metrics).
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -13,7 +14,7 @@ source tests/e2e/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
 HOLD=${BENCH_HOLD:-1000}
-PARTS=" ${BENCH_PARTS:-plain stunnel bare ztunnel} "
+PARTS=" ${BENCH_PARTS:-plain stunnel bare ztunnel ebpf} "
 ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
 CLIENT_IP=10.201.1.2
@@ -265,8 +266,8 @@ run_ztunnel_bare() {
 	tb_agent_stop node2
 }
 
-run_ztunnel() {
-	local a1 a2 n
+run_ztunnel() {	# [PATH]: ztunnel (nftables capture) or ebpf
+	local path=${1:-ztunnel} a1 a2 n
 	write_mesh policies
 	tb_agent node1 mesh.yaml
 	tb_agent node2 mesh.yaml
@@ -274,16 +275,30 @@ run_ztunnel() {
 	tb_enroll node2 server default server
 	a1=$(real_agent_pid node1) || tb_fail "cannot find node1's agent process"
 	a2=$(real_agent_pid node2) || tb_fail "cannot find node2's agent process"
-	record rss_node1_idle_kB ztunnel "$(rss_kb "$a1")"
-	record rss_node2_idle_kB ztunnel "$(rss_kb "$a2")"
-	measure ztunnel "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
-	hold_and_sample ztunnel "$SERVER_IP" "$ECHO_PORT" "$a1" "$a2"
-	cp "$TBDIR"/agent-node*.log "$LOGS/" 2>/dev/null
+	record rss_node1_idle_kB "$path" "$(rss_kb "$a1")"
+	record rss_node2_idle_kB "$path" "$(rss_kb "$a2")"
+	measure "$path" "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
+	hold_and_sample "$path" "$SERVER_IP" "$ECHO_PORT" "$a1" "$a2"
+	mkdir -p "$LOGS/$path"
+	cp "$TBDIR"/agent-node*.log "$LOGS/$path/" 2>/dev/null
 	for n in node1:"$a1" node2:"$a2"; do
 		kill -0 "${n#*:}" 2>/dev/null && continue
-		say "${n%%:*}'s agent died during the run (see $LOGS/agent-${n%%:*}.log)"
+		say "${n%%:*}'s agent died during the run (see $LOGS/$path/agent-${n%%:*}.log)"
 		ERRORS=$((ERRORS + 1))
 	done
+}
+
+# The same path with the eBPF capture: the pods leave the nftables agents first (their rules go).
+run_ztunnel_ebpf() {
+	if [[ $PARTS == *" ztunnel "* ]]; then
+		tb_unenroll node1 client default client
+		tb_unenroll node2 server default server
+		tb_agent_stop node1
+		tb_agent_stop node2
+	fi
+	export ZTUNNEL_REDIRECT=ebpf
+	run_ztunnel ebpf
+	unset ZTUNNEL_REDIRECT
 }
 
 ratio() {	# A B -> A/B with 2 decimals, or "-"
@@ -302,16 +317,16 @@ print_table() {
 		"${SECS}s per measurement"
 	echo "rss_*: node1 = client side (stunnel client / node1 agent)," \
 		"node2 = server side; plain has no proxy"
-	echo "ztunnel-c = agents with policies, STRICT mTLS and metrics; bare = no policies," \
-		"ZTUNNEL_METRICS=off (same run)"
-	printf '%-20s %10s %10s %10s %10s %14s %16s %13s\n' metric plain stunnel bare ztunnel-c \
-		ztunnel/plain ztunnel/stunnel ztunnel/bare
+	echo "ztunnel-c = agents with policies, STRICT mTLS and metrics (nftables capture); bare = no" \
+		"policies, ZTUNNEL_METRICS=off; ebpf = ztunnel-c with ZTUNNEL_REDIRECT=ebpf (same run)"
+	printf '%-20s %10s %10s %10s %10s %10s %14s %16s %13s %12s\n' metric plain stunnel bare \
+		ztunnel-c ebpf ztunnel/plain ztunnel/stunnel ztunnel/bare ebpf/ztunnel
 	for m in "${metrics[@]}"; do
 		z=${R[$m,ztunnel]:--}
-		printf '%-20s %10s %10s %10s %10s %14s %16s %13s\n' "$m" "${R[$m,plain]:--}" \
-			"${R[$m,stunnel]:--}" "${R[$m,bare]:--}" "$z" \
+		printf '%-20s %10s %10s %10s %10s %10s %14s %16s %13s %12s\n' "$m" "${R[$m,plain]:--}" \
+			"${R[$m,stunnel]:--}" "${R[$m,bare]:--}" "$z" "${R[$m,ebpf]:--}" \
 			"$(ratio "$z" "${R[$m,plain]:--}")" "$(ratio "$z" "${R[$m,stunnel]:--}")" \
-			"$(ratio "$z" "${R[$m,bare]:--}")"
+			"$(ratio "$z" "${R[$m,bare]:--}")" "$(ratio "${R[$m,ebpf]:--}" "$z")"
 	done
 	echo "logs: $LOGS"
 }
@@ -337,6 +352,7 @@ main() {
 	[[ $PARTS == *" stunnel "* ]] && run_stunnel
 	[[ $PARTS == *" bare "* ]] && run_ztunnel_bare
 	[[ $PARTS == *" ztunnel "* ]] && run_ztunnel
+	[[ $PARTS == *" ebpf "* ]] && run_ztunnel_ebpf
 	trap - EXIT
 	bench_cleanup
 	print_table
