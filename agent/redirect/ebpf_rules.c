@@ -58,28 +58,6 @@ static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, 
 	return nlh;
 }
 
-/* "ip route add|del local default dev lo src SRC table 101" */
-static struct nlmsghdr *route_msg(char *buf, uint32_t src, unsigned lo, bool add, uint32_t seq)
-{
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct rtmsg *rtm;
-
-	nlh->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
-	nlh->nlmsg_seq = seq;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = AF_INET;
-	rtm->rtm_table = REDIRECT_EBPF_TABLE;
-	rtm->rtm_type = RTN_LOCAL;
-	rtm->rtm_scope = add ? RT_SCOPE_HOST : RT_SCOPE_NOWHERE;
-	rtm->rtm_protocol = add ? RTPROT_BOOT : RTPROT_UNSPEC;
-	mnl_attr_put_u32(nlh, RTA_TABLE, REDIRECT_EBPF_TABLE);
-	mnl_attr_put_u32(nlh, RTA_OIF, lo);
-	if (add && src)
-		mnl_attr_put(nlh, RTA_PREFSRC, sizeof(src), &src);
-	return nlh;
-}
-
 int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *err,
 			      size_t errlen)
 {
@@ -98,7 +76,8 @@ int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *e
 	}
 	for (int i = 0; i <= RULES; i++) {
 		struct nlmsghdr *nlh = i < RULES ? rule_msg(buf, i, mark, install, seq++) :
-				       route_msg(buf, src, if_nametoindex("lo"), install, seq++);
+				       redirect_local_route_msg(buf, AF_INET, REDIRECT_EBPF_TABLE, src,
+								if_nametoindex("lo"), install, seq++);
 		int r = redirect_nl_request(nl, nlh, why, sizeof(why));
 
 		if (r == 0 || (install && r == -EEXIST) || (!install && (r == -ENOENT || r == -ESRCH)))

@@ -31,6 +31,10 @@ uint32_t redirect_agent_mask(uint32_t mark);
  * address, network order); idempotent. */
 int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *err,
 			      size_t errlen);
+/* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc network order,
+ * 0 for none; only on add) in buf. */
+struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,
+					  uint32_t prefsrc, uint32_t lo, bool add, uint32_t seq);
 /* Adds or deletes the fwmark rule and table-100 local routes, v4 and v6; idempotent. */
 int redirect_route_apply(bool install, char *err, size_t errlen);
 

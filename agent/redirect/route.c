@@ -44,9 +44,8 @@ static struct nlmsghdr *route_rule_msg(char *buf, int family, bool add, uint32_t
 	return nlh;
 }
 
-/* "ip route add|del local 0.0.0.0/0 (::/0) dev lo table 100" */
-static struct nlmsghdr *route_local_msg(char *buf, int family, bool add, uint32_t seq,
-					uint32_t lo)
+struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,
+					  uint32_t prefsrc, uint32_t lo, bool add, uint32_t seq)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
@@ -56,13 +55,15 @@ static struct nlmsghdr *route_local_msg(char *buf, int family, bool add, uint32_
 	nlh->nlmsg_seq = seq;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = (uint8_t)family;
-	rtm->rtm_table = REDIRECT_ROUTE_TABLE;
+	rtm->rtm_table = (uint8_t)table;
 	rtm->rtm_type = RTN_LOCAL;
 	/* As ip(8) does: scope host and proto boot to add, any scope and proto to delete. */
 	rtm->rtm_scope = add ? RT_SCOPE_HOST : RT_SCOPE_NOWHERE;
 	rtm->rtm_protocol = add ? RTPROT_BOOT : RTPROT_UNSPEC;
-	mnl_attr_put_u32(nlh, RTA_TABLE, REDIRECT_ROUTE_TABLE);
+	mnl_attr_put_u32(nlh, RTA_TABLE, table);
 	mnl_attr_put_u32(nlh, RTA_OIF, lo);
+	if (add && prefsrc)
+		mnl_attr_put(nlh, RTA_PREFSRC, sizeof(prefsrc), &prefsrc);
 	return nlh;
 }
 
@@ -95,7 +96,7 @@ static int route_family_apply(struct mnl_socket *nl, const struct route_family *
 	}
 	if (f->family == AF_INET6 && (ret == -EAFNOSUPPORT || ret == -EOPNOTSUPP))
 		return 0;	/* IPv6 disabled: no route to add or delete either */
-	nlh = route_local_msg(buf, f->family, add, (*seq)++, lo);
+	nlh = redirect_local_route_msg(buf, f->family, REDIRECT_ROUTE_TABLE, 0, lo, add, (*seq)++);
 	ret = redirect_nl_request(nl, nlh, why, sizeof(why));
 	if (ret < 0 && !route_benign(ret, add, f->family)) {
 		snprintf(err, errlen, "%s %s local default route dev lo table %d: %s%s%s",
