@@ -503,15 +503,6 @@ struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool ser
 	return c;
 }
 
-/* Refused before anything was spent on it: reset, not a FIN. */
-static void reset_close(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
-}
-
 int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *trust_domain,
 		       const struct hbone_settings *set, struct hbone_gate *gate,
 		       const struct hbone_server_handler *h, void *hctx,
@@ -521,7 +512,7 @@ int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *tr
 	int ret = hbone_gate_enter(gate, peer);
 
 	if (ret < 0) {
-		reset_close(fd);
+		io_sock_reset_close(fd);	/* refused before anything was spent on it */
 		return ret;
 	}
 	io_sock_set_options(fd);

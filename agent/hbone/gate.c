@@ -147,11 +147,6 @@ unsigned hbone_gate_pending(struct hbone_gate *g)
 	return n;
 }
 
-uint64_t hbone_gate_app_bytes(struct hbone_gate *g)
-{
-	return g ? __atomic_load_n(&g->app_bytes, __ATOMIC_RELAXED) : 0;
-}
-
 bool hgate_app_add(struct hbone_gate *g, size_t n)
 {
 	if (!g)

@@ -207,8 +207,3 @@ void io_bufq_consume(struct io_buf_pool *p, struct io_bufq *q, size_t n)
 		put_chunk(p, c);
 	}
 }
-
-void io_bufq_clear(struct io_buf_pool *p, struct io_bufq *q)
-{
-	io_bufq_consume(p, q, q->len);
-}

@@ -22,6 +22,19 @@ void io_sock_set_options(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+static void linger_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void io_sock_reset_close(int fd)
+{
+	linger_reset(fd);
+	close(fd);
+}
+
 static void maybe_closed(struct io_sock *s)
 {
 	if (!s->closing || io_sock_busy(s))
@@ -165,11 +178,8 @@ void io_sock_close(struct io_sock *s, bool reset)
 {
 	if (s->closing || s->fd < 0)
 		return;
-	if (reset) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	}
+	if (reset)
+		linger_reset(s->fd);
 	s->closing = true;
 	/* shutdown wakes a pending recv (without a FIN when resetting); cancel covers the rest */
 	shutdown(s->fd, reset ? SHUT_RD : SHUT_RDWR);

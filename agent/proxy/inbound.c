@@ -153,13 +153,10 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 		return;
 	}
 	if (!proxy_authorized(pw, &rec, why, sizeof(why))) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
 		proxy_count_open(pw, &rec, PROXY_FLAGS_DENY, false);
 		snprintf(msg, sizeof(msg), "connection denied: %s", why);
 		access_log_complete(&rec, msg);
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));	/* reset, not a FIN */
-		close(fd);
+		io_sock_reset_close(fd);
 		return;
 	}
 	up = proxy_app_socket(pod, &rec.src, pw->px->set.mark);

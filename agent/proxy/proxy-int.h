@@ -5,11 +5,10 @@
 #include <ztunnel/access.h>
 #include <ztunnel/proxy.h>
 
-/* What a worker refused under overload: counts since the last log line, and in all. */
+/* What a worker refused under overload: counts since the last log line. */
 struct proxy_shed {
 	uint64_t next_log_ms;
 	unsigned long fd_pauses, fd_dropped, gate_busy, gate_source;
-	unsigned long total_pauses, total_dropped, total_refused;
 	int reserve_fd;		/* given up for a moment to shed a connection at fd exhaustion */
 };
 

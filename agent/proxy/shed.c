@@ -5,19 +5,12 @@
 #include <unistd.h>
 
 #include <ztunnel/log.h>
+#include <ztunnel/sock.h>
 
 #include "proxy-int.h"
 
 #define SHED_LOG_MS 5000	/* at most one line per worker and interval */
 #define ACCEPT_PAUSE_MS 100	/* checked by the worker's tick: resumes within about 250 ms */
-
-static void reset_close(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
-}
 
 void proxy_shed_init(struct proxy_shed *s)
 {
@@ -50,7 +43,6 @@ void proxy_shed_gate(struct proxy_worker *pw, int err)
 		pw->shed.gate_source++;
 	else
 		pw->shed.gate_busy++;
-	pw->shed.total_refused++;
 	shed_log(pw);
 }
 
@@ -82,20 +74,16 @@ void proxy_shed_accept(struct proxy_listener *l)
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			reset_close(fd);
+			io_sock_reset_close(fd);
 			s->fd_dropped++;
-			s->total_dropped++;
 		}
-		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	} else {
-		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);	/* -1 again: next time */
 	l->paused = true;
 	l->pause.fire = on_pause_over;
 	io_timer_arm(&pw->io, &l->pause, ACCEPT_PAUSE_MS);
 	if (l->accept_op.busy)
 		io_cancel(&pw->io, &l->accept_op);	/* its last completion does not re-arm */
 	s->fd_pauses++;
-	s->total_pauses++;
 	shed_log(pw);
 }

@@ -114,11 +114,12 @@ static int attach_tc(struct ebpf_pod *e, char *err, size_t errlen)
 		return -errno;
 	}
 	for (i = ifs; i->if_index && !ret && e->n_if < MAX_IFS; i++) {
-		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)i->if_index,
-				    .attach_point = BPF_TC_INGRESS);
-		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TC_HANDLE, .priority = TC_PRIO,
-				    .flags = BPF_TC_F_REPLACE,
-				    .prog_fd = bpf_program__fd(e->tc->progs.zt_tc_ingress));
+		/* what LIBBPF_OPTS expands to, spelled out (cppcheck does not see libbpf's macros) */
+		struct bpf_tc_hook hook = { .sz = sizeof(hook), .ifindex = (int)i->if_index,
+					    .attach_point = BPF_TC_INGRESS };
+		struct bpf_tc_opts opts = { .sz = sizeof(opts), .handle = TC_HANDLE,
+					    .priority = TC_PRIO, .flags = BPF_TC_F_REPLACE,
+					    .prog_fd = bpf_program__fd(e->tc->progs.zt_tc_ingress) };
 
 		if (strcmp(i->if_name, "lo") == 0)
 			continue;
@@ -139,9 +140,10 @@ static int attach_tc(struct ebpf_pod *e, char *err, size_t errlen)
 static void detach_tc(struct ebpf_pod *e)
 {
 	for (unsigned k = 0; k < e->n_if; k++) {
-		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = e->ifindex[k],
-				    .attach_point = BPF_TC_INGRESS);
-		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TC_HANDLE, .priority = TC_PRIO);
+		struct bpf_tc_hook hook = { .sz = sizeof(hook), .ifindex = e->ifindex[k],
+					    .attach_point = BPF_TC_INGRESS };
+		struct bpf_tc_opts opts = { .sz = sizeof(opts), .handle = TC_HANDLE,
+					    .priority = TC_PRIO };
 
 		bpf_tc_detach(&hook, &opts);	/* an interface gone with its pod is fine */
 	}

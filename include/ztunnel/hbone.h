@@ -50,8 +50,6 @@ int hbone_gate_enter(struct hbone_gate *g, const struct sockaddr_storage *peer);
 void hbone_gate_leave(struct hbone_gate *g, const struct sockaddr_storage *peer);
 /* Handshakes pending now. */
 unsigned hbone_gate_pending(struct hbone_gate *g);
-/* Bytes queued toward apps now. */
-uint64_t hbone_gate_app_bytes(struct hbone_gate *g);
 
 /*
  * What an inbound connection asks of the proxy for each CONNECT request. The proxy answers

@@ -87,7 +87,5 @@ int io_bufq_append(struct io_buf_pool *p, struct io_bufq *q, const uint8_t *data
 const uint8_t *io_bufq_peek(const struct io_bufq *q, size_t *len);
 /* Drops n bytes from the front (n <= q->len). */
 void io_bufq_consume(struct io_buf_pool *p, struct io_bufq *q, size_t n);
-/* Drops everything. */
-void io_bufq_clear(struct io_buf_pool *p, struct io_bufq *q);
 
 #endif

@@ -60,6 +60,9 @@ void io_sock_shutdown_write(struct io_sock *s);
 void io_sock_close(struct io_sock *s, bool reset);
 bool io_sock_busy(const struct io_sock *s);
 
+/* Closes fd (not yet an io_sock) with a reset (SO_LINGER 0), not a FIN: a refusal. */
+void io_sock_reset_close(int fd);
+
 /* Sets the options every proxied socket gets: TCP_NODELAY and keepalive 180 s/180 s/9. */
 void io_sock_set_options(int fd);
 
