@@ -52,6 +52,7 @@ FUZZ_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/fuzz-obj/%.o) $(CNI_LIB:%.c=$(BUILD)/fuzz
 FUZZ_LIB   := $(BUILD)/fuzz-obj/libztunnel.a
 
 .PHONY: all asan deps test demo bench unit fuzz clean check
+.DEFAULT_GOAL := all
 
 $(BUILD)/bpf/vmlinux.h:
 	@mkdir -p $(dir $@)
@@ -67,7 +68,12 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # the loader embeds the programs: it is rebuilt when they change
 $(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
 $(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test: $(BPF_SKEL)
-all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
+all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni $(BUILD)/tools/bpf_links
+
+# small programs the tests use to look at the kernel
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -o $@ $< -lbpf
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \

@@ -52,6 +52,7 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_CNI_SOCKET", K_STRING, CFG(cni_socket), 0, 0 },
 	{ "ZTUNNEL_STATE_DIR", K_STRING, CFG(state_dir), 0, 0 },
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
+	{ "ZTUNNEL_BPF_PIN_DIR", K_STRING, CFG(bpf_pin_dir), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
 	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
 	{ "ZTUNNEL_METRICS", K_STRING, CFG(metrics_mode), 0, 0 },
@@ -134,6 +135,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->cni_socket = "/var/run/ztunnel/cni.sock";
 	cfg->state_dir = "/var/run/ztunnel";
 	cfg->redirect_mode = NULL;	/* nftables, or none when istio-cni enrolls (INPOD_UDS) */
+	cfg->bpf_pin_dir = REDIRECT_BPF_PIN_DIR;
 	cfg->cluster_id = "Kubernetes";
 	cfg->cluster_domain = "cluster.local";
 	cfg->log_level = "info";

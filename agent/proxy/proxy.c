@@ -249,6 +249,7 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 	/* the capture backend needs one socket of each reuseport group (the kernel picks within) */
 	pod->capture.outbound_fd = ls[PROXY_OUTBOUND]->fd;
 	pod->capture.inbound_fd = ls[PROXY_INBOUND_PLAIN]->fd;
+	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;	/* no DNS proxy yet */
 	for (i = 0; i < n; i++)
 		io_worker_post(&ls[i]->pw->io, add_listener_task, ls[i]);
 	free(ls);

@@ -19,7 +19,8 @@ struct config {
 	unsigned workers;		/* ZTUNNEL_WORKER_THREADS, 2 */
 	const char *cni_socket;		/* ZTUNNEL_CNI_SOCKET, /var/run/ztunnel/cni.sock */
 	const char *state_dir;		/* ZTUNNEL_STATE_DIR, /var/run/ztunnel */
-	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default) or none */
+	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default), ebpf or none */
+	const char *bpf_pin_dir;	/* ZTUNNEL_BPF_PIN_DIR, /sys/fs/bpf/ztunnel (ebpf) */
 	const char *log_level;		/* ZTUNNEL_LOG: error|warn|info|debug */
 	const char *log_format;		/* LOG_FORMAT: text or json */
 	const char *metrics_mode;	/* ZTUNNEL_METRICS: on (default) or off */
