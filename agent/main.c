@@ -285,6 +285,7 @@ static int start_serving(struct agent *a)
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return -1;
 	}
+	metrics_set_redirect_backend(a->metrics, a->redirect.ops->name);
 	swept = redirect_restore(&a->redirect);	/* before the pods come back */
 	if (swept > 0)
 		log_info("capture of gone pods removed", "backend=%s pods=%d", a->redirect.ops->name,
