@@ -66,7 +66,9 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 
 # the loader embeds the programs: it is rebuilt when they change
 $(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
-$(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test: $(BPF_SKEL)
+$(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test \
+$(BUILD)/obj/agent/redirect/sockmap.o $(BUILD)/san/agent/redirect/sockmap.o \
+$(BUILD)/fuzz-obj/agent/redirect/sockmap.o: $(BPF_SKEL)
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
 
 deps:

@@ -223,7 +223,10 @@ int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, si
 		snprintf(err, errlen, "ebpf: setting %s: %s", ACCEPT_LOCAL, strerror(-ret));
 	if (ret == 0)
 		ret = redirect_ebpf_rules_apply(true, mark, pod->ipv4[0], err, errlen);
+	if (ret == 0)
+		ret = redirect_sockmap_pod_add(pod, err, errlen);
 	if (ret < 0) {
+		redirect_sockmap_pod_del();
 		redirect_ebpf_rules_apply(false, mark, 0, ignored, sizeof(ignored));
 		ebpf_pod_free(e);
 		return ret;
@@ -238,6 +241,7 @@ int redirect_ebpf_remove(struct redirect_pod *pod, uint32_t mark, char *err, siz
 
 	if (errlen)
 		err[0] = '\0';
+	redirect_sockmap_pod_del();
 	if (e) {
 		accept_local(e->accept_local_was == '1' ? '1' : '0', NULL);
 		ebpf_pod_free(e);

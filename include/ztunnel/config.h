@@ -20,6 +20,8 @@ struct config {
 	const char *cni_socket;		/* ZTUNNEL_CNI_SOCKET, /var/run/ztunnel/cni.sock */
 	const char *state_dir;		/* ZTUNNEL_STATE_DIR, /var/run/ztunnel */
 	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default) or none */
+	bool bpf_sockmap;		/* ZTUNNEL_BPF_SOCKMAP: the socket fast path (ebpf only) */
+	const char *bpf_cgroup;		/* ZTUNNEL_BPF_CGROUP: where sock_ops attaches */
 	const char *log_level;		/* ZTUNNEL_LOG: error|warn|info|debug */
 	const char *log_format;		/* LOG_FORMAT: text or json */
 	const char *metrics_mode;	/* ZTUNNEL_METRICS: on (default) or off */
