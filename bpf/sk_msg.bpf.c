@@ -86,12 +86,15 @@ int zt_sk_msg(struct sk_msg_md *msg)
 {
 	struct zt_sock_key key = {
 		.netns = bpf_get_netns_cookie(msg),
-		.local_ip4 = msg->local_ip4, .remote_ip4 = msg->remote_ip4,
 		.local_port = msg->local_port, .remote_port = bpf_ntohl(msg->remote_port),
 	};
-	struct zt_sock_key peer = zt_sm_peer(&key);
+	struct zt_sock_key peer;
 	struct zt_sm_sock *st;
 	__u32 path;
+
+	if (!zt_sm_addrs4(msg, &key.local_ip4, &key.remote_ip4))
+		return SK_PASS;	/* sock_ops never pairs such a socket */
+	peer = zt_sm_peer(&key);
 
 	st = bpf_sk_storage_get(&zt_sm_socks, msg->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {	/* cannot remember a switch to TCP: never leave TCP then */

@@ -70,7 +70,7 @@ int zt_sockops(struct bpf_sock_ops *ctx)
 	if (ctx->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    ctx->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
-	if (ctx->family != 2 /* AF_INET */)
+	if (!zt_sm_addrs4(ctx, &key.local_ip4, &key.remote_ip4))
 		return 1;
 	key.netns = bpf_get_netns_cookie(ctx);
 	pod = bpf_map_lookup_elem(&zt_sm_pods, &key.netns);
@@ -79,8 +79,6 @@ int zt_sockops(struct bpf_sock_ops *ctx)
 	sk = ctx->sk;
 	if (!sk)
 		return 1;
-	key.local_ip4 = ctx->local_ip4;
-	key.remote_ip4 = ctx->remote_ip4;
 	key.local_port = ctx->local_port;
 	key.remote_port = bpf_ntohl(ctx->remote_port);
 	agent = agent_sock(sk);

@@ -71,6 +71,25 @@ static __always_inline bool zt_sm_pod_addr(const struct zt_sm_pod *pod, __u32 ad
 	return false;
 }
 
+/* The IPv4 addresses of an AF_INET socket, or of an AF_INET6 one with v4-mapped addresses (a
+ * dual-stack listener's, e.g. iperf3's): false for anything else. ctx is a bpf_sock_ops or an
+ * sk_msg_md, which name these fields alike. */
+#define zt_sm_addrs4(ctx, local, remote)                                                     \
+	({                                                                                     \
+		/* every field read once, unconditionally: the verifier refuses a ctx        \
+		 * pointer the compiler would otherwise offset by a select */                   \
+		__u32 f_ = (ctx)->family, l4_ = (ctx)->local_ip4, r4_ = (ctx)->remote_ip4;     \
+		__u32 l0_ = (ctx)->local_ip6[0], l1_ = (ctx)->local_ip6[1];                    \
+		__u32 l2_ = (ctx)->local_ip6[2], l3_ = (ctx)->local_ip6[3];                    \
+		__u32 r0_ = (ctx)->remote_ip6[0], r1_ = (ctx)->remote_ip6[1];                  \
+		__u32 r2_ = (ctx)->remote_ip6[2], r3_ = (ctx)->remote_ip6[3];                  \
+		bool v6_ = f_ == 10 /* AF_INET6 */ && !l0_ && !l1_ && l2_ == bpf_htonl(0xffff) && \
+			   !r0_ && !r1_ && r2_ == bpf_htonl(0xffff);                           \
+		*(local) = v6_ ? l3_ : l4_;                                                    \
+		*(remote) = v6_ ? r3_ : r4_;                                                   \
+		v6_ || f_ == 2 /* AF_INET */;                                                  \
+	})
+
 /* The key the other end of this connection has in the sockhash. */
 static __always_inline struct zt_sock_key zt_sm_peer(const struct zt_sock_key *k)
 {

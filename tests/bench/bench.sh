@@ -227,7 +227,7 @@ run_stunnel() {
 haproxy_conf() {	# LISTEN_ECHO LISTEN_IPERF TARGET_HOST TARGET_ECHO TARGET_IPERF
 	cat <<-EOF
 		global
-		    maxconn 20000
+		    maxconn 5000
 		    nbthread 2
 		defaults
 		    mode tcp

@@ -54,6 +54,17 @@ for node in node1 node2; do
 done
 tb_log "ok: node1 paired $(sockmap node1 pairs) and handed over $(sockmap node1 bytesRedirected) bytes; node2 $(sockmap node2 pairs) and $(sockmap node2 bytesRedirected)"
 
+# a dual-stack server (an AF_INET6 listener: the accepted socket has v4-mapped addresses, as
+# iperf3's) is paired too
+tb_bg server-remote socat TCP6-LISTEN:9300,ipv6only=0,reuseaddr,fork EXEC:cat >/dev/null 2>&1
+tb_wait_port server-remote 9300
+before=$(sockmap node2 pairs)
+out=$(echo dual-stack | tb_exec client timeout 10 socat -t5 - TCP4:10.201.2.2:9300)
+[ "$out" = dual-stack ] || tb_fail "echo through the dual-stack server: '$out'"
+[ "$(sockmap node2 pairs)" -gt "$before" ] ||
+	tb_fail "node2 did not pair the agent's socket with the dual-stack server's ($before pairs before and after)"
+tb_log "ok: a dual-stack (v4-mapped) server socket is paired as well"
+
 # the sockhash holds both ends while a connection is open (a held connection: socat waits)
 tb_bg client socat -T20 TCP:10.201.2.2:8080 SYSTEM:'sleep 15' >/dev/null 2>&1
 held=$TB_BG_PID
@@ -85,6 +96,20 @@ rm -f "$TBDIR/big"
 after=$(sockmap node1 bytesRedirected)
 [ $((after - before)) -ge 100000 ] || tb_fail "node1 handed over only $((after - before)) bytes of the transfers"
 tb_log "ok: 256 MiB intact ($want) after a half-close; node1 handed over $((after - before)) bytes, took the TCP path $(sockmap node1 toTcp) times (queue full or peer not paired yet)"
+
+# a server that does not read for 3 s: the agent's socket to it stops being fast-pathed once
+# 4 MiB wait unread (redirected bytes are not held back by TCP's window), the rest goes by TCP,
+# whose window stops the writer, and all arrives in order
+tb_bg server-remote socat TCP-LISTEN:9400,reuseaddr SYSTEM:'sleep 3; sha256sum' >/dev/null 2>&1
+tb_wait_port server-remote 9400
+head -c 64M /dev/urandom >"$TBDIR/mid"
+want=$(sha256sum <"$TBDIR/mid")
+full=$(sockmap node2 tcpQueueFull)
+out=$(tb_exec client timeout 60 socat -t30 -T30 - TCP:10.201.2.2:9400,shut-down <"$TBDIR/mid")
+[ "$out" = "$want" ] || tb_fail "slow reader: got '$out', want '$want'"
+[ "$(sockmap node2 tcpQueueFull)" -gt "$full" ] ||
+	tb_fail "node2 never found the slow reader's queue full (tcpQueueFull stayed $full)"
+tb_log "ok: 64 MiB to a reader that sleeps first arrive intact; node2 went by TCP $(( $(sockmap node2 tcpQueueFull) - full )) times for a full queue"
 
 # a pair in a netns we did not enroll (the plain pod): not in any sockhash of ours
 tb_bg plain socat TCP-LISTEN:9200,reuseaddr SYSTEM:'sleep 10' >/dev/null 2>&1
