@@ -35,7 +35,7 @@ static struct {
 	int cgroup_fd;
 } sm = { .cgroup_fd = -1 };
 
-static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+static int sm_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
 }
@@ -49,12 +49,12 @@ const char *redirect_sockmap_default_cgroup(void)
 	return "/sys/fs/cgroup";
 }
 
-static int reuse(struct bpf_map *map, const struct bpf_map *from)
+static int sm_reuse(struct bpf_map *map, const struct bpf_map *from)
 {
 	return bpf_map__reuse_fd(map, bpf_map__fd(from));
 }
 
-static int load(uint32_t mark)
+static int sm_load(uint32_t mark)
 {
 	int ret;
 
@@ -68,17 +68,17 @@ static int load(uint32_t mark)
 	sm.msg->rodata->queue_limit = ZT_SM_QUEUE_LIMIT;
 	ret = zt_sockops__load(sm.ops);
 	if (ret == 0)	/* one set of maps for both programs */
-		ret = reuse(sm.msg->maps.zt_socks, sm.ops->maps.zt_socks);
+		ret = sm_reuse(sm.msg->maps.zt_socks, sm.ops->maps.zt_socks);
 	if (ret == 0)
-		ret = reuse(sm.msg->maps.zt_sm_pending, sm.ops->maps.zt_sm_pending);
+		ret = sm_reuse(sm.msg->maps.zt_sm_pending, sm.ops->maps.zt_sm_pending);
 	if (ret == 0)
-		ret = reuse(sm.msg->maps.zt_sm_peers, sm.ops->maps.zt_sm_peers);
+		ret = sm_reuse(sm.msg->maps.zt_sm_peers, sm.ops->maps.zt_sm_peers);
 	if (ret == 0)
-		ret = reuse(sm.msg->maps.zt_sm_pods, sm.ops->maps.zt_sm_pods);
+		ret = sm_reuse(sm.msg->maps.zt_sm_pods, sm.ops->maps.zt_sm_pods);
 	if (ret == 0)
-		ret = reuse(sm.msg->maps.zt_sm_socks, sm.ops->maps.zt_sm_socks);
+		ret = sm_reuse(sm.msg->maps.zt_sm_socks, sm.ops->maps.zt_sm_socks);
 	if (ret == 0)
-		ret = reuse(sm.msg->maps.zt_sm_counts, sm.ops->maps.zt_sm_counts);
+		ret = sm_reuse(sm.msg->maps.zt_sm_counts, sm.ops->maps.zt_sm_counts);
 	if (ret == 0)
 		ret = zt_sk_msg__load(sm.msg);
 	return ret;
@@ -88,10 +88,11 @@ int redirect_sockmap_start(const char *cgroup, uint32_t mark, char *err, size_t 
 {
 	const char *step = "loading sockops and sk_msg (needs sock_ops, sk_msg, sockhash, "
 			   "sk_storage, BTF; CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)";
+	const char *where = "";
 	int ret;
 
-	libbpf_set_print(libbpf_quiet);
-	ret = load(mark);
+	libbpf_set_print(sm_libbpf_print);
+	ret = sm_load(mark);
 	if (ret == 0) {
 		/* sk_msg first: a socket added to the sockhash takes the programs it has then */
 		step = "attaching sk_msg to the sockhash";
@@ -100,20 +101,20 @@ int redirect_sockmap_start(const char *cgroup, uint32_t mark, char *err, size_t 
 		ret = ret < 0 ? -errno : 0;
 	}
 	if (ret == 0) {
-		step = "opening the cgroup v2 root";
+		step = "opening the cgroup v2 root ";
+		where = cgroup;
 		sm.cgroup_fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		ret = sm.cgroup_fd < 0 ? -errno : 0;
 	}
 	if (ret == 0) {
-		step = "attaching sock_ops to the cgroup";
+		step = "attaching sock_ops to the cgroup ";
 		sm.ops->links.zt_sockops = bpf_program__attach_cgroup(sm.ops->progs.zt_sockops,
 								      sm.cgroup_fd);
 		ret = sm.ops->links.zt_sockops ? 0 : -errno;
 	}
 	if (ret < 0) {
-		snprintf(err, errlen, "ZTUNNEL_BPF_SOCKMAP=true: %s%s%s: %s", step,
-			 sm.cgroup_fd >= 0 || ret == -ENOENT ? " " : "",
-			 sm.cgroup_fd >= 0 || ret == -ENOENT ? cgroup : "", strerror(-ret));
+		snprintf(err, errlen, "ZTUNNEL_BPF_SOCKMAP=true: %s%s: %s", step, where,
+			 strerror(-ret));
 		redirect_sockmap_stop();
 		return ret;
 	}
@@ -132,7 +133,7 @@ void redirect_sockmap_stop(void)
 }
 
 /* The cookie of the calling thread's netns. */
-static int netns_cookie(uint64_t *cookie)
+static int sm_netns_cookie(uint64_t *cookie)
 {
 	socklen_t len = sizeof(*cookie);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -156,7 +157,7 @@ int redirect_sockmap_pod_add(const struct redirect_pod *pod, char *err, size_t e
 		return 0;
 	for (unsigned i = 0; i < pod->n_ipv4 && i < ZT_POD_ADDRS; i++)
 		v.addrs[v.n_addrs++] = pod->ipv4[i];
-	ret = netns_cookie(&cookie);
+	ret = sm_netns_cookie(&cookie);
 	if (ret == 0 && bpf_map_update_elem(bpf_map__fd(sm.ops->maps.zt_sm_pods), &cookie, &v,
 					    BPF_ANY) < 0)
 		ret = -errno;
@@ -170,12 +171,12 @@ void redirect_sockmap_pod_del(void)
 {
 	uint64_t cookie;
 
-	if (sm.ops && netns_cookie(&cookie) == 0)
+	if (sm.ops && sm_netns_cookie(&cookie) == 0)
 		bpf_map_delete_elem(bpf_map__fd(sm.ops->maps.zt_sm_pods), &cookie);
 }
 
 /* Sums the per-CPU counters. 0 or -errno. */
-static int counts(uint64_t out[ZT_SM_COUNTS])
+static int sm_counts(uint64_t out[ZT_SM_COUNTS])
 {
 	int ncpu = libbpf_num_possible_cpus();
 	uint64_t per[256];
@@ -209,7 +210,7 @@ void redirect_sockmap_dump_json(FILE *out)
 		return;
 	}
 	fputs("\"sockmap\":{\"enabled\":true", out);
-	if (counts(n) == 0)
+	if (sm_counts(n) == 0)
 		for (int k = 0; k < ZT_SM_COUNTS; k++)
 			fprintf(out, ",\"%s\":%llu", names[k], (unsigned long long)n[k]);
 	fputc('}', out);

@@ -124,6 +124,24 @@ tb_poll 10 established || tb_fail "the connection in the plain pod did not open"
 tb_stop "$sleep_pid" 5
 tb_log "ok: sockets in a netns that is not enrolled are left alone"
 
+# settings the fast path cannot work with: one clear error at start-up, exit non-zero
+mkdir -p "$TBDIR/bad"
+bad_start() {	# env...: the agent's exit code and last line with these settings
+	tb_exec node1 env ZTUNNEL_STATE_DIR="$TBDIR/bad" ZTUNNEL_CNI_SOCKET="$TBDIR/bad/cni.sock" \
+		ZTUNNEL_ADMIN_PORT=25000 ZTUNNEL_METRICS_PORT=25020 ZTUNNEL_READINESS_PORT=25021 \
+		LOCAL_XDS_PATH="$TBDIR/mesh.yaml" "$@" timeout 10 "$ZT" 2>&1 | tail -1
+	return "${PIPESTATUS[0]}"
+}
+out=$(bad_start ZTUNNEL_REDIRECT=nftables)
+rc=$?
+[ $rc -ne 0 ] && [[ "$out" == *"ZTUNNEL_BPF_SOCKMAP=true needs ZTUNNEL_REDIRECT=ebpf"* ]] ||
+	tb_fail "sockmap with nftables: rc=$rc $out"
+out=$(bad_start ZTUNNEL_BPF_CGROUP="$TBDIR/no-such-cgroup")
+rc=$?
+[ $rc -ne 0 ] && [[ "$out" == *"ZTUNNEL_BPF_SOCKMAP=true: opening the cgroup v2 root $TBDIR/no-such-cgroup"* ]] ||
+	tb_fail "sockmap with a missing cgroup: rc=$rc $out"
+tb_log "ok: unusable settings stop the agent at start-up: $out"
+
 # stopping the agents detaches everything
 p1=$(prog_ids "$(tb_agent_pid node1)") p2=$(prog_ids "$(tb_agent_pid node2)")
 tb_agent_stop node1
