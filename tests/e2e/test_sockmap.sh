@@ -5,7 +5,8 @@
 # connection while it is open, and their sk_msg counters (in /config_dump) count the bytes it
 # handed over; meanwhile mesh traffic, a 256 MiB transfer with half-close, a slow reader
 # (backpressure) and the real client IP at the server work, and a socket pair in a netns that
-# is not enrolled is never touched. When the agents stop, nothing of theirs stays attached.
+# is not enrolled is never touched. When the agents stop (even by SIGKILL), nothing of theirs
+# stays attached.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -142,13 +143,13 @@ rc=$?
 	tb_fail "sockmap with a missing cgroup: rc=$rc $out"
 tb_log "ok: unusable settings stop the agent at start-up: $out"
 
-# stopping the agents detaches everything
+# stopping the agents detaches everything, a SIGKILL too (nothing is pinned)
 p1=$(prog_ids "$(tb_agent_pid node1)") p2=$(prog_ids "$(tb_agent_pid node2)")
 tb_agent_stop node1
-tb_agent_stop node2
+tb_agent_stop node2 KILL
 attached=$(bpftool -j cgroup show "$CG" effective 2>/dev/null)
 for id in $p1 $p2; do
 	grep -q "\"id\":$id," <<<"$attached" && tb_fail "program $id is still attached to $CG after the agents stopped"
 done
-tb_log "ok: no program of the stopped agents stays attached to $CG"
+tb_log "ok: no program of the stopped agents (one SIGTERMed, one SIGKILLed) stays attached to $CG"
 tb_pass "sockmap fast path"
