@@ -1,9 +1,9 @@
 /* sk_msg: on the sockhash of in-pod legs, hands what one end sends straight into the receive
  * queue of the other end (BPF_F_INGRESS), skipping the loopback TCP stack. A socket takes the
  * TCP path instead while its peer is not paired yet or has more than queue_limit bytes unread
- * (TCP's window then holds the writer back: redirected bytes alone would not), and comes back
- * only once all it sent by TCP was read, so the receiver, which reads redirected bytes first,
- * always sees them in order. */
+ * (TCP's window then holds the writer back: redirected bytes alone would not), and comes
+ * back only once the peer read all it sent by TCP, so the receiver, which reads redirected
+ * bytes first, always sees them in order. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -49,13 +49,13 @@ static __always_inline struct sock *peer_of(const struct zt_sock_key *key)
 	return sk;
 }
 
-/* Nothing this socket sent by TCP is still unacked, and its peer read all it received. */
+/* The peer has read every byte this socket ever sent by TCP (redirected bytes move neither
+ * sequence number), so nothing sent by TCP can still be behind a redirected byte. */
 static __always_inline bool tcp_drained(struct tcp_sock *self, struct sock *peer_sk)
 {
 	struct tcp_sock *peer = (struct tcp_sock *)peer_sk;
 
-	return BPF_CORE_READ(self, write_seq) == BPF_CORE_READ(self, snd_una) &&
-	       BPF_CORE_READ(peer, copied_seq) == BPF_CORE_READ(peer, rcv_nxt);
+	return BPF_CORE_READ(peer, copied_seq) == BPF_CORE_READ(self, write_seq);
 }
 
 /* Which path this message takes. */

@@ -246,61 +246,83 @@ static void test_half_close(void)
 	unpair(c, s);
 }
 
-/* A reader that does not read: the writer is held back by TCP once the peer's queue passes the
- * bound, and all arrives in order; after a full drain the pair goes back to the fast path. */
-static void test_queue_bound(void)
+/* Reads n bytes of the counting pattern from fd, checking that word *want comes next. */
+static int read_words(int fd, size_t n, uint32_t *want)
+{
+	static uint32_t buf[16384];
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+
+		if (read_n(fd, (char *)buf, k) < 0) {
+			CHECK(0, "reading back stopped with %zu bytes left", n);
+			return -1;
+		}
+		for (size_t i = 0; i < k / 4; i++, (*want)++)
+			if (buf[i] != *want) {
+				CHECK(0, "word %u arrived out of order (%u)", *want, buf[i]);
+				return -1;
+			}
+		n -= k;
+	}
+	return 0;
+}
+
+/* Sends the counting pattern from word *next without blocking, up to max bytes. */
+static size_t write_words(int fd, size_t max, uint32_t *next)
 {
 	static uint32_t chunk[16384];	/* 64 KiB */
-	uint32_t next = 0, want = 0;
-	long long full = counter("tcpQueueFull"), back = counter("toRedirect");
 	size_t sent = 0;
-	int c, s, fl;
 
-	if (pair(AGENT_ADDR, 0, MARK, &c, &s) < 0)
-		return;
-	fl = fcntl(c, F_GETFL);
-	fcntl(c, F_SETFL, fl | O_NONBLOCK);
-	while (sent < (256u << 20)) {	/* a writer without a bound would reach this */
+	while (sent < max) {
 		for (size_t i = 0; i < sizeof(chunk) / 4; i++)
-			chunk[i] = next + (uint32_t)i;
-		ssize_t n = send(c, chunk, sizeof(chunk), 0);
+			chunk[i] = *next + (uint32_t)i;
+		ssize_t n = send(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
 
 		if (n < 0)
 			break;
 		/* what was not taken is sent again from where it stopped (whole words here) */
 		CHECK(n % 4 == 0, "a partial send of %zd bytes", n);
-		next += (uint32_t)n / 4;
+		*next += (uint32_t)n / 4;
 		sent += (size_t)n;
 	}
+	return sent;
+}
+
+/* A reader that does not read: the writer is held back by TCP once the peer's queue passes the
+ * bound, and all arrives in order, also when the writer goes on while the TCP bytes are only
+ * half read; after a full drain the pair goes back to the fast path. */
+static void test_queue_bound(void)
+{
+	long long full = counter("tcpQueueFull"), back = counter("toRedirect");
+	uint32_t next = 0, want = 0, w;
+	size_t sent, more;
+	int c, s;
+
+	if (pair(AGENT_ADDR, 0, MARK, &c, &s) < 0)
+		return;
+	sent = write_words(c, 256u << 20, &next);	/* a writer without a bound gets that far */
 	CHECK(errno == EAGAIN, "the writer stops with EAGAIN (%s)", strerror(errno));
 	CHECK(sent < (64u << 20), "after %zu bytes: no more than the 4 MiB queue bound plus TCP's "
 	      "buffers", sent);
 	CHECK(counter("tcpQueueFull") > full, "the full queue sent it to TCP");
-	for (size_t left = sent; left; ) {
-		size_t n = left < sizeof(chunk) ? left : sizeof(chunk);
-
-		if (read_n(s, (char *)chunk, n) < 0) {
-			CHECK(0, "reading back stopped with %zu bytes left", left);
-			break;
-		}
-		for (size_t i = 0; i < n / 4; i++)
-			if (chunk[i] != want++) {
-				CHECK(0, "word %u arrived out of order (%u)", want - 1, chunk[i]);
-				left = n;
-				break;
-			}
-		left -= n;
+	/* read past the redirected bytes into the TCP ones, then write more: it must queue
+	 * behind the unread TCP bytes, not jump ahead of them */
+	if (read_words(s, sent / 8 * 7, &want) == 0) {
+		more = write_words(c, 1u << 20, &next);
+		CHECK(more > 0, "the writer goes on once there is room");
+		CHECK(counter("toRedirect") == back, "and stays on TCP while TCP bytes are unread");
+		read_words(s, sent - sent / 8 * 7 + more, &want);
 	}
-	/* the TCP bytes are read and acked: the next send may go the fast path again */
-	fcntl(c, F_SETFL, fl);
+	/* all TCP bytes read: the next send may go the fast path again */
 	for (int i = 0; i < 50 && counter("toRedirect") == back; i++) {
-		uint32_t w = next++;
-
-		send(c, &w, 4, 0);
-		CHECK(read_n(s, (char *)chunk, 4) == 0 && chunk[0] == want++, "small send %d", i);
-		usleep(20000);
+		w = next++;
+		CHECK(send(c, &w, 4, 0) == 4, "small send %d", i);
+		read_words(s, 4, &want);
 	}
 	CHECK(counter("toRedirect") > back, "back on the fast path once TCP was drained");
+	w = next++;
+	CHECK(send(c, &w, 4, 0) == 4 && read_words(s, 4, &want) == 0, "and in order after it");
 	unpair(c, s);
 }
 
