@@ -31,7 +31,8 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	libnftnl-dev libyaml-dev libjansson-dev iproute2 nftables iperf3 stunnel4 socat curl tcpdump \
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
-	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool
+	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool \
+	golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev
 
 CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
 HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)

@@ -115,6 +115,10 @@ int config_derive(struct config *cfg, char *err, size_t len)
 			 "supported: this agent serves each pod inside its own network namespace");
 		return -EINVAL;
 	}
+	/* upstream's chart says INPOD_ENABLED=true and relies on upstream's INPOD_UDS default:
+	 * istio-cni enrolls pods (and has installed the capture rules) */
+	if (getenv("INPOD_ENABLED") && *getenv("INPOD_ENABLED") && !cfg->inpod_uds)
+		cfg->inpod_uds = CONFIG_INPOD_UDS;
 	cfg->in_kubernetes = k8s && *k8s;
 	if (cfg->in_kubernetes) {	/* upstream's defaults inside a cluster */
 		if (!cfg->xds_address && !cfg->local_xds_path && !getenv("LOCAL_XDS"))

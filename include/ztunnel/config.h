@@ -43,7 +43,8 @@ struct config {
 	const char *meta_cluster_id;	/* ISTIO_META_CLUSTER_ID (upstream's chart sets this one) */
 	const char *network;		/* NETWORK: this node's network (one network only) */
 	const char *service_account;	/* SERVICE_ACCOUNT: the agent's own, from the downward API */
-	bool inpod_enabled;		/* INPOD_ENABLED: must be true (upstream's chart sets it) */
+	bool inpod_enabled;		/* INPOD_ENABLED: must be true; set, it makes INPOD_UDS default
+					 * to upstream's /var/run/ztunnel/ztunnel.sock (istio-cni) */
 	bool in_kubernetes;		/* KUBERNETES_SERVICE_HOST set: in-cluster defaults apply */
 	const char *cluster_domain;	/* CLUSTER_DOMAIN, cluster.local */
 	const char *pod_name;		/* POD_NAME */
@@ -60,6 +61,8 @@ struct config {
 #define CONFIG_K8S_ISTIOD	"https://istiod.istio-system.svc:15012"
 #define CONFIG_K8S_ROOT_CERT	"./var/run/secrets/istio/root-cert.pem"
 #define CONFIG_K8S_TOKEN	"./var/run/secrets/tokens/istio-token"
+/* upstream's INPOD_UDS, taken when INPOD_ENABLED is set (as upstream's chart does) */
+#define CONFIG_INPOD_UDS	"/var/run/ztunnel/ztunnel.sock"
 
 /*
  * Fills cfg from the environment (upstream's variable names where upstream has one).

@@ -109,6 +109,10 @@ int main(void)
 	CHECK(load("INPOD_ENABLED=true\0NETWORK=net1\0SERVICE_ACCOUNT=ztunnel\0", &cfg, err,
 		   sizeof(err)) == 0 && strcmp(cfg.network, "net1") == 0 &&
 	      strcmp(cfg.service_account, "ztunnel") == 0, "accepted: %s", err);
+	CHECK(cfg.inpod_uds && strcmp(cfg.inpod_uds, "/var/run/ztunnel/ztunnel.sock") == 0 &&
+	      strcmp(cfg.redirect_mode, "none") == 0, "INPOD_ENABLED: istio-cni's socket, no capture");
+	CHECK(load("\0", &cfg, err, sizeof(err)) == 0 && !cfg.inpod_uds &&
+	      strcmp(cfg.redirect_mode, "nftables") == 0, "no INPOD_ENABLED: our plugin, nftables");
 	CHECK(load("INPOD_ENABLED=false\0", &cfg, err, sizeof(err)) < 0 &&
 	      strstr(err, "INPOD_ENABLED"), "INPOD_ENABLED=false refused: %s", err);
 	printf("%s\n", failures ? "config_test: FAILED" : "config_test: ok");
