@@ -64,6 +64,13 @@ SETTINGS = agent_settings()
 check(len(SETTINGS) > 40 and "RUST_LOG" in SETTINGS and "KEEPALIVE_TIME" in SETTINGS,
       f"the agent's settings table was read ({len(SETTINGS)} variables)")
 
+version = re.search(r'#define ZTUNNEL_VERSION "([^"]+)"',
+                    open(os.path.join(ROOT, "agent", "metrics", "render.c")).read()).group(1)
+chart_meta = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+chart_values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+check(chart_meta["appVersion"] == version and chart_values["tag"] == version,
+      f"chart appVersion and tag are the agent's version {version} (make image's tag)")
+
 # --- default values ---
 ds = daemonset()
 pod = ds["spec"]["template"]["spec"]
