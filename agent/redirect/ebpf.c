@@ -20,7 +20,6 @@
 #define TC_HANDLE 0x539	/* our filter on each interface's clsact ingress */
 #define TC_PRIO 1
 #define MAX_IFS 16
-#define ACCEPT_LOCAL "/proc/sys/net/ipv4/conf/all/accept_local"
 
 /* What the backend holds for one pod; owned by redirect_pod.state. */
 struct ebpf_pod {
@@ -28,7 +27,7 @@ struct ebpf_pod {
 	struct zt_tc_ingress *tc;
 	int ifindex[MAX_IFS];		/* interfaces with our tc filter */
 	unsigned n_if;
-	char accept_local_was;		/* '0' or '1' */
+	bool accept_local_was;		/* lo's accept_local before the pod was enrolled */
 };
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -150,21 +149,6 @@ static void detach_tc(struct ebpf_pod *e)
 	e->n_if = 0;
 }
 
-static int accept_local(char value, char *was)
-{
-	int fd = open(ACCEPT_LOCAL, O_RDWR | O_CLOEXEC);
-	int ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (was && read(fd, was, 1) != 1)
-		*was = '0';
-	if (lseek(fd, 0, SEEK_SET) < 0 || write(fd, &value, 1) != 1)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 static void ebpf_pod_free(struct ebpf_pod *e)
 {
 	detach_tc(e);
@@ -219,8 +203,8 @@ int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, si
 	ret = load(pod, e, err, errlen);
 	if (ret == 0)
 		ret = attach_tc(e, err, errlen);
-	if (ret == 0 && (ret = accept_local('1', &e->accept_local_was)) < 0)
-		snprintf(err, errlen, "ebpf: setting %s: %s", ACCEPT_LOCAL, strerror(-ret));
+	if (ret == 0)
+		ret = redirect_ebpf_accept_local(true, &e->accept_local_was, err, errlen);
 	if (ret == 0)
 		ret = redirect_ebpf_rules_apply(true, mark, pod->ipv4[0], err, errlen);
 	if (ret < 0) {
@@ -235,11 +219,12 @@ int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, si
 int redirect_ebpf_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
 {
 	struct ebpf_pod *e = pod->state;
+	char ignored[8];
 
 	if (errlen)
 		err[0] = '\0';
 	if (e) {
-		accept_local(e->accept_local_was == '1' ? '1' : '0', NULL);
+		redirect_ebpf_accept_local(e->accept_local_was, NULL, ignored, sizeof(ignored));
 		ebpf_pod_free(e);
 		pod->state = NULL;
 	}

@@ -31,6 +31,9 @@ uint32_t redirect_agent_mask(uint32_t mark);
  * address, network order); idempotent. */
 int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *err,
 			      size_t errlen);
+/* Sets accept_local on every interface of the calling thread's netns over rtnetlink (works where
+ * /proc/sys is read-only); *was (if not NULL) gets whether it was on before. 0 or -errno. */
+int redirect_ebpf_accept_local(bool on, bool *was, char *err, size_t errlen);
 /* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc network order,
  * 0 for none; only on add) in buf. */
 struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,

@@ -276,7 +276,7 @@ tb__image_bundle() {
 # image (args proxy ztunnel) in the node's netns, its own pid and mount namespaces, uid 0 gid
 # 1337, exactly NET_ADMIN NET_RAW SYS_ADMIN, a read-only root, /var/run/ztunnel mounted.
 tb__image_check() {
-	local node=$1 cpid st caps
+	local node=$1 cpid st caps redirect
 	cpid=$(runc state "$TB-$node" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])') ||
 		tb_fail "runc state $TB-$node"
 	st=/proc/$cpid/status
@@ -302,8 +302,12 @@ tb__image_check() {
 	fi
 	awk '$5 == "/run/ztunnel" || $5 == "/var/run/ztunnel"' "/proc/$cpid/mountinfo" | grep -q . ||
 		tb_fail "/var/run/ztunnel not mounted in the container"
+	redirect=$(tr '\0' '\n' <"/proc/$cpid/environ" | sed -n 's/^ZTUNNEL_REDIRECT=//p')
+	[ "$redirect" != ebpf ] || awk '$5 == "/sys/fs/bpf" && $9 == "bpf"' "/proc/$cpid/mountinfo" | grep -q . ||
+		tb_fail "redirect=ebpf but no bpffs at /sys/fs/bpf in the container"
 	tb_log "ok: $node's agent runs from the image under runc (pid $cpid in the container's pid" \
-		"namespace, uid 0 gid 1337, caps NET_ADMIN NET_RAW SYS_ADMIN, read-only root)"
+		"namespace, uid 0 gid 1337, caps NET_ADMIN NET_RAW SYS_ADMIN, read-only root," \
+		"redirect=$redirect)"
 }
 
 # tb_agent_pid NODE: prints the agent's pid.
