@@ -57,6 +57,7 @@ FUZZ_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/fuzz-obj/%.o) $(CNI_LIB:%.c=$(BUILD)/fuzz
 FUZZ_LIB   := $(BUILD)/fuzz-obj/libztunnel.a
 
 .PHONY: all asan deps image-deps image test-image test demo bench unit fuzz clean check
+.DEFAULT_GOAL := all
 
 $(BUILD)/bpf/vmlinux.h:
 	@mkdir -p $(dir $@)
@@ -72,7 +73,12 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # the loader embeds the programs: it is rebuilt when they change
 $(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
 $(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test: $(BPF_SKEL)
-all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
+all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni $(BUILD)/tools/bpf_links
+
+# small programs the tests use to look at the kernel
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -o $@ $< -lbpf
 
 # installs the Debian packages named in $(1) that are missing
 define install_pkgs

@@ -9,6 +9,9 @@
 /* a numeric setting the environment did not give (outside every setting's bounds) */
 #define CONFIG_UNSET UINT_MAX
 
+/* The cores this process may run on (its affinity, which a cpuset limits). */
+unsigned config_usable_cores(void);
+
 /* Completes cfg after the table was read: upstream's precedence and in-cluster defaults
  * (ISTIO_META_CLUSTER_ID, RUST_LOG, KUBERNETES_SERVICE_HOST, the drain deadline, the worker
  * count). 0, or -EINVAL with "VARIABLE: what is wrong" in err. */

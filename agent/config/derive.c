@@ -101,7 +101,8 @@ static unsigned drain_from_grace(unsigned secs)
 int config_derive(struct config *cfg, char *err, size_t len)
 {
 	const char *k8s = getenv("KUBERNETES_SERVICE_HOST");
-	long cpus;
+	const char *workers_env = getenv("ZTUNNEL_WORKER_THREADS");
+	unsigned cpus;
 
 	if (cfg->meta_cluster_id)
 		cfg->cluster_id = cfg->meta_cluster_id;
@@ -137,11 +138,15 @@ int config_derive(struct config *cfg, char *err, size_t len)
 	if (cfg->drain_ms == CONFIG_UNSET)
 		cfg->drain_ms = cfg->grace_seconds == CONFIG_UNSET ? 5000
 								 : drain_from_grace(cfg->grace_seconds);
-	if (cfg->workers == 0) {	/* upstream: max(2, a quarter of the CPUs) */
-		cpus = cfg->cpu_limit ? (long)cfg->cpu_limit : sysconf(_SC_NPROCESSORS_ONLN);
-		cfg->workers = cpus > 8 ? (unsigned)((cpus + 3) / 4) : 2;
-		if (cfg->workers > 64)
-			cfg->workers = 64;
+	/* upstream counts ZTUNNEL_CPU_LIMIT's CPUs, when given, for "N%", "0" and the default */
+	cpus = cfg->cpu_limit ? cfg->cpu_limit : config_usable_cores();
+	if (cfg->cpu_limit && cfg->workers && workers_env && *workers_env &&
+	    config_parse_workers(workers_env, cpus, &cfg->workers) < 0)
+		return -EINVAL;		/* parsed once already: cannot fail now */
+	if (cfg->workers == 0) {	/* upstream: max(2, 25% of the cores) */
+		cfg->workers = (cpus + 3) / 4 > 2 ? (cpus + 3) / 4 : 2;
+		if (cfg->workers > CONFIG_MAX_WORKERS)
+			cfg->workers = CONFIG_MAX_WORKERS;
 	}
 	return 0;
 }

@@ -46,6 +46,8 @@ struct metrics {
 	unsigned claimed;	/* next free slot, claimed with fetch_add */
 	int64_t gauge[METRICS_GAUGES];
 	uint64_t pods_started;
+	const char *redirect_backend;	/* static; NULL: not set */
+	uint64_t redirected[METRICS_REDIRECTED_DIRECTIONS];
 };
 
 /* Label names in upstream's order (the order of struct metrics_labels). */

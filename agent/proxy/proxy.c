@@ -149,11 +149,13 @@ static void on_accept(struct io_op *op, int res, uint32_t flags)
 		return;
 	}
 	if (res >= 0) {
-		if (l->kind == PROXY_OUTBOUND)
+		if (l->kind == PROXY_OUTBOUND) {
+			metrics_redirected(l->pw->px->metrics, METRICS_REDIRECTED_OUTBOUND);
 			proxy_outbound_accept(l->pw, l->pod, res);
-		else if (l->kind == PROXY_INBOUND_PLAIN)
+		} else if (l->kind == PROXY_INBOUND_PLAIN) {
+			metrics_redirected(l->pw->px->metrics, METRICS_REDIRECTED_INBOUND);
 			proxy_inbound_plain_accept(l->pw, l->pod, res);
-		else
+		} else
 			proxy_inbound_hbone_accept(l->pw, l->pod, res);
 	} else if (proxy_accept_overloaded(res)) {
 		proxy_shed_accept(l);	/* paused: logged once per interval, re-armed later */
@@ -249,6 +251,7 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 	/* the capture backend needs one socket of each reuseport group (the kernel picks within) */
 	pod->capture.outbound_fd = ls[PROXY_OUTBOUND]->fd;
 	pod->capture.inbound_fd = ls[PROXY_INBOUND_PLAIN]->fd;
+	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;	/* no DNS proxy yet */
 	for (i = 0; i < n; i++)
 		io_worker_post(&ls[i]->pw->io, add_listener_task, ls[i]);
 	free(ls);

@@ -52,6 +52,14 @@ int64_t metrics_gauge_get(struct metrics *m, enum metrics_gauge g);
 /* Counter of pods enrolled since start (proxies_started_total). */
 void metrics_pod_started(struct metrics *m);
 
+/* Connections the capture backend delivered to the pod listeners 15001 (outbound) and 15006
+ * (inbound): ztunnel_redirected_connections_total{backend,direction}. The backend's name
+ * (static) is set once at start-up. */
+enum metrics_redirected { METRICS_REDIRECTED_OUTBOUND, METRICS_REDIRECTED_INBOUND,
+			  METRICS_REDIRECTED_DIRECTIONS };
+void metrics_set_redirect_backend(struct metrics *m, const char *name);
+void metrics_redirected(struct metrics *m, enum metrics_redirected direction);
+
 /* Writes every metric in Prometheus text format (HELP/TYPE, sums over shards). 0 or -errno. */
 int metrics_render(struct metrics *m, FILE *out);
 

@@ -203,6 +203,15 @@ tb_wait_pid() {
 tb_config() { cat >"$TBDIR/$1"; }
 
 tb__state() { echo "$TBDIR/state-$1"; }
+# tb_bpf_links POD sk_lookup|tcx: how many of the ebpf backend's programs are attached in POD's
+# netns (sk_lookup) or on its eth0's ingress (tcx).
+tb_bpf_links() {
+	local pat="sk_lookup zt_sk_lookup"
+	[ "$2" = tcx ] && pat="tcx_ingress eth0 zt_tc_ingress"
+	tb_exec "$1" "$TB_ROOT/build/tools/bpf_links" | grep -cx "$pat"
+}
+# tb_pin_dir NODE: where NODE's agent pins its eBPF objects (one per test run and node).
+tb_pin_dir() { echo "/sys/fs/bpf/$TB-$1"; }
 
 # tb_agent NODE CONFIG: start the agent in NODE's netns; CONFIG is a path, or a file name in
 # $TBDIR. Waits (10 s) for its CNI socket. Re-running it reuses the state dir (restart).
@@ -224,6 +233,7 @@ tb_agent() {
 		setsid nsenter --net="/run/netns/$(tb__ns "$node")" env LOCAL_XDS_PATH="$cfg" \
 			NODE_NAME="$node" ZTUNNEL_CA_CERT="$TBDIR/ca.pem" ZTUNNEL_CA_KEY="$TBDIR/ca.key" \
 			ZTUNNEL_STATE_DIR="$st" ZTUNNEL_CNI_SOCKET="$st/cni.sock" ZTUNNEL_LOG=debug \
+			ZTUNNEL_BPF_PIN_DIR="$(tb_pin_dir "$node")" \
 			"$ZT" </dev/null >>"$log" 2>&1 &
 	fi
 	pid=$!
@@ -267,6 +277,7 @@ tb__image_bundle() {
 		--field spec.serviceAccountName=ztunnel \
 		--env "LOCAL_XDS_PATH=$cfg" --env "ZTUNNEL_CA_CERT=$TBDIR/ca.pem" \
 		--env "ZTUNNEL_CA_KEY=$TBDIR/ca.key" --env ZTUNNEL_LOG=debug \
+		--env "ZTUNNEL_BPF_PIN_DIR=$(tb_pin_dir "$node")" \
 		--extra-mount "$TBDIR:$TBDIR:rbind,rslave,ro" \
 		--extra-mount "/run/netns:/run/netns:rbind,rslave,ro" >"$TBDIR/bundle-$node.log" 2>&1 ||
 		tb_fail "bundle config for $node: $(cat "$TBDIR/bundle-$node.log")"
@@ -425,6 +436,14 @@ tb_cleanup() {
 		runc delete -f "$p" >/dev/null 2>&1
 	done
 	tb__sanitizer_check
+	if [ -n "$TB" ]; then	# what the agents pinned (the ebpf backend): unpinned, detached
+		for p in /sys/fs/bpf/"$TB"-*; do
+			[ -d "$p" ] || continue
+			ZTUNNEL_BPF_PIN_DIR=$p ZTUNNEL_STATE_DIR="$TBDIR/state-${p##*-}" \
+				timeout 10 "$ZT" redirect-clean >/dev/null 2>&1
+			rm -rf "$p" 2>/dev/null
+		done
+	fi
 	tb__umount_state
 	if [ -n "$TB" ]; then
 		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TB-"); do

@@ -103,6 +103,10 @@ int main(void)
 	      "32 CPUs -> %u workers", cfg.workers);
 	CHECK(load("ZTUNNEL_CPU_LIMIT=32\0ZTUNNEL_WORKER_THREADS=3\0", &cfg, err, sizeof(err)) == 0 &&
 	      cfg.workers == 3, "ZTUNNEL_WORKER_THREADS wins: %u", cfg.workers);
+	CHECK(load("ZTUNNEL_CPU_LIMIT=32\0ZTUNNEL_WORKER_THREADS=50%\0", &cfg, err, sizeof(err)) == 0 &&
+	      cfg.workers == 16, "50%% of ZTUNNEL_CPU_LIMIT's 32 cores: %u", cfg.workers);
+	CHECK(load("ZTUNNEL_CPU_LIMIT=6\0ZTUNNEL_WORKER_THREADS=0\0", &cfg, err, sizeof(err)) == 0 &&
+	      cfg.workers == 6, "0: all of ZTUNNEL_CPU_LIMIT's 6 cores: %u", cfg.workers);
 	CHECK(load("ZTUNNEL_CPU_LIMIT=1.5\0", &cfg, err, sizeof(err)) < 0 &&
 	      strstr(err, "ZTUNNEL_CPU_LIMIT"), "bad CPU limit: %s", err);
 
