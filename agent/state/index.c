@@ -1,6 +1,7 @@
 /* state/index.c: hash indexes of a snapshot (workloads by IP, uid and namespace/name; services
- * by VIP, hostname and namespace/hostname; each service's endpoints), built once when the
- * snapshot is published, so a look-up costs the same for 10 workloads as for 10,000. */
+ * by VIP, hostname and namespace/hostname; each service's endpoints; the authorization policies
+ * that apply to each workload), built once when the snapshot is published, so a look-up costs
+ * the same for 10 workloads as for 10,000. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,12 @@ struct state_index {
 	 * workload order) and the workload's services-map entry for it */
 	uint32_t *ep_start, *ep;
 	const struct state_workload_service **ep_entry;
+	/* policies, by snapshot order: the GLOBAL ones; NAMESPACE ones by namespace (the table
+	 * holds the first, pol_ns_next chains the rest); those each workload lists (sorted) */
+	uint32_t *pol_global, n_pol_global;
+	struct table pol_ns, pol_key;
+	uint32_t *pol_ns_next;
+	uint32_t *wl_pol_start, *wl_pol;
 };
 
 /* FNV-1a, fed in pieces: a "namespace/hostname" key hashes the same whole or in parts. */
@@ -149,6 +156,18 @@ static bool svc_key_is(const struct state_snapshot *snap, uint32_t e, const void
 	return eq(snap->services[e].namespace_, p->a) && eq(snap->services[e].hostname, p->b);
 }
 
+static bool pol_ns_is(const struct state_snapshot *snap, uint32_t e, const void *key)
+{
+	return eq(snap->policies[e].namespace_, key);
+}
+
+static bool pol_key_is(const struct state_snapshot *snap, uint32_t e, const void *key)
+{
+	const struct pair *p = key;
+
+	return eq(snap->policies[e].namespace_, p->a) && eq(snap->policies[e].name, p->b);
+}
+
 /* "namespace/rest" split at the first '/' into p (pointing into buf). false if no '/'. */
 static bool split_key(const char *key, char *buf, size_t len, struct pair *p)
 {
@@ -221,6 +240,76 @@ static int build_endpoints(struct state_index *x, const struct state_snapshot *s
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int build_policies(struct state_index *x, const struct state_snapshot *snap)
+{
+	size_t n = snap->n_policies, listed = 0;
+	uint32_t *tail;
+	char ns[256];
+
+	if (table_init(&x->pol_ns, n) || table_init(&x->pol_key, n))
+		return -ENOMEM;
+	x->pol_global = malloc((n ? n : 1) * sizeof(*x->pol_global));
+	x->pol_ns_next = malloc((n ? n : 1) * sizeof(*x->pol_ns_next));
+	tail = malloc((n ? n : 1) * sizeof(*tail));	/* per chain head: its last entry */
+	for (size_t i = 0; i < snap->n_workloads; i++)
+		listed += snap->workloads[i].n_authorization_policies;
+	x->wl_pol_start = calloc(snap->n_workloads + 1, sizeof(*x->wl_pol_start));
+	x->wl_pol = malloc((listed ? listed : 1) * sizeof(*x->wl_pol));
+	if (!x->pol_global || !x->pol_ns_next || !tail || !x->wl_pol_start || !x->wl_pol) {
+		free(tail);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct state_policy *p = &snap->policies[i];
+
+		x->pol_ns_next[i] = EMPTY;
+		if (p->namespace_ && p->name) {
+			struct pair k = { p->namespace_, p->name };
+
+			insert(&x->pol_key, hash_pair(k.a, k.b), snap, pol_key_is, &k, i);
+		}
+		if (p->scope == STATE_SCOPE_GLOBAL) {
+			x->pol_global[x->n_pol_global++] = i;
+		} else if (p->scope == STATE_SCOPE_NAMESPACE && p->namespace_) {
+			uint32_t *s = probe(&x->pol_ns, hash_str(p->namespace_), snap, pol_ns_is,
+					    p->namespace_);
+
+			if (*s == EMPTY)
+				*s = i;
+			else
+				x->pol_ns_next[tail[*s]] = i;
+			tail[*s] = i;
+		}
+	}
+	free(tail);
+	for (size_t w = 0; w < snap->n_workloads; w++) {
+		const struct state_workload *wl = &snap->workloads[w];
+		uint32_t start = x->wl_pol_start[w], k = start;
+
+		for (size_t j = 0; j < wl->n_authorization_policies; j++) {
+			struct pair p;
+			uint32_t e;
+
+			if (!wl->authorization_policies[j] ||
+			    !split_key(wl->authorization_policies[j], ns, sizeof(ns), &p))
+				continue;
+			e = find(&x->pol_key, hash_pair(p.a, p.b), snap, pol_key_is, &p);
+			if (e != EMPTY)
+				x->wl_pol[k++] = e;
+		}
+		qsort(x->wl_pol + start, k - start, sizeof(*x->wl_pol), cmp_u32);
+		x->wl_pol_start[w + 1] = k;
+	}
+	return 0;
+}
+
 static int build(struct state_index *x, const struct state_snapshot *snap)
 {
 	size_t n_ips = 0, n_vips = 0;
@@ -259,7 +348,7 @@ static int build(struct state_index *x, const struct state_snapshot *snap)
 			insert(&x->svc_key, hash_pair(p.a, p.b), snap, svc_key_is, &p, i);
 		}
 	}
-	return build_endpoints(x, snap);
+	return build_endpoints(x, snap) < 0 ? -ENOMEM : build_policies(x, snap);
 }
 
 void state_index_free(struct state_index *x)
@@ -275,6 +364,12 @@ void state_index_free(struct state_index *x)
 	free(x->ep_start);
 	free(x->ep);
 	free(x->ep_entry);
+	free(x->pol_global);
+	free(x->pol_ns.slot);
+	free(x->pol_key.slot);
+	free(x->pol_ns_next);
+	free(x->wl_pol_start);
+	free(x->wl_pol);
 	free(x);
 }
 
@@ -286,7 +381,8 @@ int state_snapshot_index(struct state_snapshot *snap)
 		return -EINVAL;
 	if (snap->index)
 		return 0;
-	if (snap->n_workloads >= EMPTY || snap->n_services >= EMPTY)
+	if (snap->n_workloads >= EMPTY || snap->n_services >= EMPTY ||
+	    snap->n_policies >= EMPTY)
 		return -E2BIG;
 	x = calloc(1, sizeof(*x));
 	if (!x || build(x, snap) < 0) {
@@ -364,4 +460,55 @@ size_t state_index_endpoints(const struct state_snapshot *snap, const struct sta
 		*entry = x->ep_entry[at];
 	}
 	return n;
+}
+
+bool state_policies_begin(const struct state_snapshot *snap, const struct state_workload *w,
+			  struct state_policy_iter *it)
+{
+	const struct state_index *x = snap ? snap->index : NULL;
+	uintptr_t at0, p = (uintptr_t)w;
+	size_t wi;
+
+	memset(it, 0, sizeof(*it));
+	if (!x || !w)
+		return false;
+	at0 = (uintptr_t)snap->workloads;
+	if (p < at0 || p >= at0 + snap->n_workloads * sizeof(*w))
+		return false;	/* not this snapshot's: the caller scans */
+	wi = (p - at0) / sizeof(*w);
+	it->global = x->pol_global;
+	it->n_global = x->n_pol_global;
+	it->listed = x->wl_pol + x->wl_pol_start[wi];
+	it->n_listed = x->wl_pol_start[wi + 1] - x->wl_pol_start[wi];
+	it->ns_next = x->pol_ns_next;
+	it->ns_at = w->namespace_ ?
+		find(&x->pol_ns, hash_str(w->namespace_), snap, pol_ns_is, w->namespace_) : EMPTY;
+	return true;
+}
+
+const struct state_policy *state_policies_next(const struct state_snapshot *snap,
+					       struct state_policy_iter *it)
+{
+	uint32_t g = it->n_global ? *it->global : EMPTY;
+	uint32_t l = it->n_listed ? *it->listed : EMPTY;
+	uint32_t next = it->ns_at;
+
+	if (g < next)
+		next = g;
+	if (l < next)
+		next = l;
+	if (next == EMPTY)
+		return NULL;
+	/* the three lists are in snapshot order; one policy in two of them comes once */
+	if (g == next) {
+		it->global++;
+		it->n_global--;
+	}
+	while (it->n_listed && *it->listed == next) {
+		it->listed++;
+		it->n_listed--;
+	}
+	if (it->ns_at == next)
+		it->ns_at = it->ns_next[next];
+	return &snap->policies[next];
 }
