@@ -32,7 +32,11 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
 	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool \
-	haproxy
+	haproxy golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev
+
+# the image tag: the version the agent reports (istio_build)
+VERSION    := $(shell sed -n 's/^\#define ZTUNNEL_VERSION "\(.*\)"/\1/p' agent/metrics/render.c)
+IMAGE_PKGS := mmdebstrap umoci runc python3
 
 CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
 HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
@@ -52,7 +56,7 @@ FUZZ_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/fuzz-obj/%.o) $(CNI_LIB:%.c=$(BUILD)/fuzz
 	      $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/fuzz-obj/gen/%.o)
 FUZZ_LIB   := $(BUILD)/fuzz-obj/libztunnel.a
 
-.PHONY: all asan deps test demo bench unit fuzz clean check stress
+.PHONY: all asan deps image-deps image test-image test demo bench unit fuzz clean check stress
 .DEFAULT_GOAL := all
 
 $(BUILD)/bpf/vmlinux.h:
@@ -78,13 +82,30 @@ $(BUILD)/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -o $@ $< -lbpf
 
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+# installs the Debian packages named in $(1) that are missing
+define install_pkgs
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_pkgs,$(DEB_PKGS))
+
+image-deps:
+	$(call install_pkgs,$(IMAGE_PKGS))
+
+# The OCI image (image/build.sh): Debian packages only, no registry image; then the e2e mesh and
+# policy tests with node1's agent run from it under runc (tests/image/run.sh).
+image: deps image-deps
+	$(MAKE) all
+	bash image/build.sh $(VERSION)
+
+test-image: image
+	bash tests/image/run.sh $(VERSION)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTO_SRC)
 	@mkdir -p $(BUILD)/gen

@@ -141,6 +141,8 @@ static void dump_config(void *ctx, FILE *out)
 	fputc(',', out);
 	redirect_dump_json(&a->redirect, out);
 	fputc(',', out);
+	config_dump_json(&a->cfg, out);
+	fputc(',', out);
 	admin_limits_dump_json(out);
 	fputs("}\n", out);
 	state_snapshot_put(&snap);
@@ -163,13 +165,13 @@ static void request_drain(void *ctx)
 /* Stops accepting, lets open connections finish until the grace period ends. */
 static void drain(struct agent *a)
 {
-	uint64_t deadline = io_now_ms() + (uint64_t)a->cfg.grace_seconds * 1000;
+	uint64_t deadline = io_now_ms() + a->cfg.drain_ms;
 	int64_t open;
 
 	__atomic_store_n(&a->ready, 0, __ATOMIC_RELEASE);
 	proxy_drain(a->px);
 	inpod_unlisten_all(a->ip);
-	log_info("draining", "grace_period=%us open_connections=%lld", a->cfg.grace_seconds,
+	log_info("draining", "deadline=%ums open_connections=%lld", a->cfg.drain_ms,
 		 (long long)metrics_gauge_get(a->metrics, METRICS_ACTIVE_CONNECTIONS));
 	while ((open = metrics_gauge_get(a->metrics, METRICS_ACTIVE_CONNECTIONS)) > 0 &&
 	       io_now_ms() < deadline)
@@ -224,7 +226,7 @@ static void control_loop(struct agent *a, int sfd)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: ztunnel                 run the agent (settings from the environment)\n"
+	fprintf(stderr, "usage: ztunnel [proxy ztunnel] run the agent (settings from the environment)\n"
 			"       ztunnel ca-init CERT KEY [TRUST_DOMAIN]\n"
 			"       ztunnel cert-issue CA_CERT CA_KEY SPIFFE_ID CERT KEY [TTL_SECONDS]\n"
 			"       ztunnel redirect-clean  remove what the ebpf backend pinned "
@@ -347,6 +349,9 @@ int main(int argc, char **argv)
 		return ca_tool_main(argc - 1, argv + 1);
 	if (argc == 2 && strcmp(argv[1], "redirect-clean") == 0)
 		return redirect_clean_main();
+	/* upstream's image runs "ztunnel proxy ztunnel": the same as no arguments */
+	if (argc == 3 && strcmp(argv[1], "proxy") == 0 && strcmp(argv[2], "ztunnel") == 0)
+		argc = 1;
 	if (argc > 1)
 		return usage();
 	io_mem_init();
@@ -356,6 +361,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level_name(a.cfg.log_level);
 	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
+	io_sock_set_keepalive(&a.cfg.keepalive);
 	admin_raise_nofile();
 	sfd = signal_fd();
 	if (a.cfg.local_xds_path && !a.cfg.xds_address &&

@@ -56,6 +56,10 @@ int cni_fail(struct cni_error *err, enum cni_code code, const char *details, con
  */
 int cni_parse_input(struct cni_call *call, const char *config, size_t len, const char *args,
 		    struct cni_error *err);
+/* `ztunnel-cni install|uninstall ...` (argv[0] is the verb): puts the plugin on the node (binary
+ * into --bin-dir, an entry at the end of the conflist in --conf-dir) or takes it off; --watch
+ * keeps it installed until SIGTERM, then uninstalls what --owner installed. Exit status. */
+int cni_install_main(int argc, char **argv);
 /* ADD and CHECK need a prevResult (the plugin is chained). 0 or -EINVAL. */
 int cni_require_prev_result(const struct cni_call *call, struct cni_error *err);
 /* The workload's ZDS uid into req: the pod UID, else the container ID. 0 or -EINVAL. */

@@ -367,7 +367,7 @@ static int run(struct cni_call *call, struct cni_error *err)
 	return cmd_check(call, err);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct cni_call call = {
 		.command = getenv("CNI_COMMAND"),
@@ -375,7 +375,12 @@ int main(void)
 		.netns = getenv("CNI_NETNS"),
 	};
 	struct cni_error err = { .code = CNI_ERR_OTHER };
-	int rc = run(&call, &err);
+	int rc;
+
+	/* a runtime calls the plugin without arguments; these are the node installer's */
+	if (argc > 1 && (strcmp(argv[1], "install") == 0 || strcmp(argv[1], "uninstall") == 0))
+		return cni_install_main(argc - 1, argv + 1);
+	rc = run(&call, &err);
 
 	if (rc)
 		cni_print_error(call.cni_version, &err);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the unit tests (built with ASan/UBSan), each fuzz target briefly and the end-to-end tests,
+# Runs the unit tests (built with ASan/UBSan), each fuzz target briefly, the chart rendering test
+# and the end-to-end tests,
 # one line per test, and ends with "N passed, N failed, N skipped". Each test has a time limit.
 set -u
 cd "$(dirname "$0")/.."
@@ -33,6 +34,10 @@ done
 for t in build/fuzz/*; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
 	run_one "fuzz/$(basename "$t")" 60 bash tests/fuzz/run.sh "$t"
+done
+for t in tests/chart/test_*.sh; do
+	[ -f "$t" ] || continue
+	run_one "chart/$(basename "$t" .sh)" 120 bash "$t"
 done
 for t in tests/e2e/test_*.sh; do
 	[ -f "$t" ] || continue

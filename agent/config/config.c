@@ -8,6 +8,8 @@
 #include <ztunnel/config.h>
 #include <ztunnel/redirect.h>
 
+#include "config-int.h"
+
 int config_parse_duration_ms(const char *text, uint64_t *ms)
 {
 	static const struct { const char *unit; uint64_t mult; } units[] = {
@@ -56,7 +58,7 @@ int config_parse_workers(const char *text, unsigned cores, unsigned *out)
 }
 
 /* The cores this process may run on (its affinity, which a cpuset limits). */
-static unsigned usable_cores(void)
+unsigned config_usable_cores(void)
 {
 	cpu_set_t set;
 
@@ -119,6 +121,18 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE", K_UINT, CFG(hbone.max_pending_per_source), 0,
 	  1u << 20 },
 	{ "ZTUNNEL_APP_BUFFER_LIMIT", K_UINT, CFG(hbone.app_buffer_limit), 0, 0xffffffffu },
+	/* what upstream's chart sets (issue 13); derive.c completes them */
+	{ "RUST_LOG", K_STRING, CFG(rust_log), 0, 0 },
+	{ "ISTIO_META_CLUSTER_ID", K_STRING, CFG(meta_cluster_id), 0, 0 },
+	{ "NETWORK", K_STRING, CFG(network), 0, 0 },
+	{ "SERVICE_ACCOUNT", K_STRING, CFG(service_account), 0, 0 },
+	{ "INPOD_ENABLED", K_BOOL, CFG(inpod_enabled), 0, 0 },
+	{ "ZTUNNEL_CPU_LIMIT", K_UINT, CFG(cpu_limit), 1, 1u << 16 },
+	{ "CONNECTION_TERMINATION_DEADLINE", K_DURATION_MS, CFG(drain_ms), 0, 3600000 },
+	{ "KEEPALIVE_ENABLED", K_BOOL, CFG(keepalive.enabled), 0, 0 },
+	{ "KEEPALIVE_TIME", K_DURATION_S, CFG(keepalive.time_s), 1, 32767 },
+	{ "KEEPALIVE_INTERVAL", K_DURATION_S, CFG(keepalive.interval_s), 1, 32767 },
+	{ "KEEPALIVE_RETRIES", K_UINT, CFG(keepalive.retries), 1, 127 },
 };
 
 static int apply(struct config *cfg, const struct setting *s, const char *v, char *err, size_t len)
@@ -132,7 +146,7 @@ static int apply(struct config *cfg, const struct setting *s, const char *v, cha
 		return 0;
 	}
 	if (s->kind == K_WORKERS) {
-		int ret = config_parse_workers(v, usable_cores(), (unsigned *)field);
+		int ret = config_parse_workers(v, config_usable_cores(), (unsigned *)field);
 
 		if (ret < 0)
 			snprintf(err, len, "%s: \"%s\" is not a number of threads (1..%d), a share of "
@@ -177,20 +191,20 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->trust_domain = "cluster.local";
 	cfg->secret_ttl = 24 * 3600;
-	/* upstream's default: max(2, 25% of the cores) */
-	cfg->workers = (usable_cores() + 3) / 4 > 2 ? (usable_cores() + 3) / 4 : 2;
-	if (cfg->workers > CONFIG_MAX_WORKERS)
-		cfg->workers = CONFIG_MAX_WORKERS;
+	cfg->workers = 0;	/* unset: max(2, 25% of the cores), derive.c (ZTUNNEL_CPU_LIMIT) */
 	cfg->cni_socket = "/var/run/ztunnel/cni.sock";
 	cfg->state_dir = "/var/run/ztunnel";
 	cfg->redirect_mode = NULL;	/* nftables, or none when istio-cni enrolls (INPOD_UDS) */
 	cfg->bpf_pin_dir = REDIRECT_BPF_PIN_DIR;
 	cfg->cluster_id = "Kubernetes";
 	cfg->cluster_domain = "cluster.local";
-	cfg->log_level = "info";
+	cfg->log_level = NULL;		/* unset: RUST_LOG's level, else info */
 	cfg->log_format = "text";
 	cfg->metrics_mode = "on";
-	cfg->grace_seconds = 5;
+	cfg->grace_seconds = CONFIG_UNSET;
+	cfg->drain_ms = CONFIG_UNSET;
+	cfg->inpod_enabled = true;
+	cfg->keepalive = (struct io_keepalive){ true, 180, 180, 9 };
 	cfg->admin_port = 15000;
 	cfg->metrics_port = 15020;
 	cfg->ready_port = 15021;
@@ -201,6 +215,8 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 		if (v && *v && apply(cfg, &settings[i], v, err, len) < 0)
 			return -EINVAL;
 	}
+	if (config_derive(cfg, err, len) < 0)
+		return -EINVAL;
 	if (!cfg->redirect_mode)
 		cfg->redirect_mode = cfg->inpod_uds ? "none" : "nftables";
 	if (!redirect_backend(cfg->redirect_mode)) {

@@ -11,11 +11,23 @@
 
 #include <ztunnel/sock.h>
 
+/* Written once at start-up (io_sock_set_keepalive) and only read after: seven callers in three
+ * layers set socket options, and none of them carries the agent's config. */
+static struct io_keepalive keepalive = { true, 180, 180, 9 };
+
+void io_sock_set_keepalive(const struct io_keepalive *ka)
+{
+	keepalive = *ka;
+}
+
 void io_sock_set_options(int fd)
 {
-	int one = 1, idle = 180, intvl = 180, cnt = 9;
+	int one = 1, idle = (int)keepalive.time_s, intvl = (int)keepalive.interval_s;
+	int cnt = (int)keepalive.retries;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!keepalive.enabled)
+		return;
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));

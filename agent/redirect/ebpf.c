@@ -21,7 +21,6 @@
 #include "tc_ingress.skel.h"
 
 #define MAX_IFS 16
-#define ACCEPT_LOCAL "/proc/sys/net/ipv4/conf/all/accept_local"
 
 /* What the backend holds for one pod; owned by redirect_pod.state. */
 struct ebpf_pod {
@@ -247,18 +246,15 @@ static int attach(struct redirect_pod *pod, struct ebpf_pod *e, char *err, size_
 	return ret;
 }
 
+/* accept_local on the pod's interfaces (over rtnetlink: /proc/sys is read-only in a container) */
 static int accept_local(char value, char *was)
 {
-	int fd = open(ACCEPT_LOCAL, O_RDWR | O_CLOEXEC);
-	int ret = 0;
+	char why[200];
+	bool old = false;
+	int ret = redirect_ebpf_accept_local(value == '1', was ? &old : NULL, why, sizeof(why));
 
-	if (fd < 0)
-		return -errno;
-	if (was && read(fd, was, 1) != 1)
-		*was = '0';
-	if (lseek(fd, 0, SEEK_SET) < 0 || write(fd, &value, 1) != 1)
-		ret = -errno;
-	close(fd);
+	if (was)
+		*was = old ? '1' : '0';
 	return ret;
 }
 
@@ -366,7 +362,8 @@ int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, ch
 	if (ret == 0)
 		ret = attach(pod, e, err, errlen);
 	if (ret == 0 && (ret = note_install(e)) < 0)
-		snprintf(err, errlen, "ebpf: setting %s: %s", ACCEPT_LOCAL, strerror(-ret));
+		snprintf(err, errlen, "ebpf: setting accept_local on the pod's interfaces: %s",
+			 strerror(-ret));
 	if (ret == 0)
 		ret = redirect_ebpf_rules_apply(true, r->mark, pod->ipv4[0], pod->dns_udp_fd >= 0,
 						err, errlen);

@@ -226,11 +226,8 @@ static int clean_in_pod(void *arg)
 
 	ret = redirect_ebpf_rules_apply(false, c->mark, 0, true, c->why, sizeof(c->why));
 	if (c->accept_local_was >= 0) {
-		fd = open("/proc/sys/net/ipv4/conf/all/accept_local", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, c->accept_local_was ? "1" : "0", 1) != 1)
-			ret = ret ? ret : -errno;
-		if (fd >= 0)
-			close(fd);
+		fd = redirect_ebpf_accept_local(c->accept_local_was, NULL, c->why, sizeof(c->why));
+		ret = ret ? ret : fd;
 	}
 	return ret;
 }

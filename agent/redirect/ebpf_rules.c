@@ -2,13 +2,16 @@
  * the sk_lookup program hands it to the agent (no nftables: routing and a socket lookup). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 #include <net/if.h>
 #include <netinet/in.h>
 
 #include <linux/fib_rules.h>
+#include <linux/ip.h>
 #include <linux/rtnetlink.h>
 
 #include "ztunnel/redirect.h"
@@ -102,5 +105,80 @@ int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, bool dn
 			break;
 	}
 	mnl_socket_close(nl);
+	return ret;
+}
+
+/* "ip link set" IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF accept_local=value on ifindex. */
+static struct nlmsghdr *accept_local_msg(char *buf, unsigned ifindex, bool on, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlattr *spec, *inet, *conf;
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)ifindex;
+	spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	inet = mnl_attr_nest_start(nlh, AF_INET);
+	conf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+	mnl_attr_put_u32(nlh, IPV4_DEVCONF_ACCEPT_LOCAL, on ? 1 : 0);
+	mnl_attr_nest_end(nlh, conf);
+	mnl_attr_nest_end(nlh, inet);
+	mnl_attr_nest_end(nlh, spec);
+	return nlh;
+}
+
+/*
+ * accept_local on every interface of the calling thread's netns: the value the kernel checks
+ * is conf/all OR conf/<dev>, so this is what conf/all=1 would do for the pod's interfaces. Set
+ * over rtnetlink, not /proc/sys, which a container (as Kubernetes runs an unprivileged one) has
+ * read-only; the old value is read from /proc/sys (conf/all OR conf/lo).
+ */
+int redirect_ebpf_accept_local(bool on, bool *was, char *err, size_t errlen)
+{
+	static const char *const before[] = { "/proc/sys/net/ipv4/conf/all/accept_local",
+					      "/proc/sys/net/ipv4/conf/lo/accept_local" };
+	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct mnl_socket *nl;
+	struct if_nameindex *ifs;
+	uint32_t seq = (uint32_t)time(NULL);
+	char why[160], old;
+	int ret = 0;
+
+	for (size_t i = 0; was && i < sizeof(before) / sizeof(before[0]); i++) {
+		int fd = open(before[i], O_RDONLY | O_CLOEXEC);
+
+		if (i == 0)
+			*was = false;
+		if (fd >= 0 && read(fd, &old, 1) == 1 && old == '1')
+			*was = true;
+		if (fd >= 0)
+			close(fd);
+	}
+	ifs = if_nameindex();
+	nl = redirect_nl_open(NETLINK_ROUTE);
+	if (!ifs || !nl) {
+		ret = -errno;
+		snprintf(err, errlen, "accept_local: %s: %s", ifs ? "netlink socket" : "interfaces",
+			 strerror(errno));
+		goto out;
+	}
+	for (struct if_nameindex *i = ifs; i->if_index && ret == 0; i++) {
+		ret = redirect_nl_request(nl, accept_local_msg(buf, i->if_index, on, seq++), why,
+					  sizeof(why));
+		if (ret == -ENODEV)	/* gone meanwhile */
+			ret = 0;
+		if (ret < 0)
+			snprintf(err, errlen, "setting accept_local on %s: %s%s%s", i->if_name,
+				 strerror(-ret), why[0] ? ": " : "", why);
+	}
+out:
+	if (nl)
+		mnl_socket_close(nl);
+	if (ifs)
+		if_freenameindex(ifs);
 	return ret;
 }

@@ -55,6 +55,9 @@ int redirect_ebpf_unpin(const char *pod_dir, int *accept_local_was);
 int redirect_ebpf_sweep(const char *dir);
 int redirect_ebpf_clean(const struct redirect *r, const char *state_dir,
 			int (*in_netns)(int netns_fd, int (*fn)(void *), void *), FILE *out);
+/* Sets accept_local on every interface of the calling thread's netns over rtnetlink (works where
+ * /proc/sys is read-only); *was (if not NULL) gets whether it was on before. 0 or -errno. */
+int redirect_ebpf_accept_local(bool on, bool *was, char *err, size_t errlen);
 /* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc network order,
  * 0 for none; only on add) in buf. */
 struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,

@@ -63,7 +63,16 @@ bool io_sock_busy(const struct io_sock *s);
 /* Closes fd (not yet an io_sock) with a reset (SO_LINGER 0), not a FIN: a refusal. */
 void io_sock_reset_close(int fd);
 
-/* Sets the options every proxied socket gets: TCP_NODELAY and keepalive 180 s/180 s/9. */
+/* TCP keepalive of proxied sockets (upstream's KEEPALIVE_*; default on, 180 s / 180 s / 9). */
+struct io_keepalive {
+	bool enabled;
+	unsigned time_s, interval_s, retries;
+};
+
+/* Sets the keepalive io_sock_set_options applies from now on. Call once at start-up, before
+ * any worker runs: the value is read without a lock afterwards. */
+void io_sock_set_keepalive(const struct io_keepalive *ka);
+/* Sets the options every proxied socket gets: TCP_NODELAY and the keepalive set above. */
 void io_sock_set_options(int fd);
 
 #endif

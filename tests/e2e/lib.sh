@@ -14,6 +14,12 @@ ZT_CNI=${ZT_CNI:-$TB_ROOT/build/ztunnel-cni}
 PY=${PY:-/usr/bin/python3}
 # Set TB_NEED_AGENT=0 before tb_init for tests of the testbed or the peers alone.
 TB_NEED_AGENT=${TB_NEED_AGENT:-1}
+# Image mode (tests/image/run.sh): TB_IMAGE=<OCI layout>:<tag> runs the agent of TB_IMAGE_NODE
+# from that image under runc, in a bundle made by `umoci unpack` and set up as the chart asks
+# of Kubernetes (tests/image/bundle_config.py); the other nodes run build/ztunnel as usual.
+TB_IMAGE=${TB_IMAGE:-}
+TB_IMAGE_NODE=${TB_IMAGE_NODE:-node1}
+TB_CHART_RENDER=${TB_CHART_RENDER:-$TB_ROOT/build/chart-render}
 
 TB=
 TBDIR=
@@ -23,6 +29,7 @@ TB_NPODS=0
 TB_NLINKS=0
 TB_PIDS=()
 TB_AGENTS=()
+TB_CONTAINERS=()
 declare -A TB_NODE_IDX=()
 declare -A TB_POD_IP=()
 declare -A TB_POD_NODE=()
@@ -217,11 +224,18 @@ tb_agent() {
 	mkdir -p "$st"
 	rm -f "$st/cni.sock"
 	echo "=== agent start $(date +%T.%N)" >>"$log"
-	setsid nsenter --net="/run/netns/$(tb__ns "$node")" env LOCAL_XDS_PATH="$cfg" \
-		NODE_NAME="$node" ZTUNNEL_CA_CERT="$TBDIR/ca.pem" ZTUNNEL_CA_KEY="$TBDIR/ca.key" \
-		ZTUNNEL_STATE_DIR="$st" ZTUNNEL_CNI_SOCKET="$st/cni.sock" ZTUNNEL_LOG=debug \
-		ZTUNNEL_BPF_PIN_DIR="$(tb_pin_dir "$node")" \
-		"$ZT" </dev/null >>"$log" 2>&1 &
+	if [ -n "$TB_IMAGE" ] && [ "$node" = "$TB_IMAGE_NODE" ]; then
+		tb__image_bundle "$node" "$cfg" "$st"
+		runc delete -f "$TB-$node" >/dev/null 2>&1	# a previous run of ours killed hard
+		setsid runc run --bundle "$TBDIR/bundle-$node" "$TB-$node" </dev/null >>"$log" 2>&1 &
+		TB_CONTAINERS+=("$TB-$node")
+	else
+		setsid nsenter --net="/run/netns/$(tb__ns "$node")" env LOCAL_XDS_PATH="$cfg" \
+			NODE_NAME="$node" ZTUNNEL_CA_CERT="$TBDIR/ca.pem" ZTUNNEL_CA_KEY="$TBDIR/ca.key" \
+			ZTUNNEL_STATE_DIR="$st" ZTUNNEL_CNI_SOCKET="$st/cni.sock" ZTUNNEL_LOG=debug \
+			ZTUNNEL_BPF_PIN_DIR="$(tb_pin_dir "$node")" \
+			"$ZT" </dev/null >>"$log" 2>&1 &
+	fi
 	pid=$!
 	TB_AGENTS+=("$pid")
 	printf -v "TB_AGENT_PID_$(tb__var "$node")" %s "$pid"
@@ -234,7 +248,77 @@ tb_agent() {
 		tb_before "$dl" || { tail -20 "$log" >&2; tb_fail "agent on $node: no socket in 10 s"; }
 		sleep 0.05
 	done
+	if [ -n "$TB_IMAGE" ] && [ "$node" = "$TB_IMAGE_NODE" ]; then
+		tb__image_check "$node"
+	fi
 	tb_log "agent on $node ready (pid $pid, log $log)"
+}
+
+# tb__image_bundle NODE CFG STATE_DIR: $TBDIR/bundle-NODE/config.json for runc, on the rootfs
+# `umoci unpack` made of $TB_IMAGE (once per test) and the DaemonSet the chart renders (with
+# $TB_IMAGE_CHART_ARGS): the testbed's paths stand in for the node's, its local config and CA
+# for istiod.
+tb__image_bundle() {
+	local node=$1 cfg=$2 st=$3 ns
+	ns=$(tb__ns "$node")
+	if [ ! -d "$TBDIR/image/rootfs" ]; then
+		umoci unpack --image "$TB_IMAGE" "$TBDIR/image" >"$TBDIR/umoci.log" 2>&1 ||
+			tb_fail "umoci unpack $TB_IMAGE: $(tail -5 "$TBDIR/umoci.log")"
+		# shellcheck disable=SC2086
+		"$TB_CHART_RENDER" "$TB_ROOT/helm/ztunnel" ${TB_IMAGE_CHART_ARGS:-} >"$TBDIR/chart.yaml" ||
+			tb_fail "rendering the chart"
+	fi
+	mkdir -p "$TBDIR/bundle-$node"
+	"$PY" "$TB_ROOT/tests/image/bundle_config.py" "$TBDIR/image/config.json" "$TBDIR/chart.yaml" \
+		"$TBDIR/bundle-$node/config.json" --rootfs "$TBDIR/image/rootfs" \
+		--netns "/run/netns/$ns" --k8s-dir "$TBDIR/k8s-$node" --host-path "/var/run/ztunnel=$st" --host-path /sys/fs/bpf=/sys/fs/bpf \
+		--field "metadata.name=ztunnel-$node" --field metadata.namespace=istio-system \
+		--field "spec.nodeName=$node" --field "status.podIP=10.201.${TB_NODE_IDX[$node]}.1" \
+		--field spec.serviceAccountName=ztunnel \
+		--env "LOCAL_XDS_PATH=$cfg" --env "ZTUNNEL_CA_CERT=$TBDIR/ca.pem" \
+		--env "ZTUNNEL_CA_KEY=$TBDIR/ca.key" --env ZTUNNEL_LOG=debug \
+		--env "ZTUNNEL_BPF_PIN_DIR=$(tb_pin_dir "$node")" \
+		--extra-mount "$TBDIR:$TBDIR:rbind,rslave,ro" \
+		--extra-mount "/run/netns:/run/netns:rbind,rslave,ro" >"$TBDIR/bundle-$node.log" 2>&1 ||
+		tb_fail "bundle config for $node: $(cat "$TBDIR/bundle-$node.log")"
+}
+
+# tb__image_check NODE: the running container is what the chart asks for: the agent from the
+# image (args proxy ztunnel) in the node's netns, its own pid and mount namespaces, uid 0 gid
+# 1337, exactly NET_ADMIN NET_RAW SYS_ADMIN, a read-only root, /var/run/ztunnel mounted.
+tb__image_check() {
+	local node=$1 cpid st caps redirect
+	cpid=$(runc state "$TB-$node" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])') ||
+		tb_fail "runc state $TB-$node"
+	st=/proc/$cpid/status
+	[ "$(stat -L -c %i "/proc/$cpid/ns/net")" = "$(stat -L -c %i "/run/netns/$(tb__ns "$node")")" ] ||
+		tb_fail "container agent not in $node's network namespace"
+	[ "$(readlink "/proc/$cpid/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] &&
+		[ "$(readlink "/proc/$cpid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] ||
+		tb_fail "container agent shares the host's pid or mount namespace"
+	[ "$(tr '\0' ' ' <"/proc/$cpid/cmdline")" = "/usr/local/bin/ztunnel proxy ztunnel " ] ||
+		tb_fail "container runs: $(tr '\0' ' ' <"/proc/$cpid/cmdline")"
+	cmp -s "/proc/$cpid/root/usr/local/bin/ztunnel" "$ZT" ||
+		tb_fail "the container's /usr/local/bin/ztunnel is not build/ztunnel"
+	awk '/^Uid:/{u=$2} /^Gid:/{g=$2} END{exit !(u == 0 && g == 1337)}' "$st" ||
+		tb_fail "container agent uid/gid: $(grep -E '^(Uid|Gid):' "$st" | tr '\n' ' ')"
+	# NET_ADMIN (12), NET_RAW (13), SYS_ADMIN (21): the chart's add list, nothing else
+	caps=$(awk '/^CapEff:/{e=$2} /^CapBnd:/{b=$2} /^CapPrm:/{p=$2} END{print e, p, b}' "$st")
+	[ "$caps" = "0000000000203000 0000000000203000 0000000000203000" ] ||
+		tb_fail "container agent capabilities (eff prm bnd): $caps"
+	grep -q '^NoNewPrivs:[[:space:]]*0' "$st" || tb_fail "no_new_privs set (chart: allowPrivilegeEscalation)"
+	if touch "/proc/$cpid/root/usr/zt-rw-probe" 2>/dev/null; then
+		rm -f "/proc/$cpid/root/usr/zt-rw-probe"
+		tb_fail "the container's root filesystem is writable (chart: readOnlyRootFilesystem)"
+	fi
+	awk '$5 == "/run/ztunnel" || $5 == "/var/run/ztunnel"' "/proc/$cpid/mountinfo" | grep -q . ||
+		tb_fail "/var/run/ztunnel not mounted in the container"
+	redirect=$(tr '\0' '\n' <"/proc/$cpid/environ" | sed -n 's/^ZTUNNEL_REDIRECT=//p')
+	[ "$redirect" != ebpf ] || awk '$5 == "/sys/fs/bpf" && $9 == "bpf"' "/proc/$cpid/mountinfo" | grep -q . ||
+		tb_fail "redirect=ebpf but no bpffs at /sys/fs/bpf in the container"
+	tb_log "ok: $node's agent runs from the image under runc (pid $cpid in the container's pid" \
+		"namespace, uid 0 gid 1337, caps NET_ADMIN NET_RAW SYS_ADMIN, read-only root," \
+		"redirect=$redirect)"
 }
 
 # tb_agent_pid NODE: prints the agent's pid.
@@ -347,6 +431,9 @@ tb_cleanup() {
 		tb_poll 5 tb__dead "$pid" || kill -KILL -- "-$pid" 2>/dev/null ||
 			kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
+	done
+	for p in "${TB_CONTAINERS[@]}"; do	# a container whose runc was killed hard
+		runc delete -f "$p" >/dev/null 2>&1
 	done
 	tb__sanitizer_check
 	if [ -n "$TB" ]; then	# what the agents pinned (the ebpf backend): unpinned, detached

@@ -75,7 +75,7 @@ grep -q 'pod uid-default-client: .* its rules and accept_local restored' <<<"$ou
 s=$(tb_bpf_links client sk_lookup) t=$(tb_bpf_links client tcx)
 [ "$s$t" = 00 ] || tb_fail "after redirect-clean: $s sk_lookup and $t tcx programs in the client pod"
 tb_exec client ip rule | grep -q 'lookup 101' && tb_fail "after redirect-clean: $(tb_exec client ip rule)"
-tb_check "accept_local is back to 0" test "$(tb_exec client cat /proc/sys/net/ipv4/conf/all/accept_local)" = 0
+tb_check "accept_local is back to 0 (all, lo, eth0)" test "$(tb_exec client cat /proc/sys/net/ipv4/conf/{all,lo,eth0}/accept_local | tr -d "\n")" = 000
 n=$(tb_count "$L1" "$CC")
 request "after redirect-clean, the agent stopped" after-clean
 [ "$(tb_count "$L1" "$CC")" = "$n" ] || tb_fail "a stopped agent logged a connection"
