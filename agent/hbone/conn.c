@@ -1,4 +1,5 @@
 /* hbone conn: the TLS pump (memory BIOs over an io_uring socket) and the HTTP/2 session. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,7 +83,7 @@ void hconn_stream_detached(struct hbone_conn *c)
 
 static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 {
-	char peer[64];
+	char peer[64], gone[400];
 
 	if (c->state == HCONN_CLOSING)
 		return;
@@ -90,6 +91,10 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 
 	c->state = HCONN_CLOSING;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	if (!c->server && c->target && c->target->waypoint[0])	/* each stream's log names it */
+		snprintf(gone, sizeof(gone), "waypoint %s: %s", c->target->waypoint, reason);
+	else
+		snprintf(gone, sizeof(gone), "%s", reason);
 	access_addr(&c->peer, peer, sizeof(peer));
 	if (warn && c->server)
 		log_warn(handshaking ? "inbound handshake failed" : "inbound connection failed",
@@ -97,9 +102,10 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 			 c->peer_identity[0] ? c->peer_identity : "-", reason);
 	else if (warn)
 		log_warn("outbound connection failed",
-			 "dst.hbone_addr=%s dst.identity=%s src.identity=%s error=\"%s\"", peer,
-			 c->target ? c->target->dst_identity : "-",
-			 c->target ? c->target->src_identity : "-", reason);
+			 "dst.hbone_addr=%s dst.identity=%s src.identity=%s waypoint=\"%s\" "
+			 "error=\"%s\"", peer, c->target ? c->target->dst_identity : "-",
+			 c->target ? c->target->src_identity : "-",
+			 c->target && c->target->waypoint[0] ? c->target->waypoint : "-", reason);
 	else
 		log_debug("hbone connection closed", "peer=%s reason=\"%s\"", peer, reason);
 	io_timer_disarm(&c->timer);
@@ -107,7 +113,7 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 	if (!c->server)
 		hpool_conn_closed(c);
 	while (c->streams)
-		hstream_conn_gone(c->streams, reason);
+		hstream_conn_gone(c->streams, gone);
 	io_sock_close(&c->sock, warn);
 }
 
@@ -348,14 +354,23 @@ static void on_sock_sent(struct io_sock *s, int err)
 	hconn_leave(c);
 }
 
+static unsigned hconn_peer_port(const struct hbone_conn *c)
+{
+	if (c->peer.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&c->peer)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
+}
+
 static void on_sock_connected(struct io_sock *s, int err)
 {
 	struct hbone_conn *c = s->owner;
 
 	hconn_enter(c);
 	if (err < 0) {
-		hconn_fail(c, "connect to port 15008 failed: %s (is port 15008 reachable?)",
-			   strerror(-err));
+		unsigned port = hconn_peer_port(c);
+
+		hconn_fail(c, "connect to port %u failed: %s (is port %u reachable?)", port,
+			   strerror(-err), port);
 	} else {
 		io_sock_set_options(s->fd);
 		hconn_start_handshake(c);
@@ -386,7 +401,8 @@ static void on_timer(struct io_timer *t)
 	if (c->state == HCONN_READY)
 		conn_close(c, false, "idle");
 	else if (c->state == HCONN_CONNECTING)
-		hconn_fail(c, "connect timeout: no answer from port 15008 (is it blocked?)");
+		hconn_fail(c, "connect timeout: no answer from port %u (is it blocked?)",
+			   hconn_peer_port(c));
 	else if (!c->ssl)
 		conn_close(c, false, "handshake timeout: peer sent nothing");
 	else

@@ -79,7 +79,7 @@ struct hbone_stream {
 	int status;
 	char authority[300];	/* client: what to ask for; server: what was asked */
 	char method[16];
-	char error[200];
+	char error[320];
 	struct access_record rec;
 };
 

@@ -61,36 +61,8 @@ void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_st
 		state_workload_identity(w, identity, il);
 }
 
-/* Destination chosen for a captured connection. */
-struct route {
-	const struct state_workload *w;	/* NULL: passthrough */
-	struct state_ip ip;
-	uint16_t port;
-};
-
-/* 0 with a route, 1 when the destination is unknown (passthrough), -EHOSTUNREACH. */
-static int pick_route(struct proxy_worker *pw, struct state_snapshot *snap,
-		      const struct sockaddr_storage *orig, struct route *r, struct access_record *rec)
-{
-	const struct state_service *svc;
-
-	proxy_ip_of(orig, &r->ip, &r->port);
-	r->w = state_lookup_ip(snap, &r->ip);
-	if (r->w)
-		return 0;
-	svc = state_lookup_vip(snap, &r->ip);
-	if (!svc)
-		return 1;
-	snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", svc->hostname);
-	r->w = state_service_pick(snap, svc, r->port, pw->counter++, &r->port);
-	if (!r->w || r->w->n_ips == 0)
-		return -EHOSTUNREACH;
-	r->ip = r->w->ips[0];
-	return 0;
-}
-
 static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
-			const struct route *r, struct access_record *rec)
+			const struct proxy_route *r, struct access_record *rec)
 {
 	struct sockaddr_storage sa;
 	socklen_t len = proxy_sockaddr(&r->ip, r->port, &sa);
@@ -106,23 +78,29 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec, false);
 }
 
-static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd, const struct route *r,
-		   struct access_record *rec)
+static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
+		   const struct proxy_route *r, struct access_record *rec)
 {
 	struct hbone_target t;
-	char ipbuf[INET6_ADDRSTRLEN];
+	char ipbuf[INET6_ADDRSTRLEN], name[300];
 
 	memset(&t, 0, sizeof(t));
-	proxy_sockaddr(&r->ip, HBONE_PORT, &t.hbone_addr);
-	proxy_sockaddr(&r->ip, r->port, &rec->dst);
+	proxy_sockaddr(&r->ip, r->kind == PROXY_ROUTE_WAYPOINT ? r->port : HBONE_PORT,
+		       &t.hbone_addr);
+	proxy_sockaddr(&r->authority_ip, r->authority_port, &rec->dst);
 	rec->hbone = t.hbone_addr;
-	state_ip_format(&r->ip, ipbuf, sizeof(ipbuf));
-	snprintf(t.authority, sizeof(t.authority), r->ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-		 ipbuf, r->port);
+	state_ip_format(&r->authority_ip, ipbuf, sizeof(ipbuf));
+	snprintf(t.authority, sizeof(t.authority),
+		 r->authority_ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", ipbuf, r->authority_port);
 	state_workload_identity(r->w, t.dst_identity, sizeof(t.dst_identity));
 	snprintf(t.src_identity, sizeof(t.src_identity), "%s", pod->identity);
+	if (r->kind == PROXY_ROUTE_WAYPOINT)
+		snprintf(t.waypoint, sizeof(t.waypoint), "%s (%s/%s)",
+			 proxy_gateway_name(r->waypoint, name, sizeof(name)),
+			 r->w->namespace_ ? r->w->namespace_ : "", r->w->name ? r->w->name : "");
 	t.netns_fd = pod->netns_fd;
 	t.client_ctx = __atomic_load_n(&pod->client_ctx, __ATOMIC_ACQUIRE);	/* rotation swaps it */
+	/* as upstream, the destination of a waypoint hop is the waypoint (the service stays) */
 	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", r->w->name);
 	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", r->w->namespace_);
 	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", t.dst_identity);
@@ -144,7 +122,7 @@ struct proxy_parked {
 /* Asks for the destination and parks the connection; false when it cannot wait. */
 static bool park(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 		 const struct sockaddr_storage *orig, const struct access_record *rec,
-		 const struct route *r)
+		 const struct proxy_route *r)
 {
 	struct proxy *px = pw->px;
 	struct proxy_parked *p;
@@ -175,18 +153,30 @@ static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int f
 			   const struct sockaddr_storage *orig, struct access_record *rec,
 			   bool may_wait)
 {
-	struct route r;
-	int ret = pick_route(pw, proxy_snapshot(pw), orig, &r, rec);
+	struct proxy_route r;
+	struct proxy_route_source src = { .identity = pod->identity };
+	struct state_ip dst;
+	uint16_t dport, sport;
+	char why[400];
+	int ret;
 
+	proxy_ip_of(&rec->src, &src.ip, &sport);
+	proxy_ip_of(orig, &dst, &dport);
+	ret = proxy_route_pick(proxy_snapshot(pw), &src, &dst, dport, pw->counter++, &r, why,
+			       sizeof(why));
+	if (r.svc)
+		snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", r.svc->hostname);
 	if (ret < 0) {
-		access_log_complete(rec, "service has no endpoint for this port");
-		close(fd);
+		/* never around a waypoint: no route is a refused connection */
+		access_log_complete(rec, why);
+		io_sock_reset_close(fd);
 	} else if (ret == 1 && may_wait && park(pw, pod, fd, orig, rec, &r)) {
 		return;
-	} else if (!r.w || r.w->protocol != STATE_PROTO_HBONE) {
-		passthrough(pw, pod, fd, &r, rec);
-	} else {
+	} else if (r.kind == PROXY_ROUTE_WAYPOINT ||
+		   (r.kind == PROXY_ROUTE_DIRECT && r.w->protocol == STATE_PROTO_HBONE)) {
 		tunnel(pw, pod, fd, &r, rec);
+	} else {
+		passthrough(pw, pod, fd, &r, rec);
 	}
 }
 

@@ -57,6 +57,47 @@ struct proxy_listener {
 	bool closing;
 };
 
+/* route.c: where a captured connection goes. */
+enum proxy_route_kind {
+	PROXY_ROUTE_PASSTHROUGH,	/* unknown destination: plain TCP to it */
+	PROXY_ROUTE_DIRECT,		/* the workload itself (HBONE or plain TCP by its protocol) */
+	PROXY_ROUTE_WAYPOINT,		/* HBONE to the destination's waypoint */
+};
+
+/* The connection's source, for the sandwich rule. */
+struct proxy_route_source {
+	const char *identity;		/* the pod's SPIFFE id */
+	struct state_ip ip;		/* the connection's source address */
+};
+
+/* Pointers live as long as the snapshot the route was picked from. */
+struct proxy_route {
+	enum proxy_route_kind kind;
+	const struct state_workload *w;	/* next hop: the destination workload or the waypoint */
+	const struct state_service *svc;	/* the service addressed, or NULL */
+	const struct state_gateway *waypoint;	/* the reference followed, for WAYPOINT */
+	struct state_ip ip;		/* next hop address */
+	uint16_t port;			/* app port (DIRECT), the waypoint's HBONE port (WAYPOINT) */
+	struct state_ip authority_ip;	/* HBONE :authority: the original VIP:port for a service */
+	uint16_t authority_port;	/* or a waypoint, the endpoint's podIP:targetPort else */
+};
+
+/*
+ * Routes a connection from src to dst:dport as upstream does: a workload with a waypoint goes
+ * to the waypoint (unless src is that waypoint: the sandwich rule), a service with a waypoint
+ * to the waypoint (:authority the VIP), other services to an endpoint picked with hint. 0 with
+ * r filled, 1 for an unknown destination (r->kind PASSTHROUGH), -ENOENT (waypoint not in the
+ * state) or -EHOSTUNREACH (no endpoint) with why naming what is missing.
+ */
+int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route_source *src,
+		     const struct state_ip *dst, uint16_t dport, uint32_t hint,
+		     struct proxy_route *r, char *why, size_t len);
+/* Whether src (identity and address) is a workload of dst's waypoint. */
+bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_workload *dst,
+			 const char *src_identity, const struct state_ip *src_ip);
+/* A waypoint reference as text: "namespace/hostname" or its address. Returns buf. */
+const char *proxy_gateway_name(const struct state_gateway *g, char *buf, size_t len);
+
 /* shed.c */
 void proxy_shed_init(struct proxy_shed *s);
 /* An accept failed with res: is it the kind that a pause fixes (out of fds or memory)? */

@@ -94,12 +94,13 @@ struct hbone_pool;
 
 /* What an outbound tunnel needs. Strings are copied. */
 struct hbone_target {
-	struct sockaddr_storage hbone_addr;	/* peer ip:15008 */
+	struct sockaddr_storage hbone_addr;	/* peer ip:15008 (a waypoint's hbone_mtls_port) */
 	char authority[80];			/* "ip:port" of the app */
 	char src_identity[TLS_SPIFFE_MAX];
 	char dst_identity[TLS_SPIFFE_MAX];	/* the SAN the server must present */
 	int netns_fd;				/* source pod netns for new sockets; borrowed */
 	SSL_CTX *client_ctx;			/* source identity's context; borrowed */
+	char waypoint[160];			/* "" or the waypoint this goes through (logs) */
 };
 
 /* Pool key equality: source identity, destination identity, HBONE address and source netns. */
