@@ -32,6 +32,8 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->max_pending_per_source = 256;
 	s->app_buffer_limit = 64u << 20;
 	s->max_header_list = 64 * 1024;
+	s->keepalive_interval_ms = 10 * 1000;
+	s->keepalive_timeout_ms = 20 * 1000;
 }
 
 /* The handshake is over (done or failed): it no longer counts against the gate. */
@@ -48,6 +50,7 @@ static void maybe_free(struct hbone_conn *c)
 	if (c->depth > 0 || !c->sock_closed || c->streams)
 		return;
 	io_timer_disarm(&c->timer);
+	io_timer_disarm(&c->keepalive);
 	ungate(c);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
@@ -109,6 +112,7 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 	else
 		log_debug("hbone connection closed", "peer=%s reason=\"%s\"", peer, reason);
 	io_timer_disarm(&c->timer);
+	io_timer_disarm(&c->keepalive);
 	ungate(c);
 	if (!c->server)
 		hpool_conn_closed(c);
@@ -263,6 +267,7 @@ static void handshake_step(struct hbone_conn *c)
 		ungate(c);
 		c->state = HCONN_READY;
 		io_timer_disarm(&c->timer);
+		io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
 		if (!c->server)
 			hpool_conn_ready(c);
 		return;
@@ -410,6 +415,39 @@ static void on_timer(struct io_timer *t)
 	hconn_leave(c);
 }
 
+/* A peer that vanished without a FIN (or froze) stops answering PINGs: the connection goes,
+ * so that the pool opens a fresh one instead of queueing streams on a dead one. */
+static void on_keepalive(struct io_timer *t)
+{
+	struct hbone_conn *c = (void *)((char *)t - offsetof(struct hbone_conn, keepalive));
+
+	if (c->state != HCONN_READY)
+		return;
+	hconn_enter(c);
+	if (c->ping_in_flight) {
+		hconn_fail(c, "keepalive: no answer to PING within %u ms",
+			   c->set->keepalive_timeout_ms);
+	} else if (nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL) != 0) {
+		hconn_fail(c, "keepalive: cannot send PING");
+	} else {
+		c->ping_in_flight = true;
+		io_timer_arm(c->w, &c->keepalive, c->set->keepalive_timeout_ms);
+		hconn_flush(c);
+	}
+	hconn_leave(c);
+}
+
+void hconn_pong(struct hbone_conn *c)
+{
+	char peer[64];
+
+	if (!c->ping_in_flight || c->state != HCONN_READY)
+		return;
+	c->ping_in_flight = false;
+	log_debug("keepalive answered", "peer=%s", access_addr(&c->peer, peer, sizeof(peer)));
+	io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
+}
+
 /* The SSL object and its memory BIOs; the context reference passes to it. */
 static int start_tls(struct hbone_conn *c)
 {
@@ -512,6 +550,7 @@ struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool ser
 	c->gate = gate;
 	c->state = HCONN_CONNECTING;
 	c->timer.fire = on_timer;
+	c->keepalive.fire = on_keepalive;
 	SSL_CTX_up_ref(ctx);
 	c->ctx = ctx;
 	io_sock_init(&c->sock, w, fd, &conn_sock_cb, c, CONN_RBUF);

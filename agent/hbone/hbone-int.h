@@ -33,6 +33,8 @@ struct hbone_conn {
 	int depth;			/* callbacks of this conn on the stack */
 	uint8_t *obuf;			/* ciphertext being written; from the worker's pool */
 	struct io_timer timer;		/* handshake deadline, then idle release */
+	struct io_timer keepalive;	/* next PING, or the deadline of the one in flight */
+	bool ping_in_flight;
 	const struct hbone_settings *set;
 	char peer_identity[TLS_SPIFFE_MAX];
 	struct sockaddr_storage peer;
@@ -92,6 +94,8 @@ void hconn_enter(struct hbone_conn *c);
 void hconn_leave(struct hbone_conn *c);
 void hconn_start_handshake(struct hbone_conn *c);
 void hconn_stream_detached(struct hbone_conn *c);
+/* The peer answered our PING. */
+void hconn_pong(struct hbone_conn *c);
 
 /* stream.c */
 /* A callback of st is on the stack: st stays allocated until the matching leave. */

@@ -448,6 +448,8 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 
 	if (c->state == HCONN_CLOSING)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK))
+		hconn_pong(c);
 	if (!st)
 		return 0;
 	hstream_enter(st);

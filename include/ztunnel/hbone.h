@@ -26,6 +26,8 @@ struct hbone_settings {
 	uint32_t max_pending_per_source;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE, 256 */
 	uint32_t app_buffer_limit;	/* ZTUNNEL_APP_BUFFER_LIMIT: bytes queued toward apps, 64 MiB */
 	uint32_t max_header_list;	/* 64 KiB, as upstream */
+	uint32_t keepalive_interval_ms;	/* PING after this long (10 s), again as long after a PONG */
+	uint32_t keepalive_timeout_ms;	/* close when no PONG came this long after a PING (20 s) */
 };
 
 /* Fills upstream's defaults. */
