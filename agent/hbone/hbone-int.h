@@ -82,6 +82,7 @@ struct hbone_stream {
 	char authority[300];	/* client: what to ask for; server: what was asked */
 	char method[16];
 	char error[320];
+	struct hbone_meta meta;	/* client: headers to send; server: received, then response's */
 	struct access_record rec;
 };
 

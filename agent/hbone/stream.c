@@ -302,12 +302,22 @@ void hstream_attach_tcp(struct hbone_stream *st, int fd)
 int hstream_submit_request(struct hbone_stream *st)
 {
 	struct hbone_conn *c = st->conn;
-	nghttp2_nv nva[] = {
+	nghttp2_nv nva[5] = {
 		MAKE_NV(":method", "CONNECT", 7),
 		MAKE_NV(":authority", st->authority, strlen(st->authority)),
 	};
+	size_t n = 2;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
-	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, 2, &prd, st);
+
+	if (st->meta.baggage[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", st->meta.baggage, strlen(st->meta.baggage));
+	if (st->meta.forwarded[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("forwarded", st->meta.forwarded,
+					       strlen(st->meta.forwarded));
+	if (st->meta.traceparent[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("traceparent", st->meta.traceparent,
+					       strlen(st->meta.traceparent));
+	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, &prd, st);
 
 	if (id < 0) {
 		hstream_fail(st, nghttp2_strerror(id));
@@ -348,6 +358,16 @@ struct io_worker *hbone_stream_worker(const struct hbone_stream *st)
 	return st->conn ? st->conn->w : st->tcp.w;
 }
 
+const struct hbone_meta *hbone_stream_meta(const struct hbone_stream *st)
+{
+	return &st->meta;
+}
+
+void hbone_stream_set_response_baggage(struct hbone_stream *st, const char *baggage)
+{
+	snprintf(st->meta.baggage, sizeof(st->meta.baggage), "%s", baggage ? baggage : "");
+}
+
 const char *hbone_stream_peer_identity(const struct hbone_stream *st)
 {
 	return st->conn ? st->conn->peer_identity : "";
@@ -357,11 +377,14 @@ static int submit_status(struct hbone_stream *st, int status, bool with_body)
 {
 	char code[8];
 	int len = snprintf(code, sizeof(code), "%d", status);
-	nghttp2_nv nva[] = { MAKE_NV(":status", code, (size_t)len) };
+	nghttp2_nv nva[2] = { MAKE_NV(":status", code, (size_t)len) };
+	size_t n = 1;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
 
+	if (status == 200 && st->meta.baggage[0])	/* the destination's, as upstream */
+		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", st->meta.baggage, strlen(st->meta.baggage));
 	st->status = status;
-	return nghttp2_submit_response(st->conn->h2, st->id, nva, 1, with_body ? &prd : NULL);
+	return nghttp2_submit_response(st->conn->h2, st->id, nva, n, with_body ? &prd : NULL);
 }
 
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason)

@@ -41,6 +41,26 @@ int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, 
 	return fd;
 }
 
+/* The peer's baggage, for a source the state does not know (the log names what it says), and
+ * the destination's baggage for the response. */
+static void peer_meta(struct proxy_worker *pw, struct hbone_stream *st, struct access_record *rec,
+		      struct proxy_baggage *bag)
+{
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	struct state_ip ip;
+	uint16_t port;
+	char out[sizeof(hbone_stream_meta(st)->baggage)];
+
+	proxy_baggage_parse(hbone_stream_meta(st)->baggage, bag);
+	if (!rec->src_workload[0] && bag->workload[0]) {
+		snprintf(rec->src_workload, sizeof(rec->src_workload), "%s", bag->workload);
+		snprintf(rec->src_namespace, sizeof(rec->src_namespace), "%s", bag->namespace_);
+	}
+	proxy_ip_of(&rec->dst, &ip, &port);
+	proxy_baggage_encode(state_lookup_ip(snap, &ip), out, sizeof(out));
+	hbone_stream_set_response_baggage(st, out);
+}
+
 static void on_hbone_request(struct hbone_stream *st, const char *authority, void *ctx)
 {
 	struct proxy_pod *pod = ctx;
@@ -52,6 +72,7 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	socklen_t len = 0;
 	const char *bad;
 	char why[256], msg[300];
+	struct proxy_baggage bag;
 	int fd;
 
 	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", pod->name);
@@ -75,12 +96,14 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 		return;
 	}
 	if (!proxy_authorized(pw, rec, why, sizeof(why))) {
-		proxy_count_open(pw, rec, PROXY_FLAGS_DENY, true);
+		peer_meta(pw, st, rec, &bag);
+		proxy_count_open_peer(pw, rec, PROXY_FLAGS_DENY, true, &bag);
 		snprintf(msg, sizeof(msg), "connection denied: %s", why);
 		hbone_stream_refuse(st, 401, msg);
 		return;
 	}
-	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
+	peer_meta(pw, st, rec, &bag);
+	proxy_count_open_peer(pw, rec, PROXY_FLAGS_OK, true, &bag);
 	access_track(&pw->inbound, rec, hbone_stream_abort);
 	fd = proxy_app_socket(pod, &rec->src, pw->px->set.mark);
 	if (fd < 0) {

@@ -78,10 +78,26 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec, false);
 }
 
+/* Upstream's headers: the source pod's baggage, forwarded (with the service addressed) and a
+ * fresh traceparent. */
+static void request_meta(struct proxy_worker *pw, struct proxy_pod *pod,
+			 const struct proxy_route *r, const struct access_record *rec,
+			 struct hbone_meta *m)
+{
+	const struct state_workload *src =
+		state_lookup_pod(proxy_snapshot(pw), pod->uid, pod->namespace_, pod->name);
+
+	proxy_baggage_encode(src, m->baggage, sizeof(m->baggage));
+	proxy_forwarded(&rec->src, r->svc ? r->svc->hostname : NULL, m->forwarded,
+			sizeof(m->forwarded));
+	proxy_traceparent(m->traceparent, sizeof(m->traceparent));
+}
+
 static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 		   const struct proxy_route *r, struct access_record *rec)
 {
 	struct hbone_target t;
+	struct hbone_meta meta;
 	char ipbuf[INET6_ADDRSTRLEN], name[300];
 
 	memset(&t, 0, sizeof(t));
@@ -105,7 +121,8 @@ static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", r->w->namespace_);
 	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", t.dst_identity);
 	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
-	hbone_pool_tunnel(pw->pool, &t, fd, rec);
+	request_meta(pw, pod, r, rec, &meta);
+	hbone_pool_tunnel(pw->pool, &t, fd, rec, &meta);
 }
 
 /* An outbound connection waiting for the control plane to say what its destination is. */

@@ -98,6 +98,28 @@ bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_w
 /* A waypoint reference as text: "namespace/hostname" or its address. Returns buf. */
 const char *proxy_gateway_name(const struct state_gateway *g, char *buf, size_t len);
 
+/* meta.c: upstream's HBONE metadata headers. */
+/* What a peer's baggage says about its workload; each field a bounded copy holding only
+ * baggage-octets (label- and log-safe), "" when absent or unusable. */
+struct proxy_baggage {
+	char cluster[64], namespace_[64], workload[128], service[128], revision[64];
+	char region[64], zone[64];
+};
+/* The baggage header value for workload w (only non-empty members, values percent-encoded
+ * where they hold more than baggage-octets; a member that does not fit is left out). Returns
+ * its length; "" for NULL w. */
+size_t proxy_baggage_encode(const struct state_workload *w, char *buf, size_t len);
+/* Parses a received baggage header value (any bytes, NUL-terminated) into b. */
+void proxy_baggage_parse(const char *value, struct proxy_baggage *b);
+/* `for="<client ip:port>"`, with `;host=<host>` when host is a token (a service hostname). */
+void proxy_forwarded(const struct sockaddr_storage *client, const char *host, char *buf,
+		     size_t len);
+/* A fresh W3C traceparent ("00-<trace id>-<span id>-00", random); len >= 56. 0 or -1. */
+int proxy_traceparent(char *buf, size_t len);
+/* proxy_count_open, with the labels of a source not in the state taken from its baggage. */
+void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, const char *flags,
+			   bool mtls, const struct proxy_baggage *peer);
+
 /* shed.c */
 void proxy_shed_init(struct proxy_shed *s);
 /* An accept failed with res: is it the kind that a pause fixes (out of fds or memory)? */

@@ -91,6 +91,20 @@ void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason
 void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,
 			  socklen_t salen);
 
+/* Upstream's CONNECT metadata. Client: the request headers to send; empty ones are left out.
+ * Server: baggage and forwarded as received (baggage = the request's, until the proxy sets the
+ * response's with hbone_stream_set_response_baggage). Values hold header-safe text only. */
+struct hbone_meta {
+	char baggage[256];
+	char forwarded[128];
+	char traceparent[56];	/* "00-<32 hex>-<16 hex>-00" */
+};
+
+/* The stream's received baggage and forwarded headers ("" when absent or over-long). */
+const struct hbone_meta *hbone_stream_meta(const struct hbone_stream *st);
+/* The baggage header of the stream's 200 response (copied; "" or NULL: none). */
+void hbone_stream_set_response_baggage(struct hbone_stream *st, const char *baggage);
+
 /* A per-worker pool of client connections. */
 struct hbone_pool;
 
@@ -119,10 +133,11 @@ unsigned hbone_pool_size(const struct hbone_pool *pool);
 
 /*
  * Tunnels the accepted client socket fd (owned from now) to t: reuses a pooled connection with
- * room for a stream or opens one. rec is copied as the stream's access record. On any failure
- * the client socket is reset and the failure logged.
+ * room for a stream or opens one. rec is copied as the stream's access record, meta (may be
+ * NULL) as its request headers. On any failure the client socket is reset and the failure
+ * logged.
  */
 void hbone_pool_tunnel(struct hbone_pool *pool, const struct hbone_target *t, int fd,
-		       const struct access_record *rec);
+		       const struct access_record *rec, const struct hbone_meta *meta);
 
 #endif
