@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
 #include <ztunnel/sock.h>
@@ -164,12 +166,27 @@ static bool park(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	return true;
 }
 
+/* xorshift64*, seeded once per worker: endpoint picks need spread, not secrecy */
+static uint64_t next_random(struct proxy_worker *pw)
+{
+	uint64_t x = pw->rng;
+
+	if (!x && (RAND_bytes((unsigned char *)&x, sizeof(x)) != 1 || !x))
+		x = io_now_ms() | 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	pw->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
 /* Routes a captured connection by the current state; may_wait: an unknown destination may be
  * asked for on demand first. */
 static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 			   const struct sockaddr_storage *orig, struct access_record *rec,
 			   bool may_wait)
 {
+	struct state_snapshot *snap = proxy_snapshot(pw);
 	struct proxy_route r;
 	struct proxy_route_source src = { .identity = pod->identity };
 	struct state_ip dst;
@@ -179,8 +196,8 @@ static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int f
 
 	proxy_ip_of(&rec->src, &src.ip, &sport);
 	proxy_ip_of(orig, &dst, &dport);
-	ret = proxy_route_pick(proxy_snapshot(pw), &src, &dst, dport, pw->counter++, &r, why,
-			       sizeof(why));
+	src.workload = state_lookup_pod(snap, pod->uid, pod->namespace_, pod->name);
+	ret = proxy_route_pick(snap, &src, &dst, dport, next_random(pw), &r, why, sizeof(why));
 	if (r.svc)
 		snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", r.svc->hostname);
 	if (ret < 0) {

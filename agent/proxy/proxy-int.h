@@ -19,7 +19,7 @@ struct proxy_worker {
 	struct hbone_pool *pool;
 	struct state_snapshot *snap;	/* this worker's reference */
 	unsigned long gen;
-	uint32_t counter;		/* spreads service endpoint picks */
+	uint64_t rng;			/* xorshift state for endpoint picks; 0 until seeded */
 	struct proxy_listener *listeners;
 	struct metrics_shard *shard;	/* this worker's counters */
 	struct access_tracker inbound;	/* open inbound connections, re-checked on change */
@@ -64,10 +64,11 @@ enum proxy_route_kind {
 	PROXY_ROUTE_WAYPOINT,		/* HBONE to the destination's waypoint */
 };
 
-/* The connection's source, for the sandwich rule. */
+/* The connection's source: the sandwich rule and load balancing look at it. */
 struct proxy_route_source {
 	const char *identity;		/* the pod's SPIFFE id */
 	struct state_ip ip;		/* the connection's source address */
+	const struct state_workload *workload;	/* the pod's workload, or NULL */
 };
 
 /* Pointers live as long as the snapshot the route was picked from. */
@@ -85,13 +86,27 @@ struct proxy_route {
 /*
  * Routes a connection from src to dst:dport as upstream does: a workload with a waypoint goes
  * to the waypoint (unless src is that waypoint: the sandwich rule), a service with a waypoint
- * to the waypoint (:authority the VIP), other services to an endpoint picked with hint. 0 with
+ * to the waypoint (:authority the VIP), other services to an endpoint picked by load balancing
+ * with the random number rnd (a service in Passthrough mode: to the VIP itself). 0 with
  * r filled, 1 for an unknown destination (r->kind PASSTHROUGH), -ENOENT (waypoint not in the
  * state) or -EHOSTUNREACH (no endpoint) with why naming what is missing.
  */
 int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route_source *src,
-		     const struct state_ip *dst, uint16_t dport, uint32_t hint,
+		     const struct state_ip *dst, uint16_t dport, uint64_t rnd,
 		     struct proxy_route *r, char *why, size_t len);
+/* lb.c */
+/* Where endpoint w ranks for a connection from src under lb: 0 for Standard; for Strict and
+ * Failover the routing preferences it shares with src, in order (upstream's ranking, a leading
+ * Network first); -1 when Strict excludes it. src may be NULL (matches only unset fields). */
+int proxy_lb_rank(const struct state_load_balancing *lb, const struct state_workload *src,
+		  const struct state_workload *w);
+/* An endpoint of svc for service port `port`: healthy (or any, with AllowAll), of the best
+ * rank, picked at random (rnd) weighted by capacity. Writes its target port (the endpoint's
+ * mapping, else the service's, else port). NULL when none qualifies. */
+const struct state_workload *proxy_lb_pick(const struct state_snapshot *snap,
+					   const struct state_workload *src,
+					   const struct state_service *svc, uint16_t port,
+					   uint64_t rnd, uint16_t *target_port);
 /* Whether src (identity and address) is a workload of dst's waypoint. */
 bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_workload *dst,
 			 const char *src_identity, const struct state_ip *src_ip);

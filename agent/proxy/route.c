@@ -70,7 +70,8 @@ bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_w
 /* Follows the waypoint reference g for a connection to orig: fills the next hop. 0, or -ENOENT
  * (not in the state) / -EHOSTUNREACH (no endpoint with an address) with why filled. */
 static int resolve_waypoint(const struct state_snapshot *snap, const struct state_gateway *g,
-			    uint32_t hint, struct proxy_route *r, char *why, size_t len)
+			    const struct proxy_route_source *src, uint64_t rnd,
+			    struct proxy_route *r, char *why, size_t len)
 {
 	const struct state_service *svc = NULL;
 	const struct state_workload *w = NULL;
@@ -92,7 +93,7 @@ static int resolve_waypoint(const struct state_snapshot *snap, const struct stat
 		return -ENOENT;
 	}
 	if (svc) {
-		w = state_service_pick(snap, svc, port, hint, &port);
+		w = proxy_lb_pick(snap, src->workload, svc, port, rnd, &port);
 		if (!w || !w->n_ips) {
 			snprintf(why, len, "waypoint %s has no endpoint for port %u", name,
 				 g->hbone_mtls_port);
@@ -108,7 +109,7 @@ static int resolve_waypoint(const struct state_snapshot *snap, const struct stat
 }
 
 int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route_source *src,
-		     const struct state_ip *dst, uint16_t dport, uint32_t hint,
+		     const struct state_ip *dst, uint16_t dport, uint64_t rnd,
 		     struct proxy_route *r, char *why, size_t len)
 {
 	const struct state_service *svc;
@@ -123,7 +124,7 @@ int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route
 		/* a workload's own waypoint, unless the traffic comes from it (the sandwich) */
 		if (r->w->waypoint.present &&
 		    !proxy_from_waypoint(snap, r->w, src->identity, &src->ip))
-			return resolve_waypoint(snap, &r->w->waypoint, hint, r, why, len);
+			return resolve_waypoint(snap, &r->w->waypoint, src, rnd, r, why, len);
 		r->kind = PROXY_ROUTE_DIRECT;
 		return 0;
 	}
@@ -134,11 +135,15 @@ int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route
 	}
 	r->svc = svc;
 	if (svc->waypoint.present)	/* :authority stays the VIP: the waypoint load balances */
-		return resolve_waypoint(snap, &svc->waypoint, hint, r, why, len);
+		return resolve_waypoint(snap, &svc->waypoint, src, rnd, r, why, len);
+	if (svc->load_balancing.mode == STATE_LB_PASSTHROUGH) {	/* to the VIP as it is */
+		r->kind = PROXY_ROUTE_PASSTHROUGH;
+		return 0;
+	}
 	/* a service-addressed connection skips its endpoint's workload waypoint, as upstream */
-	r->w = state_service_pick(snap, svc, dport, hint, &r->port);
+	r->w = proxy_lb_pick(snap, src->workload, svc, dport, rnd, &r->port);
 	if (!r->w || r->w->n_ips == 0) {
-		snprintf(why, len, "service has no endpoint for this port");
+		snprintf(why, len, "service has no healthy endpoint for this port");
 		return -EHOSTUNREACH;
 	}
 	r->ip = r->w->ips[0];

@@ -10,6 +10,7 @@
 #include "../../agent/state/snapshot.c"
 #include "../../agent/localcfg/yaml.c"
 #include "../../agent/localcfg/fields.c"
+#include "../../agent/localcfg/balance.c"
 #include "../../agent/localcfg/objects.c"
 #include "../../agent/localcfg/policy.c"
 #include "../../agent/localcfg/localcfg.c"

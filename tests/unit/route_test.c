@@ -80,7 +80,7 @@ static void test_routes(struct state_snapshot *snap)
 		  "10.0.1.2", "10.96.0.10", 80, 0, PROXY_ROUTE_DIRECT, "server", "10.0.2.2", 8080,
 		  "10.0.2.2:8080", NULL },
 		{ "service port not exposed", CLIENT, "10.0.1.2", "10.96.0.10", 81, -EHOSTUNREACH,
-		  PROXY_ROUTE_PASSTHROUGH, NULL, NULL, 0, NULL, "no endpoint" },
+		  PROXY_ROUTE_PASSTHROUGH, NULL, NULL, 0, NULL, "endpoint for this port" },
 		{ "service waypoint by pod address: authority stays VIP:port", CLIENT, "10.0.1.2",
 		  "10.96.0.11", 80, 0, PROXY_ROUTE_WAYPOINT, "waypoint", "10.0.2.7", 15008,
 		  "10.96.0.11:80", NULL },
@@ -166,6 +166,123 @@ static void test_gateway_name(struct state_snapshot *snap)
 	CHECK(!proxy_from_waypoint(snap, w, NULL, NULL), "no source: not from the waypoint");
 }
 
+/* Load balancing: the client in region r1 zone z1 on node n1; endpoints a (r1/z1, capacity 1),
+ * b (r1/z2, capacity 1), c (r2/z3, capacity 2), d (r1/z1, unhealthy). */
+static const char lb_mesh[] =
+	"workloads:\n"
+	"- {uid: c, name: client, namespace: default, workloadIps: [\"10.0.1.2\"],"
+	"   protocol: HBONE, node: n1, locality: {region: r1, zone: z1}}\n"
+	"- {uid: a, name: a, namespace: default, workloadIps: [\"10.0.2.1\"], protocol: HBONE,"
+	"   node: n2, locality: {region: r1, zone: z1}, services: &all {\"default/std\": {80: 8080},"
+	"   \"default/strict\": {80: 8080}, \"default/failover\": {80: 8080},"
+	"   \"default/all\": {80: 8080}, \"default/pass\": {80: 8080}}}\n"
+	"- {uid: b, name: b, namespace: default, workloadIps: [\"10.0.2.2\"], protocol: HBONE,"
+	"   node: n2, locality: {region: r1, zone: z2}, services: *all}\n"
+	"- {uid: cc, name: c, namespace: default, workloadIps: [\"10.0.2.3\"], protocol: HBONE,"
+	"   node: n3, capacity: 2, locality: {region: r2, zone: z3}, services: *all}\n"
+	"- {uid: d, name: d, namespace: default, workloadIps: [\"10.0.2.4\"], protocol: HBONE,"
+	"   node: n1, status: Unhealthy, locality: {region: r1, zone: z1}, services: *all}\n"
+	"services:\n"
+	"- {name: std, namespace: default, hostname: std, vips: [\"/10.96.1.1\"], ports: {80: 8080}}\n"
+	"- {name: strict, namespace: default, hostname: strict, vips: [\"/10.96.1.2\"],"
+	"   ports: {80: 8080}, loadBalancer: {mode: Strict, routingPreferences: [Region, Zone]}}\n"
+	"- {name: failover, namespace: default, hostname: failover, vips: [\"/10.96.1.3\"],"
+	"   ports: {80: 8080}, loadBalancer: {mode: Failover, routingPreferences: [Region, Zone]}}\n"
+	"- {name: all, namespace: default, hostname: all, vips: [\"/10.96.1.4\"], ports: {80: 8080},"
+	"   loadBalancer: {mode: Failover, routingPreferences: [Node], healthPolicy: AllowAll}}\n"
+	"- {name: pass, namespace: default, hostname: pass, vips: [\"/10.96.1.5\"],"
+	"   ports: {80: 8080}, loadBalancer: {mode: Passthrough}}\n";
+
+/* Picks for rnd = 0..n-1 counted by endpoint name (a, b, c, d; e = none). */
+static void count_picks(struct state_snapshot *snap, const char *vip, unsigned n,
+			unsigned counts[5])
+{
+	struct state_ip ip, dst;
+	struct proxy_route_source src = { .identity = CLIENT };
+	struct proxy_route r;
+	char why[200];
+
+	memset(counts, 0, 5 * sizeof(*counts));
+	state_ip_parse("10.0.1.2", &ip);
+	src.ip = ip;
+	src.workload = state_lookup_ip(snap, &ip);
+	state_ip_parse(vip, &dst);
+	for (unsigned i = 0; i < n; i++) {
+		int ret = proxy_route_pick(snap, &src, &dst, 80, i, &r, why, sizeof(why));
+
+		if (ret == 0 && r.kind == PROXY_ROUTE_DIRECT && r.w && r.w->name[0] >= 'a' &&
+		    r.w->name[0] <= 'd')
+			counts[r.w->name[0] - 'a']++;
+		else
+			counts[4]++;
+	}
+}
+
+static void test_load_balancing(void)
+{
+	char err[256];
+	struct state_snapshot *snap = localcfg_load_buffer("lb", lb_mesh, strlen(lb_mesh), err,
+							   sizeof(err));
+	unsigned n[5];
+	struct state_ip ip, dst;
+	struct proxy_route r;
+	struct proxy_route_source src = { .identity = CLIENT };
+
+	CHECK(snap, "lb mesh parses: %s", err);
+	if (!snap)
+		return;
+	count_picks(snap, "10.96.1.1", 4000, n);
+	CHECK(n[0] == 1000 && n[1] == 1000 && n[2] == 2000 && n[3] == 0 && n[4] == 0,
+	      "Standard: weighted by capacity, unhealthy skipped: a=%u b=%u c=%u d=%u none=%u",
+	      n[0], n[1], n[2], n[3], n[4]);
+	count_picks(snap, "10.96.1.2", 100, n);
+	CHECK(n[0] == 100, "Strict [Region, Zone]: only the full match a (a=%u b=%u c=%u)", n[0],
+	      n[1], n[2]);
+	count_picks(snap, "10.96.1.3", 100, n);
+	CHECK(n[0] == 100, "Failover: the best rank a while it is healthy (a=%u b=%u)", n[0], n[1]);
+	count_picks(snap, "10.96.1.4", 100, n);
+	CHECK(n[3] == 100, "AllowAll: the unhealthy endpoint on the client's node (d=%u)", n[3]);
+
+	/* a leaves: Strict has nothing, Failover moves to b (same region), then to c */
+	snap->workloads[1].unhealthy = true;
+	count_picks(snap, "10.96.1.2", 10, n);
+	CHECK(n[4] == 10, "Strict without a full match: no endpoint (none=%u)", n[4]);
+	count_picks(snap, "10.96.1.3", 100, n);
+	CHECK(n[1] == 100, "Failover: next best rank b (b=%u c=%u)", n[1], n[2]);
+	snap->workloads[2].unhealthy = true;
+	count_picks(snap, "10.96.1.3", 100, n);
+	CHECK(n[2] == 100, "Failover: then c in another region (c=%u)", n[2]);
+	snap->workloads[3].capacity = 0;
+	count_picks(snap, "10.96.1.1", 10, n);
+	CHECK(n[4] == 10, "all weights zero: no endpoint (none=%u)", n[4]);
+
+	state_ip_parse("10.0.1.2", &src.ip);
+	state_ip_parse("10.96.1.5", &dst);
+	CHECK(proxy_route_pick(snap, &src, &dst, 80, 0, &r, err, sizeof(err)) == 0 &&
+	      r.kind == PROXY_ROUTE_PASSTHROUGH && state_ip_equal(&r.ip, &dst) && r.port == 80,
+	      "Passthrough: to the VIP itself");
+	state_ip_parse("10.0.2.1", &ip);
+	CHECK(proxy_lb_rank(&snap->services[2].load_balancing, NULL, state_lookup_ip(snap, &ip)) ==
+	      0, "no source workload: ranks as unset");
+	state_snapshot_put(&snap);
+}
+
+static void test_network_rank(void)
+{
+	struct state_workload src = { .network = "n1", .locality = { .region = "r1" } };
+	struct state_workload same_net = { .network = "n1", .locality = { .region = "r2" } };
+	struct state_workload other_net = { .network = "n2", .locality = { .region = "r1" } };
+	struct state_load_balancing lb = { .mode = STATE_LB_FAILOVER, .n_routing_preferences = 2,
+					   .routing_preferences = { STATE_LB_NETWORK,
+								    STATE_LB_REGION } };
+
+	CHECK(proxy_lb_rank(&lb, &src, &same_net) > proxy_lb_rank(&lb, &src, &other_net),
+	      "a leading Network preference outranks the rest: %d vs %d",
+	      proxy_lb_rank(&lb, &src, &same_net), proxy_lb_rank(&lb, &src, &other_net));
+	lb.mode = STATE_LB_STANDARD;
+	CHECK(proxy_lb_rank(&lb, &src, &other_net) == 0, "Standard ignores preferences");
+}
+
 int main(void)
 {
 	char err[256];
@@ -178,6 +295,8 @@ int main(void)
 	test_routes(snap);
 	test_gateway_name(snap);
 	state_snapshot_put(&snap);
+	test_load_balancing();
+	test_network_rank();
 	if (failures) {
 		printf("%d checks failed\n", failures);
 		return 1;
