@@ -34,6 +34,7 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->max_header_list = 64 * 1024;
 	s->keepalive_interval_ms = 10 * 1000;
 	s->keepalive_timeout_ms = 20 * 1000;
+	s->localhost_app_tunnel = true;
 }
 
 /* The handshake is over (done or failed): it no longer counts against the gate. */

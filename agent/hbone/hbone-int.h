@@ -83,6 +83,9 @@ struct hbone_stream {
 	char method[16];
 	char error[320];
 	struct hbone_meta meta;	/* client: headers to send; server: received, then response's */
+	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header) */
+	uint16_t prefix_len;
+	bool writing_prefix;
 	struct access_record rec;
 };
 

@@ -44,6 +44,8 @@ static void stream_release(struct hbone_stream *st)
 	if (st->depth > 0 || !st->finished)
 		return;
 	queue_drop(st, st->q.len);
+	free(st->prefix);
+	st->prefix = NULL;
 	io_obj_free(&st->w->bufs, st);
 }
 
@@ -135,8 +137,14 @@ static void pump_out(struct hbone_stream *st)
 	const uint8_t *seg;
 	size_t len;
 
-	if (!st->has_tcp || !st->tcp_ready || st->tcp.closing || st->tcp.fd < 0 || st->writing)
+	if (!st->has_tcp || !st->tcp_ready || st->tcp.closing || st->tcp.fd < 0 || st->writing ||
+	    st->writing_prefix)
 		return;
+	if (st->prefix_len) {	/* ours, before any of the peer's bytes */
+		st->writing_prefix = true;
+		io_sock_write(&st->tcp, st->prefix, st->prefix_len);
+		return;
+	}
 	seg = io_bufq_peek(&st->q, &len);
 	if (seg) {
 		st->writing = len;
@@ -188,7 +196,16 @@ static void on_tcp_sent(struct io_sock *s, int err)
 
 	if (err < 0) {
 		st->writing = 0;
+		st->writing_prefix = false;
 		hstream_fail(st, "write to socket failed");
+		return;
+	}
+	if (st->writing_prefix) {	/* not the peer's bytes: no window given back, not counted */
+		st->writing_prefix = false;
+		st->prefix_len = 0;
+		hstream_enter(st);
+		pump_out(st);
+		hstream_leave(st);
 		return;
 	}
 	queue_drop(st, n);
@@ -403,6 +420,18 @@ void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason
 	submit_status(st, status, false);
 	hconn_flush(c);
 	hconn_leave(c);
+}
+
+int hbone_stream_set_prefix(struct hbone_stream *st, const uint8_t *data, size_t len)
+{
+	if (!len || len > 1024 || st->prefix)
+		return -EINVAL;
+	st->prefix = malloc(len);
+	if (!st->prefix)
+		return -ENOMEM;
+	memcpy(st->prefix, data, len);
+	st->prefix_len = (uint16_t)len;
+	return 0;
 }
 
 void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,

@@ -83,6 +83,34 @@ static int f_workload_services(struct lc_ctx *c, yaml_node_t *v, void *obj,
 	return 0;
 }
 
+static int f_tunnel_protocol(struct lc_ctx *c, yaml_node_t *v, void *obj,
+			     const struct lc_field *f)
+{
+	static const struct lc_enum names = { { "NONE", "PROXY" }, { 0, 1 } };
+	struct lc_field e = { f->key, localcfg_f_enum, 0, 0, &names, false };
+	int value = 0, ret = localcfg_f_enum(c, v, &value, &e);
+
+	if (!ret)
+		((struct state_app_tunnel *)obj)->proxy = value == 1;
+	return ret;
+}
+
+static const struct lc_field app_tunnel_fields[] = {
+	{ "protocol", f_tunnel_protocol, 0, 0, NULL, true },
+	LC_FIELD("port", localcfg_f_port, struct state_app_tunnel, port),
+};
+
+/* applicationTunnel: {protocol: NONE | PROXY, port: 15088}. */
+static int f_app_tunnel(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
+{
+	struct state_app_tunnel *t = LC_FIELD_PTR(obj, f);
+
+	if (localcfg_is_null(v))
+		return 0;
+	t->present = true;
+	return localcfg_fields(c, v, app_tunnel_fields, N(app_tunnel_fields), t, c->key);
+}
+
 static const struct lc_enum protocols = {
 	{ "HBONE", "TCP", "NONE" }, { STATE_PROTO_HBONE, STATE_PROTO_NONE, STATE_PROTO_NONE } };
 static const struct lc_enum network_modes = { { "Standard", "HostNetwork" }, { 0, 1 } };
@@ -114,7 +142,7 @@ static const struct lc_field workload_fields[] = {
 	LC_IGNORED("networkGateway", localcfg_f_gateway),
 	LC_IGNORED("nativeTunnel", localcfg_f_bool),
 	LC_FIELD("capacity", localcfg_f_uint, W, capacity),
-	LC_IGNORED("applicationTunnel", localcfg_f_any),
+	LC_FIELD("applicationTunnel", f_app_tunnel, W, application_tunnel),
 	LC_FIELD("locality", localcfg_f_locality, W, locality),
 };
 #undef W

@@ -182,3 +182,55 @@ int proxy_traceparent(char *buf, size_t len)
 	snprintf(buf + n, len - n, "-00");
 	return 0;
 }
+
+static size_t put_addr(uint8_t *p, const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		memcpy(p, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 4;
+	}
+	memcpy(p, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	return 16;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
+					  ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+ssize_t proxy_ppv2_header(const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+			  const char *identity, uint8_t *buf, size_t len)
+{
+	static const uint8_t sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+					 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
+	size_t idl = identity ? strlen(identity) : 0, alen, n = 16;
+	uint16_t sp, dp;
+
+	if (src->ss_family != dst->ss_family ||
+	    (src->ss_family != AF_INET && src->ss_family != AF_INET6) || idl > 0xffff)
+		return -1;
+	alen = src->ss_family == AF_INET ? 12 : 36;
+	if (len < 16 + alen + (idl ? 3 + idl : 0))
+		return -1;
+	memcpy(buf, sig, sizeof(sig));
+	buf[12] = 0x21;				/* version 2, PROXY */
+	buf[13] = src->ss_family == AF_INET ? 0x11 : 0x21;	/* TCP over IPv4 / IPv6 */
+	n += put_addr(buf + n, src);
+	n += put_addr(buf + n, dst);
+	sp = port_of(src);
+	dp = port_of(dst);
+	memcpy(buf + n, &sp, 2);		/* already in network order */
+	memcpy(buf + n + 2, &dp, 2);
+	n += 4;
+	if (idl) {	/* upstream's TLV 0xD0: the peer's SPIFFE identity */
+		buf[n++] = 0xD0;
+		buf[n++] = (uint8_t)(idl >> 8);
+		buf[n++] = (uint8_t)idl;
+		memcpy(buf + n, identity, idl);
+		n += idl;
+	}
+	buf[14] = (uint8_t)((n - 16) >> 8);
+	buf[15] = (uint8_t)(n - 16);
+	return (ssize_t)n;
+}

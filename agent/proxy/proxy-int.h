@@ -131,6 +131,11 @@ void proxy_forwarded(const struct sockaddr_storage *client, const char *host, ch
 		     size_t len);
 /* A fresh W3C traceparent ("00-<trace id>-<span id>-00", random); len >= 56. 0 or -1. */
 int proxy_traceparent(char *buf, size_t len);
+/* A PROXY protocol v2 header (PROXY, TCP) from src to dst, with upstream's TLV 0xD0 holding
+ * identity (none when NULL or ""). Both addresses of one family. Its length, or -1 (families
+ * differ, buf too small). */
+ssize_t proxy_ppv2_header(const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+			  const char *identity, uint8_t *buf, size_t len);
 /* proxy_count_open, with the labels of a source not in the state taken from its baggage. */
 void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, const char *flags,
 			   bool mtls, const struct proxy_baggage *peer);

@@ -234,6 +234,15 @@ static int workload_balancing(const Istio__Workload__Workload *pw, struct state_
 	int ret = 0;
 
 	w->unhealthy = pw->status == ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY;
+	if (pw->application_tunnel) {
+		w->application_tunnel.present = true;
+		w->application_tunnel.proxy = pw->application_tunnel->protocol ==
+			ISTIO__WORKLOAD__APPLICATION_TUNNEL__PROTOCOL__PROXY;
+		ret = xds_port(pw->application_tunnel->port, true, &w->application_tunnel.port,
+			       "application_tunnel.port", err, errlen);
+		if (ret)
+			return ret;
+	}
 	w->capacity = pw->capacity ? pw->capacity->value : 1;
 	if (l) {
 		ret = xds_str(l->region, &w->locality.region, "locality.region", err, errlen);

@@ -28,6 +28,7 @@ struct hbone_settings {
 	uint32_t max_header_list;	/* 64 KiB, as upstream */
 	uint32_t keepalive_interval_ms;	/* PING after this long (10 s), again as long after a PONG */
 	uint32_t keepalive_timeout_ms;	/* close when no PONG came this long after a PING (20 s) */
+	bool localhost_app_tunnel;	/* LOCALHOST_APP_TUNNEL: PROXY app tunnels go to 127.0.0.1 */
 };
 
 /* Fills upstream's defaults. */
@@ -86,6 +87,9 @@ void hbone_stream_abort(struct access_record *rec, const char *reason);
 void hbone_stream_goaway(struct hbone_stream *st);
 /* Refuses a request with an HTTP status (400, 401, 503...) and a reason for the log. */
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason);
+/* Bytes the app gets before the tunnelled ones (a PROXY header); copied. Call before
+ * hbone_stream_connect. 0 or -ENOMEM / -EINVAL (len 0 or over 1 KiB). */
+int hbone_stream_set_prefix(struct hbone_stream *st, const uint8_t *data, size_t len);
 /* Connects fd (non-blocking, already bound as the proxy wants) to sa; 200 and relay on success,
  * 503 on failure. fd is owned by the stream from now. */
 void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,

@@ -55,6 +55,13 @@ struct state_locality {
 	char *subzone;
 };
 
+/* Upstream's ApplicationTunnel: how the destination agent hands connections to this workload. */
+struct state_app_tunnel {
+	bool present;
+	bool proxy;		/* protocol PROXY: a PROXY v2 header (source identity TLV) first */
+	uint16_t port;		/* 0: the connection's own port */
+};
+
 /* All strings and arrays are owned by the snapshot that holds the workload. */
 struct state_workload {
 	char *uid;
@@ -79,6 +86,7 @@ struct state_workload {
 	struct state_locality locality;
 	uint32_t capacity;		/* load-balancing weight; upstream's default 1 */
 	bool unhealthy;			/* status Unhealthy: skipped unless the service allows all */
+	struct state_app_tunnel application_tunnel;
 };
 
 /* Service load balancing (upstream's LoadBalancing). */

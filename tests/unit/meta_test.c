@@ -105,8 +105,40 @@ static void test_traceparent(void)
 	CHECK(proxy_traceparent(a, 20) < 0 && a[0] == '\0', "too small a buffer");
 }
 
+static void test_ppv2(void)
+{
+	struct sockaddr_storage src = { 0 }, dst = { 0 }, v6 = { 0 };
+	struct sockaddr_in *s4 = (void *)&src, *d4 = (void *)&dst;
+	static const uint8_t want[] = {
+		0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
+		0x21, 0x11, 0x00, 0x12,			/* v2 PROXY, TCP4, 12 + 3 + 3 bytes */
+		10, 201, 1, 2, 10, 201, 2, 2,		/* src, dst */
+		0xd4, 0x31, 0x1f, 0x90,			/* 54321, 8080 */
+		0xD0, 0x00, 0x03, 'a', '/', 'b',	/* identity TLV */
+	};
+	uint8_t buf[128];
+	ssize_t n;
+
+	s4->sin_family = d4->sin_family = AF_INET;
+	inet_pton(AF_INET, "10.201.1.2", &s4->sin_addr);
+	inet_pton(AF_INET, "10.201.2.2", &d4->sin_addr);
+	s4->sin_port = htons(54321);
+	d4->sin_port = htons(8080);
+	n = proxy_ppv2_header(&src, &dst, "a/b", buf, sizeof(buf));
+	CHECK(n == (ssize_t)sizeof(want) && memcmp(buf, want, sizeof(want)) == 0,
+	      "PROXY v2 header, v4 with the identity TLV (n=%zd)", n);
+	n = proxy_ppv2_header(&src, &dst, NULL, buf, sizeof(buf));
+	CHECK(n == 28 && buf[15] == 12, "no identity: no TLV (n=%zd)", n);
+	CHECK(proxy_ppv2_header(&src, &dst, "a/b", buf, 30) < 0, "buffer too small");
+	((struct sockaddr_in6 *)&v6)->sin6_family = AF_INET6;
+	CHECK(proxy_ppv2_header(&src, &v6, NULL, buf, sizeof(buf)) < 0, "mixed families refused");
+	CHECK(proxy_ppv2_header(&v6, &v6, NULL, buf, sizeof(buf)) == 52 && buf[13] == 0x21,
+	      "v6: TCP6, 36 address bytes");
+}
+
 int main(void)
 {
+	test_ppv2();
 	test_encode();
 	test_parse();
 	test_forwarded();
