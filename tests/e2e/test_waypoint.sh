@@ -105,6 +105,21 @@ via_waypoint() {	# WHAT URL SERVER AUTHORITY
 	tb_log "ok: $1: through the waypoint (x-waypoint: wp1, app saw 10.201.2.7, :authority $4)"
 }
 
+# /config_dump shows the references as the YAML gave them
+tb_exec node1 timeout 5 curl -sS --max-time 3 http://127.0.0.1:15000/config_dump \
+	>"$TBDIR/dump.json" || tb_fail "config_dump"
+"$PY" - "$TBDIR/dump.json" <<'EOF' || tb_fail "config_dump does not show the waypoints"
+import json, sys
+d = json.load(open(sys.argv[1]))
+svc = {s["name"]: s for s in d["services"]}
+wl = {w["name"]: w for w in d["workloads"]}
+assert svc["web-wp"]["waypoint"] == {"destination": "/10.201.2.7", "hboneMtlsPort": 15008}
+assert svc["web-host"]["waypoint"]["destination"] == "default/waypoint.default.svc.cluster.local"
+assert "waypoint" not in svc["web"]
+assert wl["wlserver"]["waypoint"]["destination"] == "/10.201.2.7"
+EOF
+tb_log "ok: /config_dump shows the waypoint references"
+
 # (1) no waypoint: straight to the endpoint
 get "(1) service without a waypoint" http://10.96.0.10/direct
 grep -qi '^x-waypoint' <<<"$OUT" && tb_fail "(1) a waypoint answered for a service without one"
