@@ -64,6 +64,8 @@ size_t proxy_baggage_encode(const struct state_workload *w, char *buf, size_t le
 	add_member(buf, len, &at, "k8s.deployment.name", w->workload_name);
 	add_member(buf, len, &at, "service.name", w->canonical_name);
 	add_member(buf, len, &at, "service.version", w->canonical_revision);
+	add_member(buf, len, &at, "cloud.region", w->locality.region);
+	add_member(buf, len, &at, "cloud.availability_zone", w->locality.zone);
 	return at;
 }
 

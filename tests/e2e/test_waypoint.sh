@@ -175,4 +175,15 @@ tb_wait_log "$L1" "$CC.*dst\\.addr=10\\.96\\.0\\.11:80 .*error=\"waypoint 10\\.2
 	tb_fail "(7) node1 did not log the unreachable waypoint by name"
 [ "$(grep -c 'served' "$TBDIR/whoami-server.log")" -eq "$n" ] || tb_fail "(7) the app was reached: bypass"
 tb_log "ok: (7) waypoint stopped: refused in ${took} ms, $(grep -Eo 'error="waypoint[^"]*"' "$L1" | tail -1)"
+# (8) something else answers on the waypoint's address with another identity: refused, named
+tb_cert impostor "spiffe://$SA/impostor"
+tb_bg wp "$PY" "$TB_PEERS/waypoint.py" --cert "$TBDIR/impostor.pem" --key "$TBDIR/impostor.key" \
+	--ca "$TBDIR/ca.pem" --name impostor --route 10.96.0.11:80=10.201.2.2:8080 >>"$WLOG" 2>&1
+tb_wait_port wp 15008
+n=$(grep -c 'served' "$TBDIR/whoami-server.log")
+out=$(tb_curl client http://10.96.0.11/impostor -i 2>&1) && tb_fail "(8) went through an impostor: $out"
+tb_wait_log "$L1" "$CC.*dst\\.addr=10\\.96\\.0\\.11:80 .*error=\"waypoint 10\\.201\\.2\\.7 \\(default/waypoint\\): server identity spiffe://$SA/impostor is not the expected spiffe://$SA/waypoint" 5 ||
+	tb_fail "(8) node1 did not refuse the impostor by name"
+[ "$(grep -c 'served' "$TBDIR/whoami-server.log")" -eq "$n" ] || tb_fail "(8) the app was reached"
+tb_log "ok: (8) a waypoint address with another identity: refused"
 tb_pass "waypoints: service and workload waypoints, policy on the waypoint's identity, no bypass"

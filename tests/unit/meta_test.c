@@ -14,13 +14,16 @@ static void test_encode(void)
 	struct state_workload w = {
 		.cluster_id = "Kubernetes", .namespace_ = "default", .workload_name = "client-v1",
 		.canonical_name = "client", .canonical_revision = "v1",
+		.locality = { .region = "eu-west1", .zone = "eu-west1-b" },
 	};
 	char buf[256], small[40];
 
 	proxy_baggage_encode(&w, buf, sizeof(buf));
 	CHECK(strcmp(buf, "k8s.cluster.name=Kubernetes,k8s.namespace.name=default,"
-			  "k8s.deployment.name=client-v1,service.name=client,service.version=v1") == 0,
+			  "k8s.deployment.name=client-v1,service.name=client,service.version=v1,"
+			  "cloud.region=eu-west1,cloud.availability_zone=eu-west1-b") == 0,
 	      "full baggage: %s", buf);
+	w.locality.region = w.locality.zone = NULL;
 	w.cluster_id = NULL;
 	w.canonical_revision = "";
 	proxy_baggage_encode(&w, buf, sizeof(buf));
