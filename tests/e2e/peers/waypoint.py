@@ -7,7 +7,9 @@ required, chained to --ca), logs each CONNECT's client identity, :authority and 
 forwarded and traceparent headers, then treats the tunnelled bytes as one HTTP/1.1 request: it
 forwards it (with "Connection: close") over a NEW HBONE connection that it originates itself,
 with its own identity, to <destination ip>:15008 (:authority = the destination ip:port; a
-service VIP:port is mapped to an endpoint with --route VIP:PORT=IP:PORT), and inserts
+service VIP:port is mapped to an endpoint with --route VIP:PORT=IP:PORT), or with
+--plain-upstream a plain TCP connection that the node agent of its (enrolled) pod captures, and
+inserts
 "x-waypoint: <--name>" into the response head (the proof that the request was processed here).
 """
 import argparse
@@ -115,6 +117,41 @@ class Upstream:
             self.writer.close()
 
 
+class PlainUpstream:
+    """The same interface over plain TCP to the destination: a waypoint that is itself in the
+    mesh (its own outbound traffic captured by the node agent, upstream's "sandwich")."""
+
+    def __init__(self, args):
+        self.queue = asyncio.Queue()
+        self.writer = None
+        self.peer_identity = "(plain, captured)"
+
+    async def open(self, authority):
+        host, port = parse_authority(authority)
+        reader, self.writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+        asyncio.ensure_future(self.pump(reader))
+        return "200"
+
+    async def pump(self, reader):
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                self.queue.put_nowait(data)
+        except OSError as e:
+            log("upstream: %s" % e)
+        self.queue.put_nowait(None)
+
+    async def send(self, data):
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
+
+
 def rewrite_request(head):
     """Request head without its Connection header, with Connection: close (one request)."""
     lines = head.split(b"\r\n")
@@ -141,7 +178,7 @@ class WaypointConn(H2Conn):
             self.respond(sid, 400, True)
             return
         target = self.args.routes.get(auth, auth)
-        up = Upstream(self.args)
+        up = PlainUpstream(self.args) if self.args.plain_upstream else Upstream(self.args)
         try:
             status = await up.open(target)
         except (OSError, ssl.SSLError, asyncio.TimeoutError, ValueError,
@@ -238,6 +275,8 @@ def main():
     ap.add_argument("--route", action="append", default=[],
                     help="VIP:PORT=IP:PORT, where a service's connections go")
     ap.add_argument("--connect-timeout", type=float, default=5.0)
+    ap.add_argument("--plain-upstream", action="store_true",
+                    help="reach destinations with plain TCP (a waypoint enrolled in the mesh)")
     a = ap.parse_args()
     a.routes = dict(r.split("=", 1) for r in a.route)
     host, port = parse_authority(a.listen)
