@@ -20,16 +20,23 @@ int localcfg_f_locality(struct lc_ctx *c, yaml_node_t *v, void *obj, const struc
 			       c->key);
 }
 
+int localcfg_enum_bool(struct lc_ctx *c, yaml_node_t *v, const char *key,
+		       const struct lc_enum *names, bool *out)
+{
+	struct lc_field e = { key, localcfg_f_enum, 0, 0, names, false };
+	int value = 0, ret = localcfg_f_enum(c, v, &value, &e);
+
+	if (!ret)
+		*out = value == 1;
+	return ret;
+}
+
 /* status: Healthy | Unhealthy into a bool. */
 int localcfg_f_status(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
 {
 	static const struct lc_enum health = { { "Healthy", "Unhealthy" }, { 0, 1 } };
-	struct lc_field e = { f->key, localcfg_f_enum, 0, 0, &health, false };
-	int value = 0, ret = localcfg_f_enum(c, v, &value, &e);
 
-	if (!ret)
-		*(bool *)LC_FIELD_PTR(obj, f) = value == 1;
-	return ret;
+	return localcfg_enum_bool(c, v, f->key, &health, LC_FIELD_PTR(obj, f));
 }
 
 static const struct lc_enum lb_scopes = {
@@ -61,12 +68,9 @@ static int f_preferences(struct lc_ctx *c, yaml_node_t *v, void *obj, const stru
 static int f_health_policy(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
 {
 	static const struct lc_enum policies = { { "OnlyHealthy", "AllowAll" }, { 0, 1 } };
-	struct lc_field e = { f->key, localcfg_f_enum, 0, 0, &policies, false };
-	int value = 0, ret = localcfg_f_enum(c, v, &value, &e);
 
-	if (!ret)
-		((struct state_load_balancing *)obj)->allow_unhealthy = value == 1;
-	return ret;
+	return localcfg_enum_bool(c, v, f->key, &policies,
+				  &((struct state_load_balancing *)obj)->allow_unhealthy);
 }
 
 static const struct lc_enum lb_modes = {

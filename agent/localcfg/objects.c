@@ -87,12 +87,8 @@ static int f_tunnel_protocol(struct lc_ctx *c, yaml_node_t *v, void *obj,
 			     const struct lc_field *f)
 {
 	static const struct lc_enum names = { { "NONE", "PROXY" }, { 0, 1 } };
-	struct lc_field e = { f->key, localcfg_f_enum, 0, 0, &names, false };
-	int value = 0, ret = localcfg_f_enum(c, v, &value, &e);
 
-	if (!ret)
-		((struct state_app_tunnel *)obj)->proxy = value == 1;
-	return ret;
+	return localcfg_enum_bool(c, v, f->key, &names, &((struct state_app_tunnel *)obj)->proxy);
 }
 
 static const struct lc_field app_tunnel_fields[] = {
