@@ -82,13 +82,9 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 
 /* Upstream's headers: the source pod's baggage, forwarded (with the service addressed) and a
  * fresh traceparent. */
-static void request_meta(struct proxy_worker *pw, struct proxy_pod *pod,
-			 const struct proxy_route *r, const struct access_record *rec,
-			 struct hbone_meta *m)
+static void request_meta(const struct state_workload *src, const struct proxy_route *r,
+			 const struct access_record *rec, struct hbone_meta *m)
 {
-	const struct state_workload *src =
-		state_lookup_pod(proxy_snapshot(pw), pod->uid, pod->namespace_, pod->name);
-
 	proxy_baggage_encode(src, m->baggage, sizeof(m->baggage));
 	proxy_forwarded(&rec->src, r->svc ? r->svc->hostname : NULL, m->forwarded,
 			sizeof(m->forwarded));
@@ -96,7 +92,8 @@ static void request_meta(struct proxy_worker *pw, struct proxy_pod *pod,
 }
 
 static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
-		   const struct proxy_route *r, struct access_record *rec)
+		   const struct proxy_route *r, const struct state_workload *src,
+		   struct access_record *rec)
 {
 	struct hbone_target t;
 	struct hbone_meta meta;
@@ -123,7 +120,7 @@ static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", r->w->namespace_);
 	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", t.dst_identity);
 	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
-	request_meta(pw, pod, r, rec, &meta);
+	request_meta(src, r, rec, &meta);
 	hbone_pool_tunnel(pw->pool, &t, fd, rec, &meta);
 }
 
@@ -208,7 +205,7 @@ static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int f
 		return;
 	} else if (r.kind == PROXY_ROUTE_WAYPOINT ||
 		   (r.kind == PROXY_ROUTE_DIRECT && r.w->protocol == STATE_PROTO_HBONE)) {
-		tunnel(pw, pod, fd, &r, rec);
+		tunnel(pw, pod, fd, &r, src.workload, rec);
 	} else {
 		passthrough(pw, pod, fd, &r, rec);
 	}
