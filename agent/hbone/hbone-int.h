@@ -82,7 +82,10 @@ struct hbone_stream {
 	char authority[300];	/* client: what to ask for; server: what was asked */
 	char method[16];
 	char error[320];
-	struct hbone_meta meta;	/* client: headers to send; server: received, then response's */
+	/* owned, NULL when there is none: client, the headers to send (freed once submitted);
+	 * server, the received ones, then the response's baggage (freed once answered), so that
+	 * a long-lived stream does not carry them */
+	struct hbone_meta *meta;
 	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header) */
 	uint16_t prefix_len;
 	bool writing_prefix;
@@ -102,6 +105,9 @@ void hconn_stream_detached(struct hbone_conn *c);
 void hconn_pong(struct hbone_conn *c);
 
 /* stream.c */
+/* st's metadata, allocated (zeroed) on first use; NULL when out of memory. */
+struct hbone_meta *hstream_meta(struct hbone_stream *st);
+void hstream_meta_free(struct hbone_stream *st);
 /* A callback of st is on the stack: st stays allocated until the matching leave. */
 void hstream_enter(struct hbone_stream *st);
 void hstream_leave(struct hbone_stream *st);

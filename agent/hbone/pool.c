@@ -132,8 +132,8 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 		goto out;
 	}
 	st->rec = *rec;
-	if (meta)
-		st->meta = *meta;
+	if (meta && hstream_meta(st))
+		*st->meta = *meta;	/* without it the request goes out without metadata */
 	/* the pool key leaves the app port out: each stream carries its own authority */
 	snprintf(st->authority, sizeof(st->authority), "%s", t->authority);
 	hstream_attach_tcp(st, fd);

@@ -46,6 +46,7 @@ static void stream_release(struct hbone_stream *st)
 	queue_drop(st, st->q.len);
 	free(st->prefix);
 	st->prefix = NULL;
+	hstream_meta_free(st);
 	io_obj_free(&st->w->bufs, st);
 }
 
@@ -326,15 +327,18 @@ int hstream_submit_request(struct hbone_stream *st)
 	size_t n = 2;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
 
-	if (st->meta.baggage[0])
-		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", st->meta.baggage, strlen(st->meta.baggage));
-	if (st->meta.forwarded[0])
-		nva[n++] = (nghttp2_nv)MAKE_NV("forwarded", st->meta.forwarded,
-					       strlen(st->meta.forwarded));
-	if (st->meta.traceparent[0])
-		nva[n++] = (nghttp2_nv)MAKE_NV("traceparent", st->meta.traceparent,
-					       strlen(st->meta.traceparent));
+	const struct hbone_meta *m = st->meta;
+
+	if (m && m->baggage[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", m->baggage, strlen(m->baggage));
+	if (m && m->forwarded[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("forwarded", m->forwarded, strlen(m->forwarded));
+	if (m && m->traceparent[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("traceparent", m->traceparent,
+					       strlen(m->traceparent));
 	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, &prd, st);
+
+	hstream_meta_free(st);	/* nghttp2 copied the header values */
 
 	if (id < 0) {
 		hstream_fail(st, nghttp2_strerror(id));
@@ -375,14 +379,38 @@ struct io_worker *hbone_stream_worker(const struct hbone_stream *st)
 	return st->conn ? st->conn->w : st->tcp.w;
 }
 
+struct hbone_meta *hstream_meta(struct hbone_stream *st)
+{
+	if (!st->meta)
+		st->meta = calloc(1, sizeof(*st->meta));
+	return st->meta;
+}
+
+void hstream_meta_free(struct hbone_stream *st)
+{
+	free(st->meta);
+	st->meta = NULL;
+}
+
 const struct hbone_meta *hbone_stream_meta(const struct hbone_stream *st)
 {
-	return &st->meta;
+	static const struct hbone_meta none;
+
+	return st->meta ? st->meta : &none;
 }
 
 void hbone_stream_set_response_baggage(struct hbone_stream *st, const char *baggage)
 {
-	snprintf(st->meta.baggage, sizeof(st->meta.baggage), "%s", baggage ? baggage : "");
+	struct hbone_meta *m;
+
+	if (!baggage || !*baggage) {
+		if (st->meta)
+			st->meta->baggage[0] = '\0';
+		return;
+	}
+	m = hstream_meta(st);
+	if (m)	/* out of memory: the 200 goes without it */
+		snprintf(m->baggage, sizeof(m->baggage), "%s", baggage);
 }
 
 const char *hbone_stream_peer_identity(const struct hbone_stream *st)
@@ -398,10 +426,15 @@ static int submit_status(struct hbone_stream *st, int status, bool with_body)
 	size_t n = 1;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
 
-	if (status == 200 && st->meta.baggage[0])	/* the destination's, as upstream */
-		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", st->meta.baggage, strlen(st->meta.baggage));
+	int ret;
+
+	if (status == 200 && st->meta && st->meta->baggage[0])	/* the destination's, as upstream */
+		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", st->meta->baggage,
+					       strlen(st->meta->baggage));
 	st->status = status;
-	return nghttp2_submit_response(st->conn->h2, st->id, nva, n, with_body ? &prd : NULL);
+	ret = nghttp2_submit_response(st->conn->h2, st->id, nva, n, with_body ? &prd : NULL);
+	hstream_meta_free(st);	/* nghttp2 copied the header values */
+	return ret;
 }
 
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason)
