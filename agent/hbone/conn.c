@@ -1,4 +1,5 @@
 /* hbone conn: the TLS pump (memory BIOs over an io_uring socket) and the HTTP/2 session. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +32,9 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->max_pending_per_source = 256;
 	s->app_buffer_limit = 64u << 20;
 	s->max_header_list = 64 * 1024;
+	s->keepalive_interval_ms = 10 * 1000;
+	s->keepalive_timeout_ms = 20 * 1000;
+	s->localhost_app_tunnel = true;
 }
 
 /* The handshake is over (done or failed): it no longer counts against the gate. */
@@ -47,6 +51,7 @@ static void maybe_free(struct hbone_conn *c)
 	if (c->depth > 0 || !c->sock_closed || c->streams)
 		return;
 	io_timer_disarm(&c->timer);
+	io_timer_disarm(&c->keepalive);
 	ungate(c);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
@@ -82,7 +87,7 @@ void hconn_stream_detached(struct hbone_conn *c)
 
 static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 {
-	char peer[64];
+	char peer[64], gone[400];
 
 	if (c->state == HCONN_CLOSING)
 		return;
@@ -90,6 +95,10 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 
 	c->state = HCONN_CLOSING;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	if (!c->server && c->target && c->target->waypoint[0])	/* each stream's log names it */
+		snprintf(gone, sizeof(gone), "waypoint %s: %s", c->target->waypoint, reason);
+	else
+		snprintf(gone, sizeof(gone), "%s", reason);
 	access_addr(&c->peer, peer, sizeof(peer));
 	if (warn && c->server)
 		log_warn(handshaking ? "inbound handshake failed" : "inbound connection failed",
@@ -97,17 +106,19 @@ static void conn_close(struct hbone_conn *c, bool warn, const char *reason)
 			 c->peer_identity[0] ? c->peer_identity : "-", reason);
 	else if (warn)
 		log_warn("outbound connection failed",
-			 "dst.hbone_addr=%s dst.identity=%s src.identity=%s error=\"%s\"", peer,
-			 c->target ? c->target->dst_identity : "-",
-			 c->target ? c->target->src_identity : "-", reason);
+			 "dst.hbone_addr=%s dst.identity=%s src.identity=%s waypoint=\"%s\" "
+			 "error=\"%s\"", peer, c->target ? c->target->dst_identity : "-",
+			 c->target ? c->target->src_identity : "-",
+			 c->target && c->target->waypoint[0] ? c->target->waypoint : "-", reason);
 	else
 		log_debug("hbone connection closed", "peer=%s reason=\"%s\"", peer, reason);
 	io_timer_disarm(&c->timer);
+	io_timer_disarm(&c->keepalive);
 	ungate(c);
 	if (!c->server)
 		hpool_conn_closed(c);
 	while (c->streams)
-		hstream_conn_gone(c->streams, reason);
+		hstream_conn_gone(c->streams, gone);
 	io_sock_close(&c->sock, warn);
 }
 
@@ -257,6 +268,7 @@ static void handshake_step(struct hbone_conn *c)
 		ungate(c);
 		c->state = HCONN_READY;
 		io_timer_disarm(&c->timer);
+		io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
 		if (!c->server)
 			hpool_conn_ready(c);
 		return;
@@ -348,14 +360,23 @@ static void on_sock_sent(struct io_sock *s, int err)
 	hconn_leave(c);
 }
 
+static unsigned hconn_peer_port(const struct hbone_conn *c)
+{
+	if (c->peer.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&c->peer)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
+}
+
 static void on_sock_connected(struct io_sock *s, int err)
 {
 	struct hbone_conn *c = s->owner;
 
 	hconn_enter(c);
 	if (err < 0) {
-		hconn_fail(c, "connect to port 15008 failed: %s (is port 15008 reachable?)",
-			   strerror(-err));
+		unsigned port = hconn_peer_port(c);
+
+		hconn_fail(c, "connect to port %u failed: %s (is port %u reachable?)", port,
+			   strerror(-err), port);
 	} else {
 		io_sock_set_options(s->fd);
 		hconn_start_handshake(c);
@@ -386,12 +407,46 @@ static void on_timer(struct io_timer *t)
 	if (c->state == HCONN_READY)
 		conn_close(c, false, "idle");
 	else if (c->state == HCONN_CONNECTING)
-		hconn_fail(c, "connect timeout: no answer from port 15008 (is it blocked?)");
+		hconn_fail(c, "connect timeout: no answer from port %u (is it blocked?)",
+			   hconn_peer_port(c));
 	else if (!c->ssl)
 		conn_close(c, false, "handshake timeout: peer sent nothing");
 	else
 		hconn_fail(c, "handshake timeout");
 	hconn_leave(c);
+}
+
+/* A peer that vanished without a FIN (or froze) stops answering PINGs: the connection goes,
+ * so that the pool opens a fresh one instead of queueing streams on a dead one. */
+static void on_keepalive(struct io_timer *t)
+{
+	struct hbone_conn *c = (void *)((char *)t - offsetof(struct hbone_conn, keepalive));
+
+	if (c->state != HCONN_READY)
+		return;
+	hconn_enter(c);
+	if (c->ping_in_flight) {
+		hconn_fail(c, "keepalive: no answer to PING within %u ms",
+			   c->set->keepalive_timeout_ms);
+	} else if (nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL) != 0) {
+		hconn_fail(c, "keepalive: cannot send PING");
+	} else {
+		c->ping_in_flight = true;
+		io_timer_arm(c->w, &c->keepalive, c->set->keepalive_timeout_ms);
+		hconn_flush(c);
+	}
+	hconn_leave(c);
+}
+
+void hconn_pong(struct hbone_conn *c)
+{
+	char peer[64];
+
+	if (!c->ping_in_flight || c->state != HCONN_READY)
+		return;
+	c->ping_in_flight = false;
+	log_debug("keepalive answered", "peer=%s", access_addr(&c->peer, peer, sizeof(peer)));
+	io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
 }
 
 /* The SSL object and its memory BIOs; the context reference passes to it. */
@@ -496,6 +551,7 @@ struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool ser
 	c->gate = gate;
 	c->state = HCONN_CONNECTING;
 	c->timer.fire = on_timer;
+	c->keepalive.fire = on_keepalive;
 	SSL_CTX_up_ref(ctx);
 	c->ctx = ctx;
 	io_sock_init(&c->sock, w, fd, &conn_sock_cb, c, CONN_RBUF);

@@ -33,6 +33,8 @@ struct hbone_conn {
 	int depth;			/* callbacks of this conn on the stack */
 	uint8_t *obuf;			/* ciphertext being written; from the worker's pool */
 	struct io_timer timer;		/* handshake deadline, then idle release */
+	struct io_timer keepalive;	/* next PING, or the deadline of the one in flight */
+	bool ping_in_flight;
 	const struct hbone_settings *set;
 	char peer_identity[TLS_SPIFFE_MAX];
 	struct sockaddr_storage peer;
@@ -79,7 +81,14 @@ struct hbone_stream {
 	int status;
 	char authority[300];	/* client: what to ask for; server: what was asked */
 	char method[16];
-	char error[200];
+	char error[320];
+	/* owned, NULL when there is none: client, the headers to send (freed once submitted);
+	 * server, the received ones, then the response's baggage (freed once answered), so that
+	 * a long-lived stream does not carry them */
+	struct hbone_meta *meta;
+	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header) */
+	uint16_t prefix_len;
+	bool writing_prefix;
 	struct access_record rec;
 };
 
@@ -92,8 +101,13 @@ void hconn_enter(struct hbone_conn *c);
 void hconn_leave(struct hbone_conn *c);
 void hconn_start_handshake(struct hbone_conn *c);
 void hconn_stream_detached(struct hbone_conn *c);
+/* The peer answered our PING. */
+void hconn_pong(struct hbone_conn *c);
 
 /* stream.c */
+/* st's metadata, allocated (zeroed) on first use; NULL when out of memory. */
+struct hbone_meta *hstream_meta(struct hbone_stream *st);
+void hstream_meta_free(struct hbone_stream *st);
 /* A callback of st is on the stack: st stays allocated until the matching leave. */
 void hstream_enter(struct hbone_stream *st);
 void hstream_leave(struct hbone_stream *st);

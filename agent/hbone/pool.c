@@ -108,7 +108,7 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 }
 
 void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int fd,
-		       const struct access_record *rec)
+		       const struct access_record *rec, const struct hbone_meta *meta)
 {
 	struct hbone_conn *c;
 	struct hbone_stream *st;
@@ -132,6 +132,8 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 		goto out;
 	}
 	st->rec = *rec;
+	if (meta && hstream_meta(st))
+		*st->meta = *meta;	/* without it the request goes out without metadata */
 	/* the pool key leaves the app port out: each stream carries its own authority */
 	snprintf(st->authority, sizeof(st->authority), "%s", t->authority);
 	hstream_attach_tcp(st, fd);

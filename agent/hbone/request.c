@@ -32,6 +32,37 @@ static void copy_value(char *dst, size_t cap, const uint8_t *v, size_t len)
 	dst[len] = '\0';
 }
 
+static bool c_server(const struct hbone_stream *st)
+{
+	return st->conn && st->conn->server;
+}
+
+/* Several baggage headers are one list (RFC 9110 5.3); one that does not fit is dropped. */
+static void append_value(char *dst, size_t cap, const uint8_t *v, size_t len)
+{
+	size_t have = strlen(dst), sep = have ? 1 : 0;
+
+	if (!len || have + sep + len >= cap)
+		return;
+	if (sep)
+		dst[have++] = ',';
+	memcpy(dst + have, v, len);
+	dst[have + len] = '\0';
+}
+
+/* baggage (several headers are one list) or forwarded (the first one) of a request */
+static void append_meta(struct hbone_stream *st, bool baggage, const uint8_t *v, size_t len)
+{
+	struct hbone_meta *m = len ? hstream_meta(st) : NULL;
+
+	if (!m)
+		return;
+	if (baggage)
+		append_value(m->baggage, sizeof(m->baggage), v, len);
+	else if (!m->forwarded[0])
+		copy_value(m->forwarded, sizeof(m->forwarded), v, len);
+}
+
 int hstream_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
 		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
 		     void *user)
@@ -48,6 +79,10 @@ int hstream_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t
 		copy_value(st->method, sizeof(st->method), value, valuelen);
 	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
 		copy_value(st->authority, sizeof(st->authority), value, valuelen);
+	else if (c_server(st) && namelen == 7 && memcmp(name, "baggage", 7) == 0)
+		append_meta(st, true, value, valuelen);
+	else if (c_server(st) && namelen == 9 && memcmp(name, "forwarded", 9) == 0)
+		append_meta(st, false, value, valuelen);
 	else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3)
 		st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
 	return 0;

@@ -44,6 +44,9 @@ static void stream_release(struct hbone_stream *st)
 	if (st->depth > 0 || !st->finished)
 		return;
 	queue_drop(st, st->q.len);
+	free(st->prefix);
+	st->prefix = NULL;
+	hstream_meta_free(st);
 	io_obj_free(&st->w->bufs, st);
 }
 
@@ -135,8 +138,14 @@ static void pump_out(struct hbone_stream *st)
 	const uint8_t *seg;
 	size_t len;
 
-	if (!st->has_tcp || !st->tcp_ready || st->tcp.closing || st->tcp.fd < 0 || st->writing)
+	if (!st->has_tcp || !st->tcp_ready || st->tcp.closing || st->tcp.fd < 0 || st->writing ||
+	    st->writing_prefix)
 		return;
+	if (st->prefix_len) {	/* ours, before any of the peer's bytes */
+		st->writing_prefix = true;
+		io_sock_write(&st->tcp, st->prefix, st->prefix_len);
+		return;
+	}
 	seg = io_bufq_peek(&st->q, &len);
 	if (seg) {
 		st->writing = len;
@@ -188,7 +197,16 @@ static void on_tcp_sent(struct io_sock *s, int err)
 
 	if (err < 0) {
 		st->writing = 0;
+		st->writing_prefix = false;
 		hstream_fail(st, "write to socket failed");
+		return;
+	}
+	if (st->writing_prefix) {	/* not the peer's bytes: no window given back, not counted */
+		st->writing_prefix = false;
+		st->prefix_len = 0;
+		hstream_enter(st);
+		pump_out(st);
+		hstream_leave(st);
 		return;
 	}
 	queue_drop(st, n);
@@ -302,12 +320,25 @@ void hstream_attach_tcp(struct hbone_stream *st, int fd)
 int hstream_submit_request(struct hbone_stream *st)
 {
 	struct hbone_conn *c = st->conn;
-	nghttp2_nv nva[] = {
+	nghttp2_nv nva[5] = {
 		MAKE_NV(":method", "CONNECT", 7),
 		MAKE_NV(":authority", st->authority, strlen(st->authority)),
 	};
+	size_t n = 2;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
-	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, 2, &prd, st);
+
+	const struct hbone_meta *m = st->meta;
+
+	if (m && m->baggage[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", m->baggage, strlen(m->baggage));
+	if (m && m->forwarded[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("forwarded", m->forwarded, strlen(m->forwarded));
+	if (m && m->traceparent[0])
+		nva[n++] = (nghttp2_nv)MAKE_NV("traceparent", m->traceparent,
+					       strlen(m->traceparent));
+	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, &prd, st);
+
+	hstream_meta_free(st);	/* nghttp2 copied the header values */
 
 	if (id < 0) {
 		hstream_fail(st, nghttp2_strerror(id));
@@ -348,6 +379,40 @@ struct io_worker *hbone_stream_worker(const struct hbone_stream *st)
 	return st->conn ? st->conn->w : st->tcp.w;
 }
 
+struct hbone_meta *hstream_meta(struct hbone_stream *st)
+{
+	if (!st->meta)
+		st->meta = calloc(1, sizeof(*st->meta));
+	return st->meta;
+}
+
+void hstream_meta_free(struct hbone_stream *st)
+{
+	free(st->meta);
+	st->meta = NULL;
+}
+
+const struct hbone_meta *hbone_stream_meta(const struct hbone_stream *st)
+{
+	static const struct hbone_meta none;
+
+	return st->meta ? st->meta : &none;
+}
+
+void hbone_stream_set_response_baggage(struct hbone_stream *st, const char *baggage)
+{
+	struct hbone_meta *m;
+
+	if (!baggage || !*baggage) {
+		if (st->meta)
+			st->meta->baggage[0] = '\0';
+		return;
+	}
+	m = hstream_meta(st);
+	if (m)	/* out of memory: the 200 goes without it */
+		snprintf(m->baggage, sizeof(m->baggage), "%s", baggage);
+}
+
 const char *hbone_stream_peer_identity(const struct hbone_stream *st)
 {
 	return st->conn ? st->conn->peer_identity : "";
@@ -357,11 +422,19 @@ static int submit_status(struct hbone_stream *st, int status, bool with_body)
 {
 	char code[8];
 	int len = snprintf(code, sizeof(code), "%d", status);
-	nghttp2_nv nva[] = { MAKE_NV(":status", code, (size_t)len) };
+	nghttp2_nv nva[2] = { MAKE_NV(":status", code, (size_t)len) };
+	size_t n = 1;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
 
+	int ret;
+
+	if (status == 200 && st->meta && st->meta->baggage[0])	/* the destination's, as upstream */
+		nva[n++] = (nghttp2_nv)MAKE_NV("baggage", st->meta->baggage,
+					       strlen(st->meta->baggage));
 	st->status = status;
-	return nghttp2_submit_response(st->conn->h2, st->id, nva, 1, with_body ? &prd : NULL);
+	ret = nghttp2_submit_response(st->conn->h2, st->id, nva, n, with_body ? &prd : NULL);
+	hstream_meta_free(st);	/* nghttp2 copied the header values */
+	return ret;
 }
 
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason)
@@ -380,6 +453,18 @@ void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason
 	submit_status(st, status, false);
 	hconn_flush(c);
 	hconn_leave(c);
+}
+
+int hbone_stream_set_prefix(struct hbone_stream *st, const uint8_t *data, size_t len)
+{
+	if (!len || len > 1024 || st->prefix)
+		return -EINVAL;
+	st->prefix = malloc(len);
+	if (!st->prefix)
+		return -ENOMEM;
+	memcpy(st->prefix, data, len);
+	st->prefix_len = (uint16_t)len;
+	return 0;
 }
 
 void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,
@@ -448,6 +533,8 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 
 	if (c->state == HCONN_CLOSING)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK))
+		hconn_pong(c);
 	if (!st)
 		return 0;
 	hstream_enter(st);

@@ -83,9 +83,32 @@ static int f_workload_services(struct lc_ctx *c, yaml_node_t *v, void *obj,
 	return 0;
 }
 
+static int f_tunnel_protocol(struct lc_ctx *c, yaml_node_t *v, void *obj,
+			     const struct lc_field *f)
+{
+	static const struct lc_enum names = { { "NONE", "PROXY" }, { 0, 1 } };
+
+	return localcfg_enum_bool(c, v, f->key, &names, &((struct state_app_tunnel *)obj)->proxy);
+}
+
+static const struct lc_field app_tunnel_fields[] = {
+	{ "protocol", f_tunnel_protocol, 0, 0, NULL, true },
+	LC_FIELD("port", localcfg_f_port, struct state_app_tunnel, port),
+};
+
+/* applicationTunnel: {protocol: NONE | PROXY, port: 15088}. */
+static int f_app_tunnel(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f)
+{
+	struct state_app_tunnel *t = LC_FIELD_PTR(obj, f);
+
+	if (localcfg_is_null(v))
+		return 0;
+	t->present = true;
+	return localcfg_fields(c, v, app_tunnel_fields, N(app_tunnel_fields), t, c->key);
+}
+
 static const struct lc_enum protocols = {
 	{ "HBONE", "TCP", "NONE" }, { STATE_PROTO_HBONE, STATE_PROTO_NONE, STATE_PROTO_NONE } };
-static const struct lc_enum health = { { "Healthy", "Unhealthy" }, { 0, 1 } };
 static const struct lc_enum network_modes = { { "Standard", "HostNetwork" }, { 0, 1 } };
 
 #define W struct state_workload
@@ -110,13 +133,13 @@ static const struct lc_field workload_fields[] = {
 	/* Upstream fields this agent does not use yet: checked, then dropped. */
 	LC_IGNORED("workloadType", localcfg_f_str),
 	LC_IGNORED("hostname", localcfg_f_str),
-	LC_IGNORED_ENUM("status", &health),
+	LC_FIELD("status", localcfg_f_status, W, unhealthy),
 	LC_IGNORED_ENUM("networkMode", &network_modes),
 	LC_IGNORED("networkGateway", localcfg_f_gateway),
 	LC_IGNORED("nativeTunnel", localcfg_f_bool),
-	LC_IGNORED("capacity", localcfg_f_uint),
-	LC_IGNORED("applicationTunnel", localcfg_f_any),
-	LC_IGNORED("locality", localcfg_f_any),
+	LC_FIELD("capacity", localcfg_f_uint, W, capacity),
+	LC_FIELD("applicationTunnel", f_app_tunnel, W, application_tunnel),
+	LC_FIELD("locality", localcfg_f_locality, W, locality),
 };
 #undef W
 
@@ -134,6 +157,7 @@ int localcfg_workload(struct lc_ctx *c, yaml_node_t *item, void *elem)
 	struct state_workload *w = elem;
 	int ret;
 
+	w->capacity = 1;	/* upstream's default */
 	ret = localcfg_fields(c, item, workload_fields, N(workload_fields), w, "workload");
 	if (!ret)
 		ret = default_string(c, item, &w->service_account, "default");
@@ -158,7 +182,7 @@ static const struct lc_field service_fields[] = {
 	LC_IGNORED_ENUM("ipFamilies", &ip_families),
 	LC_IGNORED_ENUM("visibility", &visibilities),
 	LC_IGNORED("endpoints", localcfg_f_any),
-	LC_IGNORED("loadBalancer", localcfg_f_any),
+	LC_FIELD("loadBalancer", localcfg_f_load_balancer, S, load_balancing),
 };
 #undef S
 

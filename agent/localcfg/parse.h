@@ -109,6 +109,15 @@ int localcfg_f_ports(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct l
 int localcfg_f_port_list(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f);
 int localcfg_f_cidrs(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f);
 int localcfg_f_gateway(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f);
+/* balance.c: locality {region, zone, subzone}, status (Healthy | Unhealthy into a bool) and a
+ * service's loadBalancer {mode, routingPreferences, healthPolicy}. */
+/* A two-name enum (names value 0 and 1) into a bool: true for the second. 0 or -EINVAL. */
+int localcfg_enum_bool(struct lc_ctx *c, yaml_node_t *v, const char *key,
+		       const struct lc_enum *names, bool *out);
+int localcfg_f_locality(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f);
+int localcfg_f_status(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f);
+int localcfg_f_load_balancer(struct lc_ctx *c, yaml_node_t *v, void *obj,
+			     const struct lc_field *f);
 int localcfg_f_rules(struct lc_ctx *c, yaml_node_t *v, void *obj, const struct lc_field *f);
 
 /* Items of the top-level lists. */

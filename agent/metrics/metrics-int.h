@@ -9,6 +9,9 @@
 
 #define METRICS_MAX_SHARDS 64
 #define METRICS_LABEL_MAX 256	/* label values are cut at this many bytes */
+/* Series per shard: label values a peer chooses (its baggage) cannot grow memory past this;
+ * a connection with labels beyond it is not counted in a series. */
+#define METRICS_MAX_SERIES_PER_SHARD 20000
 #define METRICS_NLABELS 23
 
 enum metrics_counter {

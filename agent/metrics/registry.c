@@ -170,6 +170,10 @@ struct metrics_series *metrics_series_get(struct metrics_shard *s, const struct 
 	for (x = s->index[h & (s->nbuckets - 1)]; x; x = x->hnext)
 		if (series_matches(x, h, v))
 			return x;
+	if (s->nseries >= METRICS_MAX_SERIES_PER_SHARD) {
+		errno = ENOSPC;
+		return NULL;
+	}
 	x = series_alloc(h, v);
 	if (!x)
 		return NULL;

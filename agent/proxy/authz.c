@@ -45,6 +45,12 @@ static const char *or_unknown(const char *s)
 void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const char *flags,
 		      bool mtls)
 {
+	proxy_count_open_peer(pw, rec, flags, mtls, NULL);
+}
+
+void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, const char *flags,
+			   bool mtls, const struct proxy_baggage *peer)
+{
 	struct state_snapshot *snap;
 	const struct state_workload *sw, *dw;
 	const struct state_service *svc = NULL;
@@ -93,6 +99,13 @@ void proxy_count_open(struct proxy_worker *pw, struct access_record *rec, const 
 		.response_flags = flags,
 		.connection_security_policy = mtls ? "mutual_tls" : "unknown",
 	};
+	if (!sw && peer) {	/* a source the state does not know: what its baggage says */
+		l.source_workload = peer->workload;
+		l.source_canonical_service = l.source_app = peer->service;
+		l.source_canonical_revision = l.source_version = peer->revision;
+		l.source_workload_namespace = peer->namespace_;
+		l.source_cluster = peer->cluster;
+	}
 	access_count_open(rec, metrics_series_get(pw->shard, &l), pw->px->metrics);
 	if (strcmp(flags, PROXY_FLAGS_OK) != 0)
 		metrics_conn_failed(rec->series);

@@ -41,6 +41,68 @@ int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, 
 	return fd;
 }
 
+/* The peer's baggage, for a source the state does not know (the log names what it says), and
+ * the destination's baggage for the response. */
+static void peer_meta(struct proxy_worker *pw, struct hbone_stream *st, struct access_record *rec,
+		      struct proxy_baggage *bag)
+{
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	struct state_ip ip;
+	uint16_t port;
+	char out[sizeof(hbone_stream_meta(st)->baggage)];
+
+	proxy_baggage_parse(hbone_stream_meta(st)->baggage, bag);
+	if (!rec->src_workload[0] && bag->workload[0]) {
+		snprintf(rec->src_workload, sizeof(rec->src_workload), "%s", bag->workload);
+		snprintf(rec->src_namespace, sizeof(rec->src_namespace), "%s", bag->namespace_);
+	}
+	proxy_ip_of(&rec->dst, &ip, &port);
+	proxy_baggage_encode(state_lookup_ip(snap, &ip), out, sizeof(out));
+	hbone_stream_set_response_baggage(st, out);
+}
+
+/* The destination workload's application tunnel, if it has one. */
+static const struct state_app_tunnel *app_tunnel(struct proxy_worker *pw,
+						 const struct state_ip *ip)
+{
+	const struct state_workload *w = state_lookup_ip(proxy_snapshot(pw), ip);
+
+	return w && w->application_tunnel.present ? &w->application_tunnel : NULL;
+}
+
+/* PROXY app tunnel: the app gets a PROXY v2 header (client address, the destination asked for,
+ * the client's identity) first; on localhost (LOCALHOST_APP_TUNNEL), from localhost. */
+static void app_tunnel_connect(struct proxy_worker *pw, struct proxy_pod *pod,
+			       struct hbone_stream *st, const struct access_record *rec,
+			       const struct sockaddr_storage *dst)
+{
+	struct sockaddr_storage to = *dst;
+	uint8_t hdr[16 + 36 + 3 + TLS_SPIFFE_MAX];
+	ssize_t n = proxy_ppv2_header(&rec->src, &rec->dst, rec->src_identity, hdr, sizeof(hdr));
+	struct state_ip lo;
+	uint16_t port;
+	int fd;
+
+	if (n < 0 || hbone_stream_set_prefix(st, hdr, (size_t)n) < 0) {
+		hbone_stream_refuse(st, 503, "cannot build the PROXY header");
+		return;
+	}
+	if (pw->px->set.localhost_app_tunnel) {
+		proxy_ip_of(dst, &lo, &port);
+		state_ip_parse(dst->ss_family == AF_INET ? "127.0.0.1" : "::1", &lo);
+		proxy_sockaddr(&lo, port, &to);
+		fd = inpod_socket(pod->netns_fd, to.ss_family, SOCK_STREAM, pw->px->set.mark);
+	} else {
+		fd = proxy_app_socket(pod, &rec->src, pw->px->set.mark);
+	}
+	if (fd < 0) {
+		hbone_stream_refuse(st, 503, "cannot create the app socket");
+		return;
+	}
+	hbone_stream_connect(st, fd, (struct sockaddr *)&to, to.ss_family == AF_INET ?
+			     sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+}
+
 static void on_hbone_request(struct hbone_stream *st, const char *authority, void *ctx)
 {
 	struct proxy_pod *pod = ctx;
@@ -52,6 +114,8 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	socklen_t len = 0;
 	const char *bad;
 	char why[256], msg[300];
+	struct proxy_baggage bag;
+	const struct state_app_tunnel *tunnel;
 	int fd;
 
 	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", pod->name);
@@ -75,13 +139,22 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 		return;
 	}
 	if (!proxy_authorized(pw, rec, why, sizeof(why))) {
-		proxy_count_open(pw, rec, PROXY_FLAGS_DENY, true);
+		peer_meta(pw, st, rec, &bag);
+		proxy_count_open_peer(pw, rec, PROXY_FLAGS_DENY, true, &bag);
 		snprintf(msg, sizeof(msg), "connection denied: %s", why);
 		hbone_stream_refuse(st, 401, msg);
 		return;
 	}
-	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
+	peer_meta(pw, st, rec, &bag);
+	proxy_count_open_peer(pw, rec, PROXY_FLAGS_OK, true, &bag);
 	access_track(&pw->inbound, rec, hbone_stream_abort);
+	tunnel = app_tunnel(pw, &ip);
+	if (tunnel && tunnel->port)	/* the app's tunnel port instead of the one asked for */
+		len = proxy_sockaddr(&ip, tunnel->port, &dst);
+	if (tunnel && tunnel->proxy) {
+		app_tunnel_connect(pw, pod, st, rec, &dst);
+		return;
+	}
 	fd = proxy_app_socket(pod, &rec->src, pw->px->set.mark);
 	if (fd < 0) {
 		hbone_stream_refuse(st, 503, "cannot create the app socket");

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
 #include <ztunnel/sock.h>
@@ -61,36 +63,8 @@ void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_st
 		state_workload_identity(w, identity, il);
 }
 
-/* Destination chosen for a captured connection. */
-struct route {
-	const struct state_workload *w;	/* NULL: passthrough */
-	struct state_ip ip;
-	uint16_t port;
-};
-
-/* 0 with a route, 1 when the destination is unknown (passthrough), -EHOSTUNREACH. */
-static int pick_route(struct proxy_worker *pw, struct state_snapshot *snap,
-		      const struct sockaddr_storage *orig, struct route *r, struct access_record *rec)
-{
-	const struct state_service *svc;
-
-	proxy_ip_of(orig, &r->ip, &r->port);
-	r->w = state_lookup_ip(snap, &r->ip);
-	if (r->w)
-		return 0;
-	svc = state_lookup_vip(snap, &r->ip);
-	if (!svc)
-		return 1;
-	snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", svc->hostname);
-	r->w = state_service_pick(snap, svc, r->port, pw->counter++, &r->port);
-	if (!r->w || r->w->n_ips == 0)
-		return -EHOSTUNREACH;
-	r->ip = r->w->ips[0];
-	return 0;
-}
-
 static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
-			const struct route *r, struct access_record *rec)
+			const struct proxy_route *r, struct access_record *rec)
 {
 	struct sockaddr_storage sa;
 	socklen_t len = proxy_sockaddr(&r->ip, r->port, &sa);
@@ -106,28 +80,48 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&sa, len, rec, false);
 }
 
-static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd, const struct route *r,
+/* Upstream's headers: the source pod's baggage, forwarded (with the service addressed) and a
+ * fresh traceparent. */
+static void request_meta(const struct state_workload *src, const struct proxy_route *r,
+			 const struct access_record *rec, struct hbone_meta *m)
+{
+	proxy_baggage_encode(src, m->baggage, sizeof(m->baggage));
+	proxy_forwarded(&rec->src, r->svc ? r->svc->hostname : NULL, m->forwarded,
+			sizeof(m->forwarded));
+	proxy_traceparent(m->traceparent, sizeof(m->traceparent));
+}
+
+static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
+		   const struct proxy_route *r, const struct state_workload *src,
 		   struct access_record *rec)
 {
 	struct hbone_target t;
-	char ipbuf[INET6_ADDRSTRLEN];
+	struct hbone_meta meta;
+	char ipbuf[INET6_ADDRSTRLEN], name[300];
 
 	memset(&t, 0, sizeof(t));
-	proxy_sockaddr(&r->ip, HBONE_PORT, &t.hbone_addr);
-	proxy_sockaddr(&r->ip, r->port, &rec->dst);
+	proxy_sockaddr(&r->ip, r->kind == PROXY_ROUTE_WAYPOINT ? r->port : HBONE_PORT,
+		       &t.hbone_addr);
+	proxy_sockaddr(&r->authority_ip, r->authority_port, &rec->dst);
 	rec->hbone = t.hbone_addr;
-	state_ip_format(&r->ip, ipbuf, sizeof(ipbuf));
-	snprintf(t.authority, sizeof(t.authority), r->ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-		 ipbuf, r->port);
+	state_ip_format(&r->authority_ip, ipbuf, sizeof(ipbuf));
+	snprintf(t.authority, sizeof(t.authority),
+		 r->authority_ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", ipbuf, r->authority_port);
 	state_workload_identity(r->w, t.dst_identity, sizeof(t.dst_identity));
 	snprintf(t.src_identity, sizeof(t.src_identity), "%s", pod->identity);
+	if (r->kind == PROXY_ROUTE_WAYPOINT)
+		snprintf(t.waypoint, sizeof(t.waypoint), "%s (%s/%s)",
+			 proxy_gateway_name(r->waypoint, name, sizeof(name)),
+			 r->w->namespace_ ? r->w->namespace_ : "", r->w->name ? r->w->name : "");
 	t.netns_fd = pod->netns_fd;
 	t.client_ctx = __atomic_load_n(&pod->client_ctx, __ATOMIC_ACQUIRE);	/* rotation swaps it */
+	/* as upstream, the destination of a waypoint hop is the waypoint (the service stays) */
 	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", r->w->name);
 	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", r->w->namespace_);
 	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", t.dst_identity);
 	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
-	hbone_pool_tunnel(pw->pool, &t, fd, rec);
+	request_meta(src, r, rec, &meta);
+	hbone_pool_tunnel(pw->pool, &t, fd, rec, &meta);
 }
 
 /* An outbound connection waiting for the control plane to say what its destination is. */
@@ -144,7 +138,7 @@ struct proxy_parked {
 /* Asks for the destination and parks the connection; false when it cannot wait. */
 static bool park(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 		 const struct sockaddr_storage *orig, const struct access_record *rec,
-		 const struct route *r)
+		 const struct proxy_route *r)
 {
 	struct proxy *px = pw->px;
 	struct proxy_parked *p;
@@ -169,24 +163,51 @@ static bool park(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	return true;
 }
 
+/* xorshift64*, seeded once per worker: endpoint picks need spread, not secrecy */
+static uint64_t next_random(struct proxy_worker *pw)
+{
+	uint64_t x = pw->rng;
+
+	if (!x && (RAND_bytes((unsigned char *)&x, sizeof(x)) != 1 || !x))
+		x = io_now_ms() | 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	pw->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
 /* Routes a captured connection by the current state; may_wait: an unknown destination may be
  * asked for on demand first. */
 static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 			   const struct sockaddr_storage *orig, struct access_record *rec,
 			   bool may_wait)
 {
-	struct route r;
-	int ret = pick_route(pw, proxy_snapshot(pw), orig, &r, rec);
+	struct state_snapshot *snap = proxy_snapshot(pw);
+	struct proxy_route r;
+	struct proxy_route_source src = { .identity = pod->identity };
+	struct state_ip dst;
+	uint16_t dport, sport;
+	char why[400];
+	int ret;
 
+	proxy_ip_of(&rec->src, &src.ip, &sport);
+	proxy_ip_of(orig, &dst, &dport);
+	src.workload = state_lookup_pod(snap, pod->uid, pod->namespace_, pod->name);
+	ret = proxy_route_pick(snap, &src, &dst, dport, next_random(pw), &r, why, sizeof(why));
+	if (r.svc)
+		snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", r.svc->hostname);
 	if (ret < 0) {
-		access_log_complete(rec, "service has no endpoint for this port");
-		close(fd);
+		/* never around a waypoint: no route is a refused connection */
+		access_log_complete(rec, why);
+		io_sock_reset_close(fd);
 	} else if (ret == 1 && may_wait && park(pw, pod, fd, orig, rec, &r)) {
 		return;
-	} else if (!r.w || r.w->protocol != STATE_PROTO_HBONE) {
-		passthrough(pw, pod, fd, &r, rec);
+	} else if (r.kind == PROXY_ROUTE_WAYPOINT ||
+		   (r.kind == PROXY_ROUTE_DIRECT && r.w->protocol == STATE_PROTO_HBONE)) {
+		tunnel(pw, pod, fd, &r, src.workload, rec);
 	} else {
-		tunnel(pw, pod, fd, &r, rec);
+		passthrough(pw, pod, fd, &r, rec);
 	}
 }
 

@@ -19,7 +19,7 @@ struct proxy_worker {
 	struct hbone_pool *pool;
 	struct state_snapshot *snap;	/* this worker's reference */
 	unsigned long gen;
-	uint32_t counter;		/* spreads service endpoint picks */
+	uint64_t rng;			/* xorshift state for endpoint picks; 0 until seeded */
 	struct proxy_listener *listeners;
 	struct metrics_shard *shard;	/* this worker's counters */
 	struct access_tracker inbound;	/* open inbound connections, re-checked on change */
@@ -56,6 +56,89 @@ struct proxy_listener {
 	bool paused;
 	bool closing;
 };
+
+/* route.c: where a captured connection goes. */
+enum proxy_route_kind {
+	PROXY_ROUTE_PASSTHROUGH,	/* unknown destination: plain TCP to it */
+	PROXY_ROUTE_DIRECT,		/* the workload itself (HBONE or plain TCP by its protocol) */
+	PROXY_ROUTE_WAYPOINT,		/* HBONE to the destination's waypoint */
+};
+
+/* The connection's source: the sandwich rule and load balancing look at it. */
+struct proxy_route_source {
+	const char *identity;		/* the pod's SPIFFE id */
+	struct state_ip ip;		/* the connection's source address */
+	const struct state_workload *workload;	/* the pod's workload, or NULL */
+};
+
+/* Pointers live as long as the snapshot the route was picked from. */
+struct proxy_route {
+	enum proxy_route_kind kind;
+	const struct state_workload *w;	/* next hop: the destination workload or the waypoint */
+	const struct state_service *svc;	/* the service addressed, or NULL */
+	const struct state_gateway *waypoint;	/* the reference followed, for WAYPOINT */
+	struct state_ip ip;		/* next hop address */
+	uint16_t port;			/* app port (DIRECT), the waypoint's HBONE port (WAYPOINT) */
+	struct state_ip authority_ip;	/* HBONE :authority: the original VIP:port for a service */
+	uint16_t authority_port;	/* or a waypoint, the endpoint's podIP:targetPort else */
+};
+
+/*
+ * Routes a connection from src to dst:dport as upstream does: a workload with a waypoint goes
+ * to the waypoint (unless src is that waypoint: the sandwich rule), a service with a waypoint
+ * to the waypoint (:authority the VIP), other services to an endpoint picked by load balancing
+ * with the random number rnd (a service in Passthrough mode: to the VIP itself). 0 with
+ * r filled, 1 for an unknown destination (r->kind PASSTHROUGH), -ENOENT (waypoint not in the
+ * state) or -EHOSTUNREACH (no endpoint) with why naming what is missing.
+ */
+int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route_source *src,
+		     const struct state_ip *dst, uint16_t dport, uint64_t rnd,
+		     struct proxy_route *r, char *why, size_t len);
+/* lb.c */
+/* Where endpoint w ranks for a connection from src under lb: 0 for Standard; for Strict and
+ * Failover the routing preferences it shares with src, in order (upstream's ranking, a leading
+ * Network first); -1 when Strict excludes it. src may be NULL (matches only unset fields). */
+int proxy_lb_rank(const struct state_load_balancing *lb, const struct state_workload *src,
+		  const struct state_workload *w);
+/* An endpoint of svc for service port `port`: healthy (or any, with AllowAll), of the best
+ * rank, picked at random (rnd) weighted by capacity. Writes its target port (the endpoint's
+ * mapping, else the service's, else port). NULL when none qualifies. */
+const struct state_workload *proxy_lb_pick(const struct state_snapshot *snap,
+					   const struct state_workload *src,
+					   const struct state_service *svc, uint16_t port,
+					   uint64_t rnd, uint16_t *target_port);
+/* Whether src (identity and address) is a workload of dst's waypoint. */
+bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_workload *dst,
+			 const char *src_identity, const struct state_ip *src_ip);
+/* A waypoint reference as text: "namespace/hostname" or its address. Returns buf. */
+const char *proxy_gateway_name(const struct state_gateway *g, char *buf, size_t len);
+
+/* meta.c: upstream's HBONE metadata headers. */
+/* What a peer's baggage says about its workload; each field a bounded copy holding only
+ * baggage-octets (label- and log-safe), "" when absent or unusable. */
+struct proxy_baggage {
+	char cluster[64], namespace_[64], workload[128], service[128], revision[64];
+	char region[64], zone[64];
+};
+/* The baggage header value for workload w (only non-empty members, values percent-encoded
+ * where they hold more than baggage-octets; a member that does not fit is left out). Returns
+ * its length; "" for NULL w. */
+size_t proxy_baggage_encode(const struct state_workload *w, char *buf, size_t len);
+/* Parses a received baggage header value (any bytes, NUL-terminated) into b. */
+void proxy_baggage_parse(const char *value, struct proxy_baggage *b);
+/* `for="<client ip:port>"`, with `;host=<host>` when host is a token (a service hostname). */
+void proxy_forwarded(const struct sockaddr_storage *client, const char *host, char *buf,
+		     size_t len);
+/* A fresh W3C traceparent ("00-<trace id>-<span id>-00", random); len >= 56. 0 or -1. */
+int proxy_traceparent(char *buf, size_t len);
+/* A PROXY protocol v2 header (PROXY, TCP) from src to dst, with upstream's TLV 0xD0 holding
+ * identity (none when NULL or ""). Both addresses of one family. Its length, or -1 (families
+ * differ, buf too small). */
+ssize_t proxy_ppv2_header(const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+			  const char *identity, uint8_t *buf, size_t len);
+/* proxy_count_open, with the labels of a source not in the state taken from its baggage. */
+void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, const char *flags,
+			   bool mtls, const struct proxy_baggage *peer);
 
 /* shed.c */
 void proxy_shed_init(struct proxy_shed *s);

@@ -53,6 +53,58 @@ static void strings(FILE *out, char *const *v, size_t n)
 	fputc(']', out);
 }
 
+/* ,"waypoint":{"destination":"/10.0.0.5" or "ns/host","hboneMtlsPort":15008}, when set */
+static void gateway(FILE *out, const struct state_gateway *g)
+{
+	char ip[INET6_ADDRSTRLEN + 1] = "/";
+
+	if (!g->present)
+		return;
+	fputs(",\"waypoint\":{\"destination\":", out);
+	if (g->hostname)
+		state_json_string(out, g->hostname);
+	else
+		state_json_string(out, state_ip_format(&g->address, ip + 1, sizeof(ip) - 1) - 1);
+	fprintf(out, ",\"hboneMtlsPort\":%u}", g->hbone_mtls_port);
+}
+
+/* What load balancing and the application tunnel read of a workload. */
+static void workload_extras(FILE *out, const struct state_workload *w)
+{
+	fprintf(out, ",\"capacity\":%u,\"status\":\"%s\"", w->capacity,
+		w->unhealthy ? "Unhealthy" : "Healthy");
+	if (w->locality.region || w->locality.zone || w->locality.subzone) {
+		fputs(",\"locality\":{\"region\":", out);
+		state_json_string(out, w->locality.region);
+		fputs(",\"zone\":", out);
+		state_json_string(out, w->locality.zone);
+		fputs(",\"subzone\":", out);
+		state_json_string(out, w->locality.subzone);
+		fputc('}', out);
+	}
+	if (w->application_tunnel.present)
+		fprintf(out, ",\"applicationTunnel\":{\"protocol\":\"%s\",\"port\":%u}",
+			w->application_tunnel.proxy ? "PROXY" : "NONE", w->application_tunnel.port);
+	gateway(out, &w->waypoint);
+}
+
+static void load_balancer(FILE *out, const struct state_load_balancing *lb)
+{
+	static const char *const modes[] = { "Standard", "Strict", "Failover", "Passthrough" };
+	static const char *const scopes[] = { "?", "Region", "Zone", "Subzone", "Node", "Cluster",
+					      "Network" };
+
+	fprintf(out, ",\"loadBalancer\":{\"mode\":\"%s\",\"routingPreferences\":[",
+		lb->mode <= STATE_LB_PASSTHROUGH ? modes[lb->mode] : "?");
+	for (size_t i = 0; i < lb->n_routing_preferences; i++) {
+		int sc = lb->routing_preferences[i];
+
+		fprintf(out, "%s\"%s\"", i ? "," : "",
+			sc >= STATE_LB_REGION && sc <= STATE_LB_NETWORK ? scopes[sc] : "?");
+	}
+	fprintf(out, "],\"healthPolicy\":\"%s\"}", lb->allow_unhealthy ? "AllowAll" : "OnlyHealthy");
+}
+
 static void workload(FILE *out, const struct state_workload *w)
 {
 	char id[600];
@@ -81,6 +133,7 @@ static void workload(FILE *out, const struct state_workload *w)
 	}
 	fputs("},\"authorizationPolicies\":", out);
 	strings(out, w->authorization_policies, w->n_authorization_policies);
+	workload_extras(out, w);
 	fputc('}', out);
 }
 
@@ -98,6 +151,8 @@ static void service(FILE *out, const struct state_service *s)
 	ports(out, s->ports, s->n_ports);
 	fputs(",\"subjectAltNames\":", out);
 	strings(out, s->subject_alt_names, s->n_subject_alt_names);
+	gateway(out, &s->waypoint);
+	load_balancer(out, &s->load_balancing);
 	fputc('}', out);
 }
 

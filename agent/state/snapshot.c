@@ -50,6 +50,9 @@ static void workload_free(struct state_workload *w)
 	}
 	ptr_free(&w->services);
 	w->n_services = 0;
+	ptr_free(&w->locality.region);
+	ptr_free(&w->locality.zone);
+	ptr_free(&w->locality.subzone);
 	gateway_free(&w->waypoint);
 	strv_free(&w->authorization_policies, &w->n_authorization_policies);
 }

@@ -226,6 +226,65 @@ static int workload_strings(const Istio__Workload__Workload *pw, struct state_wo
 	return ret;
 }
 
+/* What load balancing reads of a workload: status, locality, capacity (default 1). */
+static int workload_balancing(const Istio__Workload__Workload *pw, struct state_workload *w,
+			      char *err, size_t errlen)
+{
+	const Istio__Workload__Locality *l = pw->locality;
+	int ret = 0;
+
+	w->unhealthy = pw->status == ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY;
+	if (pw->application_tunnel) {
+		w->application_tunnel.present = true;
+		w->application_tunnel.proxy = pw->application_tunnel->protocol ==
+			ISTIO__WORKLOAD__APPLICATION_TUNNEL__PROTOCOL__PROXY;
+		ret = xds_port(pw->application_tunnel->port, true, &w->application_tunnel.port,
+			       "application_tunnel.port", err, errlen);
+		if (ret)
+			return ret;
+	}
+	w->capacity = pw->capacity ? pw->capacity->value : 1;
+	if (l) {
+		ret = xds_str(l->region, &w->locality.region, "locality.region", err, errlen);
+		if (!ret)
+			ret = xds_str(l->zone, &w->locality.zone, "locality.zone", err, errlen);
+		if (!ret)
+			ret = xds_str(l->subzone, &w->locality.subzone, "locality.subzone", err,
+				      errlen);
+	}
+	return ret;
+}
+
+/* A service's LoadBalancing; unknown scopes are refused as upstream does. */
+static int balancing_convert(const Istio__Workload__LoadBalancing *in,
+			     struct state_load_balancing *lb, char *err, size_t errlen)
+{
+	if (!in)
+		return 0;
+	if (in->n_routing_preference > STATE_LB_MAX_PREFS)
+		return xds_errf(err, errlen, "load_balancing: more than %d routing preferences",
+				STATE_LB_MAX_PREFS);
+	for (size_t i = 0; i < in->n_routing_preference; i++) {
+		int sc = (int)in->routing_preference[i];
+
+		if (sc < STATE_LB_REGION || sc > STATE_LB_NETWORK)
+			return xds_errf(err, errlen, "load_balancing: invalid scope %d", sc);
+		lb->routing_preferences[i] = sc;	/* the proto's numbers are ours */
+	}
+	lb->n_routing_preferences = in->n_routing_preference;
+	switch (in->mode) {
+	case ISTIO__WORKLOAD__LOAD_BALANCING__MODE__STRICT: lb->mode = STATE_LB_STRICT; break;
+	case ISTIO__WORKLOAD__LOAD_BALANCING__MODE__FAILOVER: lb->mode = STATE_LB_FAILOVER; break;
+	case ISTIO__WORKLOAD__LOAD_BALANCING__MODE__PASSTHROUGH:
+		lb->mode = STATE_LB_PASSTHROUGH;
+		break;
+	default: lb->mode = STATE_LB_STANDARD; break;
+	}
+	lb->allow_unhealthy =
+		in->health_policy == ISTIO__WORKLOAD__LOAD_BALANCING__HEALTH_POLICY__ALLOW_ALL;
+	return 0;
+}
+
 /* Fills w (zeroed by the caller); on failure w may hold partial allocations to free. */
 static int workload_convert(const Istio__Workload__Workload *pw, struct state_workload *w,
 			    char *err, size_t errlen)
@@ -248,6 +307,8 @@ static int workload_convert(const Istio__Workload__Workload *pw, struct state_wo
 		ret = strv_convert(pw->authorization_policies, pw->n_authorization_policies,
 				   &w->authorization_policies, &w->n_authorization_policies,
 				   "authorization_policies", err, errlen);
+	if (!ret)
+		ret = workload_balancing(pw, w, err, errlen);
 	return ret;
 }
 
@@ -277,6 +338,8 @@ static int service_convert(const Istio__Workload__Service *ps, struct state_serv
 				   "subject_alt_names", err, errlen);
 	if (!ret)
 		ret = gateway_convert(ps->waypoint, &s->waypoint, err, errlen);
+	if (!ret)
+		ret = balancing_convert(ps->load_balancing, &s->load_balancing, err, errlen);
 	return ret;
 }
 

@@ -26,6 +26,9 @@ struct hbone_settings {
 	uint32_t max_pending_per_source;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES_PER_SOURCE, 256 */
 	uint32_t app_buffer_limit;	/* ZTUNNEL_APP_BUFFER_LIMIT: bytes queued toward apps, 64 MiB */
 	uint32_t max_header_list;	/* 64 KiB, as upstream */
+	uint32_t keepalive_interval_ms;	/* PING after this long (10 s), again as long after a PONG */
+	uint32_t keepalive_timeout_ms;	/* close when no PONG came this long after a PING (20 s) */
+	bool localhost_app_tunnel;	/* LOCALHOST_APP_TUNNEL: PROXY app tunnels go to 127.0.0.1 */
 };
 
 /* Fills upstream's defaults. */
@@ -84,22 +87,40 @@ void hbone_stream_abort(struct access_record *rec, const char *reason);
 void hbone_stream_goaway(struct hbone_stream *st);
 /* Refuses a request with an HTTP status (400, 401, 503...) and a reason for the log. */
 void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason);
+/* Bytes the app gets before the tunnelled ones (a PROXY header); copied. Call before
+ * hbone_stream_connect. 0 or -ENOMEM / -EINVAL (len 0 or over 1 KiB). */
+int hbone_stream_set_prefix(struct hbone_stream *st, const uint8_t *data, size_t len);
 /* Connects fd (non-blocking, already bound as the proxy wants) to sa; 200 and relay on success,
  * 503 on failure. fd is owned by the stream from now. */
 void hbone_stream_connect(struct hbone_stream *st, int fd, const struct sockaddr *sa,
 			  socklen_t salen);
+
+/* Upstream's CONNECT metadata. Client: the request headers to send; empty ones are left out.
+ * Server: baggage and forwarded as received (baggage = the request's, until the proxy sets the
+ * response's with hbone_stream_set_response_baggage). Values hold header-safe text only. */
+struct hbone_meta {
+	char baggage[256];
+	char forwarded[128];
+	char traceparent[56];	/* "00-<32 hex>-<16 hex>-00" */
+};
+
+/* The stream's received baggage and forwarded headers ("" when absent or over-long). */
+const struct hbone_meta *hbone_stream_meta(const struct hbone_stream *st);
+/* The baggage header of the stream's 200 response (copied; "" or NULL: none). */
+void hbone_stream_set_response_baggage(struct hbone_stream *st, const char *baggage);
 
 /* A per-worker pool of client connections. */
 struct hbone_pool;
 
 /* What an outbound tunnel needs. Strings are copied. */
 struct hbone_target {
-	struct sockaddr_storage hbone_addr;	/* peer ip:15008 */
+	struct sockaddr_storage hbone_addr;	/* peer ip:15008 (a waypoint's hbone_mtls_port) */
 	char authority[80];			/* "ip:port" of the app */
 	char src_identity[TLS_SPIFFE_MAX];
 	char dst_identity[TLS_SPIFFE_MAX];	/* the SAN the server must present */
 	int netns_fd;				/* source pod netns for new sockets; borrowed */
 	SSL_CTX *client_ctx;			/* source identity's context; borrowed */
+	char waypoint[160];			/* "" or the waypoint this goes through (logs) */
 };
 
 /* Pool key equality: source identity, destination identity, HBONE address and source netns. */
@@ -116,10 +137,11 @@ unsigned hbone_pool_size(const struct hbone_pool *pool);
 
 /*
  * Tunnels the accepted client socket fd (owned from now) to t: reuses a pooled connection with
- * room for a stream or opens one. rec is copied as the stream's access record. On any failure
- * the client socket is reset and the failure logged.
+ * room for a stream or opens one. rec is copied as the stream's access record, meta (may be
+ * NULL) as its request headers. On any failure the client socket is reset and the failure
+ * logged.
  */
 void hbone_pool_tunnel(struct hbone_pool *pool, const struct hbone_target *t, int fd,
-		       const struct access_record *rec);
+		       const struct access_record *rec, const struct hbone_meta *meta);
 
 #endif

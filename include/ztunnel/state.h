@@ -48,6 +48,20 @@ struct state_gateway {
 	uint16_t hbone_mtls_port;	/* default 15008 */
 };
 
+/* Where a workload runs (upstream's Locality); strings owned by the snapshot, NULL if unset. */
+struct state_locality {
+	char *region;
+	char *zone;
+	char *subzone;
+};
+
+/* Upstream's ApplicationTunnel: how the destination agent hands connections to this workload. */
+struct state_app_tunnel {
+	bool present;
+	bool proxy;		/* protocol PROXY: a PROXY v2 header (source identity TLV) first */
+	uint16_t port;		/* 0: the connection's own port */
+};
+
 /* All strings and arrays are owned by the snapshot that holds the workload. */
 struct state_workload {
 	char *uid;
@@ -69,6 +83,29 @@ struct state_workload {
 	struct state_gateway waypoint;
 	char **authorization_policies;	/* "namespace/name" of policies selecting this workload */
 	size_t n_authorization_policies;
+	struct state_locality locality;
+	uint32_t capacity;		/* load-balancing weight; upstream's default 1 */
+	bool unhealthy;			/* status Unhealthy: skipped unless the service allows all */
+	struct state_app_tunnel application_tunnel;
+};
+
+/* Service load balancing (upstream's LoadBalancing). */
+enum state_lb_mode {
+	STATE_LB_STANDARD = 0,		/* random, weighted by capacity */
+	STATE_LB_STRICT = 1,		/* only endpoints matching every routing preference */
+	STATE_LB_FAILOVER = 2,		/* the endpoints matching the most preferences, in order */
+	STATE_LB_PASSTHROUGH = 3,	/* no endpoint picking: to the original destination */
+};
+enum state_lb_scope {
+	STATE_LB_REGION = 1, STATE_LB_ZONE, STATE_LB_SUBZONE, STATE_LB_NODE,
+	STATE_LB_CLUSTER, STATE_LB_NETWORK,
+};
+#define STATE_LB_MAX_PREFS 8
+struct state_load_balancing {
+	enum state_lb_mode mode;
+	int routing_preferences[STATE_LB_MAX_PREFS];	/* enum state_lb_scope, in order */
+	size_t n_routing_preferences;
+	bool allow_unhealthy;		/* health policy AllowAll (else OnlyHealthy) */
 };
 
 struct state_service {
@@ -82,6 +119,7 @@ struct state_service {
 	char **subject_alt_names;
 	size_t n_subject_alt_names;
 	struct state_gateway waypoint;
+	struct state_load_balancing load_balancing;	/* zero: Standard, OnlyHealthy */
 };
 
 /* Authorization policy in upstream's shape (istio.security.Authorization). */

@@ -16,7 +16,7 @@ ls "$TB_ROOT"/build/obj/agent/xds/*.o >/dev/null 2>&1 || tb_skip "agent objects 
 mkdir -p "$TBDIR/py"
 "$PY" -m grpc_tools.protoc -I "$TB_ROOT/proto" --python_out="$TBDIR/py" \
 	--grpc_python_out="$TBDIR/py" "$TB_ROOT"/proto/{discovery,workload,authorization}.proto \
-	"$TB_ROOT"/proto/{envoy_base,google_any,google_status,google_struct,google_empty}.proto ||
+	"$TB_ROOT"/proto/{envoy_base,google_any,google_status,google_struct,google_empty,google_wrappers}.proto ||
 	tb_fail "generating python stubs"
 objs=$(ls "$TB_ROOT"/build/obj/agent/*/*.o "$TB_ROOT"/build/obj/gen/*.o)
 # shellcheck disable=SC2086

@@ -8,6 +8,7 @@
 #include "../../agent/state/index.c"
 #include "../../agent/localcfg/yaml.c"
 #include "../../agent/localcfg/fields.c"
+#include "../../agent/localcfg/balance.c"
 #include "../../agent/localcfg/objects.c"
 #include "../../agent/localcfg/policy.c"
 #include "../../agent/localcfg/localcfg.c"

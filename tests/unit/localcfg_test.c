@@ -11,6 +11,7 @@
 #include "../../agent/state/index.c"
 #include "../../agent/localcfg/yaml.c"
 #include "../../agent/localcfg/fields.c"
+#include "../../agent/localcfg/balance.c"
 #include "../../agent/localcfg/objects.c"
 #include "../../agent/localcfg/policy.c"
 #include "../../agent/localcfg/localcfg.c"
@@ -434,6 +435,18 @@ static void test_bad(void)
 		{ "workloads:\n- uid: a\n  capacity: -1\n", 3, "capacity: expected an unsigned integer" },
 		{ "workloads:\n- uid: a\n  status: Sick\n", 3, "status: unknown value \"Sick\"" },
 		{ "workloads:\n- [a]: b\n", 2, "workload: keys must be strings" },
+		{ "services:\n- {name: s, loadBalancer: {mode: Random}}\n", 2,
+		  "mode: unknown value \"Random\" (want one of Standard, Strict, Failover, Passthrough)" },
+		{ "services:\n- {name: s, loadBalancer: {routingPreferences: [Zone, Planet]}}\n", 2,
+		  "routingPreferences: unknown value \"Planet\"" },
+		{ "services:\n- {name: s, loadBalancer: {routingPreferences: [Zone, Zone, Zone, Zone, "
+		  "Zone, Zone, Zone, Zone, Zone]}}\n", 2, "more than 8 routing preferences" },
+		{ "services:\n- {name: s, loadBalancer: {healthPolicy: Some}}\n", 2,
+		  "healthPolicy: unknown value \"Some\"" },
+		{ "workloads:\n- {uid: a, locality: {region: r, planet: p}}\n", 2, "planet" },
+		{ "workloads:\n- {uid: a, applicationTunnel: {port: 15088}}\n", 2, "protocol" },
+		{ "workloads:\n- {uid: a, applicationTunnel: {protocol: HTTP}}\n", 2,
+		  "protocol: unknown value \"HTTP\" (want one of NONE, PROXY)" },
 	};
 	char err[512], prefix[32];
 

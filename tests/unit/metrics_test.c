@@ -1,6 +1,7 @@
 // unit-standalone
 /* metrics_test: series identity, summing over shards, Prometheus text, concurrent counting. */
 #include <pthread.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,8 +329,37 @@ static void test_concurrent(void)
 	metrics_free(&m);
 }
 
+/* Label values chosen by a peer (baggage) cannot grow a shard without bound. */
+static void test_series_bound(void)
+{
+	struct metrics *m = metrics_new();
+	struct metrics_shard *s = metrics_shard_new(m);
+	struct metrics_labels l = inbound;
+	struct metrics_series *first = NULL, *x = NULL;
+	char v[32];
+	int made = 0;
+
+	for (int i = 0; i < METRICS_MAX_SERIES_PER_SHARD + 10; i++) {
+		snprintf(v, sizeof(v), "w%d", i);
+		l.source_workload = v;
+		x = metrics_series_get(s, &l);
+		if (x)
+			made++;
+		if (!first)
+			first = x;
+	}
+	CHECK(made == METRICS_MAX_SERIES_PER_SHARD, "series made: %d, want the bound %d", made,
+	      METRICS_MAX_SERIES_PER_SHARD);
+	CHECK(!x && errno == ENOSPC, "past the bound: NULL (not counted), ENOSPC");
+	l.source_workload = "w0";
+	CHECK(first && metrics_series_get(s, &l) == first, "existing series still found");
+	metrics_conn_opened(x);	/* a NULL series is a no-op */
+	metrics_free(&m);
+}
+
 int main(void)
 {
+	test_series_bound();
 	test_series_identity();
 	test_render();
 	test_shard_limit();

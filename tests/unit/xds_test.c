@@ -110,7 +110,15 @@ static ProtobufCBinaryData workload_full_body(void)
 	Istio__Workload__GatewayAddress gw = ISTIO__WORKLOAD__GATEWAY_ADDRESS__INIT;
 	Istio__Workload__NetworkAddress gwa = ISTIO__WORKLOAD__NETWORK_ADDRESS__INIT;
 	char *pols[] = { "default/p1", "default/p2" };
+	Istio__Workload__Locality loc = ISTIO__WORKLOAD__LOCALITY__INIT;
+	Google__Protobuf__UInt32Value cap = GOOGLE__PROTOBUF__UINT32_VALUE__INIT;
 
+	loc.region = "r1";
+	loc.zone = "z1";
+	cap.value = 7;
+	w.locality = &loc;
+	w.capacity = &cap;
+	w.status = ISTIO__WORKLOAD__WORKLOAD_STATUS__UNHEALTHY;
 	port.service_port = 80;
 	port.target_port = 8080;
 	pl.n_ports = 1;
@@ -150,7 +158,16 @@ static ProtobufCBinaryData service_body(const char *hostname, const uint8_t *vip
 	Istio__Workload__GatewayAddress gw = ISTIO__WORKLOAD__GATEWAY_ADDRESS__INIT;
 	Istio__Workload__NamespacedHostname nh = ISTIO__WORKLOAD__NAMESPACED_HOSTNAME__INIT;
 	char *sans[] = { "spiffe://cluster.local/ns/default/sa/server" };
+	Istio__Workload__LoadBalancing lb = ISTIO__WORKLOAD__LOAD_BALANCING__INIT;
+	Istio__Workload__LoadBalancing__Scope prefs[] = {
+		ISTIO__WORKLOAD__LOAD_BALANCING__SCOPE__REGION,
+		ISTIO__WORKLOAD__LOAD_BALANCING__SCOPE__ZONE };
 
+	lb.mode = ISTIO__WORKLOAD__LOAD_BALANCING__MODE__FAILOVER;
+	lb.n_routing_preference = 2;
+	lb.routing_preference = prefs;
+	lb.health_policy = ISTIO__WORKLOAD__LOAD_BALANCING__HEALTH_POLICY__ALLOW_ALL;
+	s.load_balancing = &lb;
 	na.address = bytes(vip, viplen);
 	port.service_port = port_number;
 	port.target_port = 8080;
@@ -289,10 +306,14 @@ static void test_workload_conversion(void)
 		      "waypoint address, default port");
 		CHECK(w->n_authorization_policies == 2 &&
 			      str_is(w->authorization_policies[1], "default/p2"), "policies");
+		CHECK(str_is(w->locality.region, "r1") && str_is(w->locality.zone, "z1") &&
+			      !w->locality.subzone && w->capacity == 7 && w->unhealthy,
+		      "locality, capacity, status");
 	}
 	w = find_workload(s, "plain");
 	CHECK(w && w->protocol == STATE_PROTO_NONE && str_is(w->service_account, "default") &&
-		      str_is(w->trust_domain, "cluster.local") && !w->node && !w->waypoint.present,
+		      str_is(w->trust_domain, "cluster.local") && !w->node && !w->waypoint.present &&
+		      w->capacity == 1 && !w->unhealthy,
 	      "defaults");
 	state_snapshot_put(&s);
 	xds_table_clear(&t[0]);
@@ -329,6 +350,12 @@ static void test_service_and_policy_conversion(void)
 			     "istio-system/waypoint.istio-system.svc.cluster.local") &&
 		      sv->waypoint.hbone_mtls_port == 15009,
 	      "service waypoint hostname");
+	CHECK(sv->load_balancing.mode == STATE_LB_FAILOVER &&
+		      sv->load_balancing.n_routing_preferences == 2 &&
+		      sv->load_balancing.routing_preferences[0] == STATE_LB_REGION &&
+		      sv->load_balancing.routing_preferences[1] == STATE_LB_ZONE &&
+		      sv->load_balancing.allow_unhealthy,
+	      "service load balancing");
 	CHECK(str_is(s->policies[0].name, "deny") && s->policies[0].scope == STATE_SCOPE_NAMESPACE &&
 		      s->policies[0].action == STATE_ACTION_DENY && s->policies[0].n_rules == 1,
 	      "policy header");

@@ -64,6 +64,20 @@ def ip_bytes(text):
     return ipaddress.ip_address(text.split("/")[-1]).packed
 
 
+def gateway(msg, d):
+    """{"address": "10.0.0.5"} or {"hostname": "ns/host"}, with an optional "port"."""
+    if not d:
+        return
+    if "address" in d:
+        msg.address.network = ""
+        msg.address.address = ip_bytes(d["address"])
+    else:
+        ns, _, host = d["hostname"].partition("/")
+        msg.hostname.namespace = ns
+        msg.hostname.hostname = host
+    msg.hbone_mtls_port = int(d.get("port", 15008))
+
+
 def workload(d):
     w = workload_pb2.Workload(uid=d["uid"], name=d.get("name", ""),
                               namespace=d.get("namespace", "default"),
@@ -77,6 +91,7 @@ def workload(d):
         for sp, tp in ports.items():
             pl.ports.add(service_port=int(sp), target_port=int(tp))
     w.authorization_policies.extend(d.get("authorization_policies", []))
+    gateway(w.waypoint, d.get("waypoint"))
     return workload_pb2.Address(workload=w)
 
 
@@ -88,6 +103,7 @@ def service(d):
     for sp, tp in d.get("ports", {}).items():
         s.ports.add(service_port=int(sp), target_port=int(tp))
     s.subject_alt_names.extend(d.get("subject_alt_names", []))
+    gateway(s.waypoint, d.get("waypoint"))
     return workload_pb2.Address(service=s)
 
 

@@ -82,6 +82,7 @@ class Client:
             validate_outbound_headers=False))  # h2 4.1 wants :path even for CONNECT
         self.got_frames = False
         self.status = None
+        self.response_baggage = "-"
         self.recv_done = False
         self.deadline = time.monotonic() + a.timeout
 
@@ -130,6 +131,7 @@ class Client:
     def handle(self, ev, sid):
         if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
             self.status = dict(ev.headers).get(":status")
+            self.response_baggage = dict(ev.headers).get("baggage", "-")
         elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
             sys.stdout.buffer.write(ev.data)
             sys.stdout.buffer.flush()
@@ -150,12 +152,14 @@ class Client:
         self.conn.initiate_connection()
         self.conn.increment_flow_control_window(CONN_WINDOW - 65535)
         sid = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(sid, [(":method", "CONNECT"), (":authority", self.a.authority)])
+        extra = [tuple(h.split(":", 1)) for h in self.a.header]
+        self.conn.send_headers(sid, [(":method", "CONNECT"), (":authority", self.a.authority)] +
+                               [(k.strip().lower(), v.strip()) for k, v in extra])
         self.flush()
         while self.status is None:
             self.wait_readable()
             self.read(sid)
-        log("status=%s" % self.status)
+        log("status=%s baggage=%s" % (self.status, self.response_baggage))
         if self.status != "200":
             raise Fail(3, "CONNECT answered %s" % self.status)
         return sid
@@ -198,6 +202,7 @@ def main():
     ap.add_argument("--expect-identity")
     ap.add_argument("--data", help="send these bytes instead of stdin")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--header", action="append", default=[], help="'name: value' to add")
     a = ap.parse_args()
     tls = None
     try:

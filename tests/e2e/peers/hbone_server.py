@@ -173,6 +173,8 @@ class H2Conn(asyncio.Protocol):
             writer.close()
             return
         log("stream %d identity=%s authority=%s status=200" % (sid, self.ident, auth))
+        log("stream %d headers baggage=%s forwarded=%s traceparent=%s" % (
+            sid, hdrs.get("baggage", "-"), hdrs.get("forwarded", "-"), hdrs.get("traceparent", "-")))
         st.writer = writer
         self.respond(sid, 200, False)
         st.tasks = [asyncio.ensure_future(self.to_upstream(st)),
