@@ -70,14 +70,43 @@ static const struct state_workload_service *entry(const struct state_workload *w
 	return NULL;
 }
 
-/* The rank of endpoint w, or -1 when it cannot be picked at all. */
+/* The rank of endpoint w (ws: its entry for svc), or -1 when it cannot be picked at all. */
 static int candidate(const struct state_service *svc, const struct state_workload *src,
-		     const struct state_workload *w, const struct state_workload_service **ws)
+		     const struct state_workload *w, const struct state_workload_service *ws)
 {
-	*ws = entry(w, svc);
-	if (!*ws || !w->n_ips || (w->unhealthy && !svc->load_balancing.allow_unhealthy))
+	if (!ws || !w->n_ips || (w->unhealthy && !svc->load_balancing.allow_unhealthy))
 		return -1;
 	return proxy_lb_rank(&svc->load_balancing, src, w);
+}
+
+/* A walk over svc's endpoints: the snapshot's index when it has one (the service's own
+ * endpoints only), else a scan of every workload. */
+struct walk {
+	bool indexed;
+	struct state_endpoint_iter it;
+	size_t i;
+};
+
+static void walk_begin(const struct state_snapshot *snap, const struct state_service *svc,
+		       struct walk *wk)
+{
+	wk->i = 0;
+	wk->indexed = state_endpoints_begin(snap, svc, &wk->it);
+}
+
+static const struct state_workload *walk_next(const struct state_snapshot *snap,
+					      const struct state_service *svc, struct walk *wk,
+					      const struct state_workload_service **ws)
+{
+	if (wk->indexed)
+		return state_endpoints_next(snap, &wk->it, ws);
+	while (wk->i < snap->n_workloads) {
+		const struct state_workload *w = &snap->workloads[wk->i++];
+
+		if ((*ws = entry(w, svc)))
+			return w;
+	}
+	return NULL;
 }
 
 const struct state_workload *proxy_lb_pick(const struct state_snapshot *snap,
@@ -87,7 +116,9 @@ const struct state_workload *proxy_lb_pick(const struct state_snapshot *snap,
 {
 	const struct state_port *sp = NULL;
 	const struct state_workload_service *ws;
+	const struct state_workload *w;
 	uint64_t total = 0, pick;
+	struct walk wk;
 	int best = -1;
 
 	for (size_t i = 0; i < svc->n_ports && !sp; i++)
@@ -97,23 +128,21 @@ const struct state_workload *proxy_lb_pick(const struct state_snapshot *snap,
 		return NULL;
 	/* two passes over the endpoints, no allocation: the best rank and its total weight,
 	 * then the weighted pick among the endpoints of that rank */
-	for (size_t i = 0; i < snap->n_workloads; i++) {
-		int rank = candidate(svc, src, &snap->workloads[i], &ws);
+	for (walk_begin(snap, svc, &wk); (w = walk_next(snap, svc, &wk, &ws));) {
+		int rank = candidate(svc, src, w, ws);
 
 		if (rank > best) {
 			best = rank;
 			total = 0;
 		}
 		if (rank == best && rank >= 0)
-			total += snap->workloads[i].capacity;
+			total += w->capacity;
 	}
 	if (best < 0 || total == 0)
 		return NULL;
 	pick = rnd % total;
-	for (size_t i = 0; i < snap->n_workloads; i++) {
-		const struct state_workload *w = &snap->workloads[i];
-
-		if (candidate(svc, src, w, &ws) != best)
+	for (walk_begin(snap, svc, &wk); (w = walk_next(snap, svc, &wk, &ws));) {
+		if (candidate(svc, src, w, ws) != best)
 			continue;
 		if (pick >= w->capacity) {
 			pick -= w->capacity;

@@ -512,3 +512,37 @@ const struct state_policy *state_policies_next(const struct state_snapshot *snap
 		it->ns_at = it->ns_next[next];
 	return &snap->policies[next];
 }
+
+bool state_endpoints_begin(const struct state_snapshot *snap, const struct state_service *svc,
+			   struct state_endpoint_iter *it)
+{
+	const struct state_index *x = snap ? snap->index : NULL;
+	uintptr_t at0, p = (uintptr_t)svc;
+	size_t s;
+
+	memset(it, 0, sizeof(*it));
+	if (!x || !svc)
+		return false;
+	at0 = (uintptr_t)snap->services;
+	if (p < at0 || p >= at0 + snap->n_services * sizeof(*svc))
+		return false;
+	s = (p - at0) / sizeof(*svc);
+	it->at = x->ep + x->ep_start[s];
+	it->entry = x->ep_entry + x->ep_start[s];
+	it->n = x->ep_start[s + 1] - x->ep_start[s];
+	return true;
+}
+
+const struct state_workload *state_endpoints_next(const struct state_snapshot *snap,
+						  struct state_endpoint_iter *it,
+						  const struct state_workload_service **entry)
+{
+	const struct state_workload *w;
+
+	if (!it->n)
+		return NULL;
+	w = &snap->workloads[*it->at++];
+	*entry = *it->entry++;
+	it->n--;
+	return w;
+}

@@ -229,6 +229,21 @@ bool state_policies_begin(const struct state_snapshot *snap, const struct state_
 const struct state_policy *state_policies_next(const struct state_snapshot *snap,
 					       struct state_policy_iter *it);
 
+/* A service's endpoints from the index, in workload order (a workload is one endpoint even if
+ * its services map names the service twice). */
+struct state_endpoint_iter {
+	const uint32_t *at;
+	const struct state_workload_service *const *entry;
+	size_t n;
+};
+/* false when snap has no index (or svc is not its service): the caller scans instead. */
+bool state_endpoints_begin(const struct state_snapshot *snap, const struct state_service *svc,
+			   struct state_endpoint_iter *it);
+/* The next endpoint and its services-map entry for the service, or NULL at the end. */
+const struct state_workload *state_endpoints_next(const struct state_snapshot *snap,
+						  struct state_endpoint_iter *it,
+						  const struct state_workload_service **entry);
+
 /* Look-ups. Returned pointers live as long as the caller's reference to the snapshot. With
  * the indexes they cost the same for a snapshot of 10 entries as for one of 10,000. */
 const struct state_workload *state_lookup_ip(const struct state_snapshot *snap, const struct state_ip *ip);

@@ -218,7 +218,8 @@ static void count_picks(struct state_snapshot *snap, const char *vip, unsigned n
 	}
 }
 
-static void test_load_balancing(void)
+/* indexed: the snapshot's hash indexes on, as a published snapshot has them */
+static void test_load_balancing(bool indexed)
 {
 	char err[256];
 	struct state_snapshot *snap = localcfg_load_buffer("lb", lb_mesh, strlen(lb_mesh), err,
@@ -231,6 +232,7 @@ static void test_load_balancing(void)
 	CHECK(snap, "lb mesh parses: %s", err);
 	if (!snap)
 		return;
+	CHECK(!indexed || (state_snapshot_index(snap) == 0 && snap->index), "lb mesh indexed");
 	count_picks(snap, "10.96.1.1", 4000, n);
 	CHECK(n[0] == 1000 && n[1] == 1000 && n[2] == 2000 && n[3] == 0 && n[4] == 0,
 	      "Standard: weighted by capacity, unhealthy skipped: a=%u b=%u c=%u d=%u none=%u",
@@ -294,8 +296,12 @@ int main(void)
 		return 1;
 	test_routes(snap);
 	test_gateway_name(snap);
+	CHECK(state_snapshot_index(snap) == 0 && snap->index, "mesh indexed");
+	test_routes(snap);	/* the same answers through the index */
+	test_gateway_name(snap);
 	state_snapshot_put(&snap);
-	test_load_balancing();
+	test_load_balancing(false);
+	test_load_balancing(true);
 	test_network_rank();
 	if (failures) {
 		printf("%d checks failed\n", failures);
