@@ -5,9 +5,11 @@
 # request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
 # Never asserts on speed; exits non-zero only when a measurement could not be made.
 # Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 1000) held connections,
-# BENCH_PARTS (default "plain stunnel haproxy bare ztunnel ebpf sockmap") to run only some of the
-# paths; ebpf = the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and
-# metrics), sockmap = that with ZTUNNEL_BPF_SOCKMAP=true; haproxy = the ceiling of the mesh's
+# BENCH_PARTS (default "plain stunnel haproxy bare ztunnel ebpf sockmap big") to run only some of
+# the paths; ebpf = the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and
+# metrics), sockmap = that with ZTUNNEL_BPF_SOCKMAP=true; big = the ztunnel-c path with 10,000
+# more workloads, 1,000 services and 100 policies in the state (rr and connection rate);
+# haproxy = the ceiling of the mesh's
 # shape: the same three TCP legs (client app -> haproxy in the client pod -> haproxy in the
 # server pod -> server app), zero-copy (option splice-auto), no crypto.
 set -u -o pipefail
@@ -18,7 +20,7 @@ source tests/e2e/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
 HOLD=${BENCH_HOLD:-1000}
-PARTS=" ${BENCH_PARTS:-plain stunnel haproxy bare ztunnel ebpf sockmap} "
+PARTS=" ${BENCH_PARTS:-plain stunnel haproxy bare ztunnel ebpf sockmap big} "
 ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
 CLIENT_IP=10.201.1.2
@@ -312,6 +314,67 @@ write_mesh() {
 	EOF
 }
 
+# big_state FILE: appends 10,000 workloads (on no node of the testbed, one IP each) in 1,000
+# services with a VIP each, and 100 namespace policies, to the mesh config: the state of a
+# cluster, which the look-ups per connection must not notice.
+big_state() {
+	python3 - "$1" <<-'PYEOF'
+		import sys
+		path = sys.argv[1]
+		text = open(path).read()
+		w, s, p = [], [], []
+		for i in range(10000):
+		    k = i % 1000
+		    w.append('- {uid: "Kubernetes//Pod/bulk-%d/w-%d", name: w-%d, namespace: bulk-%d, '
+		             'serviceAccount: sa-%d, workloadIps: ["10.%d.%d.%d"], protocol: HBONE, '
+		             'node: node9, services: {"bulk-%d/svc-%d.bulk-%d.svc.cluster.local": {80: 8080}}}'
+		             % (k % 100, i, i, k % 100, k, 220 + i // 65536, i // 256 % 256, i % 256,
+		                k % 100, k, k % 100))
+		for k in range(1000):
+		    s.append('- {name: svc-%d, namespace: bulk-%d, hostname: svc-%d.bulk-%d.svc.cluster.local, '
+		             'vips: ["/10.230.%d.%d"], ports: {80: 8080}}' % (k, k % 100, k, k % 100,
+		                                                              k // 256, k % 256))
+		for n in range(100):
+		    p.append('- {name: deny-%d, namespace: bulk-%d, scope: Namespace, action: Deny, '
+		             'rules: [[[{destinationPorts: [9]}]]]}' % (n, n))
+		def add(section, items, text):
+		    head = section + ":\n"
+		    if head in text:
+		        return text.replace(head, head + "\n".join(items) + "\n", 1)
+		    return text + head + "\n".join(items) + "\n"
+		text = add("workloads", w, text)
+		text = add("services", s, text)
+		text = add("policies", p, text)
+		open(path, "w").write(text)
+	PYEOF
+}
+
+# The ztunnel-c path again with that big state: connection rate and request/response latency.
+run_ztunnel_big() {
+	local a1 a2 out
+	stop_mesh
+	write_mesh policies
+	big_state "$TBDIR/mesh.yaml" || tb_fail "writing the big state"
+	tb_agent node1 mesh.yaml
+	tb_agent node2 mesh.yaml
+	tb_enroll node1 client default client
+	tb_enroll node2 server default server
+	a1=$(real_agent_pid node1) || tb_fail "cannot find node1's agent process"
+	a2=$(real_agent_pid node2) || tb_fail "cannot find node2's agent process"
+	record rss_node1_idle_kB big "$(rss_kb "$a1")"
+	record rss_node2_idle_kB big "$(rss_kb "$a2")"
+	CUR=big
+	say "[big] request/response at 1000/s, ${SECS}s (10,000 workloads, 1,000 services)"
+	out=$(ztb rr "$SERVER_IP" "$ECHO_PORT" --rate 1000 --duration "$SECS")
+	record rr1000_p50_us big "$(kv p50_us "$out")"
+	record rr1000_p99_us big "$(kv p99_us "$out")"
+	say "[big] new connection per request, 4 threads, ${SECS}s"
+	out=$(ztb conn "$SERVER_IP" "$ECHO_PORT" --duration "$SECS" --concurrency 4)
+	record conn_per_s big "$(kv conns_per_sec "$out")"
+	record conn_failures big "$(kv failures "$out")"
+	stop_mesh
+}
+
 # The agents without policies and with ZTUNNEL_METRICS=off: what the checks and counters cost.
 run_ztunnel_bare() {
 	write_mesh
@@ -392,7 +455,7 @@ print_table() {
 	local metrics=(tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rr1000_p99_us rrmax_rps
 		rrmax_p50_us rrmax_p99_us conn_per_s conn_failures rss_node1_idle_kB
 		rss_node2_idle_kB held_conns rss_node1_held_kB rss_node2_held_kB)
-	local f='%-20s %9s %9s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %8s %8s %8s\n'
+	local f='%-20s %9s %9s %9s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %8s %8s %8s %8s\n'
 	echo
 	echo "ztunnel-c benchmark: client pod (node1) -> server pod (node2)," \
 		"${SECS}s per measurement"
@@ -400,18 +463,20 @@ print_table() {
 		"node2 = server side; plain has no proxy"
 	echo "ztunnel-c = agents with policies, STRICT mTLS and metrics (nftables capture); bare = no" \
 		"policies, ZTUNNEL_METRICS=off; ebpf = ztunnel-c with ZTUNNEL_REDIRECT=ebpf;" \
-		"sockmap = ebpf with ZTUNNEL_BPF_SOCKMAP=true (same run)"
+		"sockmap = ebpf with ZTUNNEL_BPF_SOCKMAP=true; big = ztunnel-c with 10,000 more" \
+		"workloads, 1,000 services and 100 policies in its state (same run)"
 	echo "haproxy = the ceiling: the same three TCP legs through HAProxy (TCP mode," \
 		"splice-auto, no crypto). Ratios: z = ztunnel-c, e = ebpf, s = sockmap, h = haproxy"
-	printf "$f" metric plain stunnel haproxy bare ztunnel-c ebpf sockmap z/plain z/stunl \
-		e/z s/plain s/haprx s/z h/plain
+	printf "$f" metric plain stunnel haproxy bare ztunnel-c ebpf sockmap big z/plain z/stunl \
+		e/z s/plain s/haprx s/z h/plain big/z
 	for m in "${metrics[@]}"; do
 		z=${R[$m,ztunnel]:--} s=${R[$m,sockmap]:--} h=${R[$m,haproxy]:--}
 		p=${R[$m,plain]:--}
 		printf "$f" "$m" "$p" "${R[$m,stunnel]:--}" "$h" "${R[$m,bare]:--}" "$z" \
-			"${R[$m,ebpf]:--}" "$s" "$(ratio "$z" "$p")" "$(ratio "$z" "${R[$m,stunnel]:--}")" \
-			"$(ratio "${R[$m,ebpf]:--}" "$z")" "$(ratio "$s" "$p")" "$(ratio "$s" "$h")" \
-			"$(ratio "$s" "$z")" "$(ratio "$h" "$p")"
+			"${R[$m,ebpf]:--}" "$s" "${R[$m,big]:--}" "$(ratio "$z" "$p")" \
+			"$(ratio "$z" "${R[$m,stunnel]:--}")" "$(ratio "${R[$m,ebpf]:--}" "$z")" \
+			"$(ratio "$s" "$p")" "$(ratio "$s" "$h")" "$(ratio "$s" "$z")" \
+			"$(ratio "$h" "$p")" "$(ratio "${R[$m,big]:--}" "$z")"
 	done
 	for n in node1 node2; do
 		[ -s "$LOGS/sockmap/counters-$n.txt" ] &&
@@ -445,6 +510,7 @@ main() {
 	[[ $PARTS == *" ztunnel "* ]] && run_ztunnel
 	[[ $PARTS == *" ebpf "* ]] && run_ztunnel_ebpf
 	[[ $PARTS == *" sockmap "* ]] && run_ztunnel_sockmap
+	[[ $PARTS == *" big "* ]] && run_ztunnel_big
 	trap - EXIT
 	bench_cleanup
 	print_table
