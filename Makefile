@@ -5,7 +5,7 @@ BUILD   := build
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Iinclude \
 	   -I$(BUILD)/gen -I$(BUILD)/bpf -Ibpf -D_GNU_SOURCE
-LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lbpf -lpthread
+LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lbpf -lldns -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # proto/*.proto (our own files with upstream's packages and field numbers) -> protobuf-c sources
@@ -31,7 +31,8 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	libnftnl-dev libyaml-dev libjansson-dev iproute2 nftables iperf3 stunnel4 socat curl tcpdump \
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
-	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool
+	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool \
+	libldns-dev dnsutils dnsmasq
 
 CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
 HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)

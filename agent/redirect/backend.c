@@ -22,7 +22,7 @@ static int conntrack_original_dst(int fd, struct sockaddr_storage *dst)
 
 static int nft_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
 {
-	return redirect_nft_install(mark, err, errlen);
+	return redirect_nft_install(mark, pod ? pod->dns_port : 0, err, errlen);
 }
 
 static int nft_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)

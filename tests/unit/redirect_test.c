@@ -247,10 +247,10 @@ static void test_install_remove(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "first install: %d %s", ret, err);
 	check_installed(first, sizeof(first));
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "second install: %d %s", ret, err);
 	check_installed(second, sizeof(second));
 	CHECK(strcmp(first, second) == 0, "ruleset changed on reinstall:\n%s\n---\n%s", first,
@@ -260,7 +260,7 @@ static void test_install_remove(void)
 	check_removed();
 	ret = redirect_nft_remove(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "remove of nothing: %d %s", ret, err);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "install after remove: %d %s", ret, err);
 	CHECK(err[0] == '\0', "err set on success: %s", err);
 }
@@ -273,7 +273,7 @@ static void test_mark_reaches_rules(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(0x777, err, sizeof(err));
+	ret = redirect_nft_install(0x777, 0, err, sizeof(err));
 	CHECK(ret == 0, "install with mark 0x777: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta mark & 0x00000fff != 0x00000777") == 4,
@@ -281,12 +281,12 @@ static void test_mark_reaches_rules(void)
 	CHECK(count(rs, "meta mark & 0x00000fff == 0x00000777 ct mark set") == 1,
 	      "mark 0x777 sets the connection mark:\n%s", rs);
 	CHECK(!strstr(rs, "0x00000539"), "no trace of the default mark:\n%s", rs);
-	ret = redirect_nft_install(0x10539, err, sizeof(err));
+	ret = redirect_nft_install(0x10539, 0, err, sizeof(err));
 	CHECK(ret == 0, "install with mark 0x10539: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta mark != 0x00010539") == 4 || count(rs, "meta mark & 0xffffffff != 0x00010539") == 4,
 	      "a mark over 0xfff compares exactly:\n%s", rs);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "back to the default mark for the traffic test: %d %s", ret, err);
 	CHECK(redirect_mark_check(0x539, err, sizeof(err)) == 0, "0x539 is fine");
 	CHECK(redirect_mark_check(0x111, err, sizeof(err)) < 0 && strstr(err, "0x111"),
