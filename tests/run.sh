@@ -42,7 +42,7 @@ done
 # nftables rules and the RST a closed redirect gives; the ebpf backend drops instead, and has
 # test_ebpf_capture of its own.)
 for name in mesh_traffic source_ip bulk_and_halfclose policy refusals pool interop peer_auth \
-	    metrics packet_mark; do
+	    metrics packet_mark dns; do
 	run_one "e2e/test_${name}[ebpf]" 300 env ZTUNNEL_REDIRECT=ebpf bash "tests/e2e/test_$name.sh"
 done
 
