@@ -3,7 +3,7 @@
 # 15053 in the pod: dig gets the mesh's answers (service VIP, short forms expanded with the pod's
 # namespace, CNAME when a search domain was stripped, wildcard host, headless service -> its
 # endpoints, AAAA of a v4-only name -> NOERROR without records), the glibc resolver (getent with
-# a search list) too; other names are forwarded to a real dnsmasq in a pod of the test (NXDOMAIN
+# a search list) too, and curl by hostname reaches the service behind the VIP; other names are forwarded to a real dnsmasq in a pod of the test (NXDOMAIN
 # relayed, a large answer truncated over UDP and fetched over TCP). Garbage datagrams and streams
 # are dropped and counted, and a normal query is answered afterwards; a pod that floods forwards
 # is shed while another pod is served. A pod outside the mesh is not captured. With
@@ -55,7 +55,8 @@ workloads:
   protocol: HBONE
   node: node2
   services: {"default/db.default.svc.cluster.local": {5432: 5432},
-             "default/web.default.svc.cluster.local": {80: 8080}}
+             "default/web.default.svc.cluster.local": {80: 8080},
+             "default/example.com": {80: 8080}}
 - uid: "Kubernetes//Pod/default/server-b"
   name: server-b
   namespace: default
@@ -97,7 +98,10 @@ tb_agent node1 mesh.yaml
 tb_agent node2 mesh.yaml
 tb_enroll node1 client default client
 tb_enroll node1 other prod other
+tb_enroll node2 server default server
 tb_wait_port client 15001
+tb_wait_port server 15008
+tb_whoami server 8080
 
 udp_listening() { [ -n "$(tb_exec "$1" ss -Hlun "sport = :15053" 2>/dev/null)" ]; }
 tb_poll 10 udp_listening client || tb_fail "no UDP listener on 15053 in the client pod"
@@ -165,6 +169,15 @@ got=$(tb_exec client timeout 10 getent ahostsv4 web | awk '{print $1}' | sort -u
 expect "getent ahostsv4 web (glibc, search list)" "10.96.0.10 " "$got"
 got=$(tb_exec client timeout 10 getent ahostsv4 example.com | awk '{print $1}' | sort -u | tr '\n' ' ')
 expect "getent ahostsv4 example.com (glibc: CNAME via search domain)" "240.240.0.1 " "$got"
+
+# a hostname-addressed connection: curl resolves example.com through the proxy (glibc, search
+# list) and its connection to the VIP goes to the service's endpoint over HBONE
+out=$(tb_curl client http://example.com/by-name) || tb_fail "curl http://example.com/ from the client"
+[[ "$out" == *"server=server"* ]] || tb_fail "example.com reply '$out' does not come from server"
+tb_wait_log "$TBDIR/agent-node1.log" \
+	'msg="connection complete".*src.addr=10\.201\.1\.2:[0-9]+ .*dst.addr=10\.201\.2\.2:8080 .*dst.service=example.com .*direction=outbound' 10 ||
+	tb_fail "node1: no outbound connection to example.com's endpoint logged"
+tb_log "ok: curl http://example.com/ -> VIP 240.240.0.1 -> service example.com -> server (HBONE)"
 
 # 2. forwarded to the upstream resolver, answers relayed
 expect "A outside.test (forwarded)" 192.0.2.7 "$(ips_of client @$KUBEDNS outside.test)"
