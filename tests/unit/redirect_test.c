@@ -296,6 +296,36 @@ static void test_mark_reaches_rules(void)
 	      "backends by name");
 }
 
+/* The DNS rules: only with a DNS port, to that port, IPv4 UDP not out of lo and TCP not to
+ * 127.0.0.1, the agent's mark left alone, before the TCP redirect to 15001. */
+static void test_dns_rules(void)
+{
+	static char rs[OUT_MAX];
+	const char *dns, *tcp;
+	char err[256];
+	int ret;
+
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 15053, err, sizeof(err));
+	CHECK(ret == 0, "install with DNS: %d %s", ret, err);
+	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
+	CHECK(count(rs, "meta nfproto ipv4 udp dport 53 oifname != \"lo\" "
+			"meta mark & 0x00000fff != 0x00000539 redirect to :15053") == 1,
+	      "UDP 53 rule:\n%s", rs);
+	CHECK(count(rs, "tcp dport 53 ip daddr != 127.0.0.1 "
+			"meta mark & 0x00000fff != 0x00000539 redirect to :15053") == 1,
+	      "TCP 53 rule:\n%s", rs);
+	dns = strstr(rs, "redirect to :15053");
+	tcp = strstr(rs, "redirect to :15001");
+	CHECK(dns && tcp && dns < tcp, "the DNS redirect comes before the TCP one");
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 5353, err, sizeof(err));
+	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0 &&
+	      count(rs, "redirect to :5353") == 2 && !strstr(rs, ":15053"),
+	      "DNS port follows DNS_PROXY_ADDR:\n%s", rs);
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0 && !strstr(rs, "dport 53"),
+	      "DNS off: no port-53 rule:\n%s", rs);
+}
+
 /* Waits up to timeout_ms for one byte on fd; returns it, or -1 (timeout, EOF, error). */
 static int read_byte(int fd, int timeout_ms)
 {
@@ -532,6 +562,7 @@ static int netns_main(void)
 	test_nft_error();
 	test_install_remove();
 	test_mark_reaches_rules();
+	test_dns_rules();
 	test_traffic();
 	return failures ? 1 : 0;
 }
