@@ -188,6 +188,49 @@ static const struct state_service *find_server(const struct state_snapshot *snap
 	return NULL;
 }
 
+/*
+ * A workload whose own hostname is one of the aliases (exact), the client's namespace first:
+ * a StatefulSet pod's <pod>.<subdomain>.<ns>.svc.<domain>. Upstream leaves these to kube-dns
+ * (a TODO in its find_server); tried only when no service matched.
+ */
+static const struct state_workload *find_workload(const struct state_snapshot *snap,
+						  const struct aliases *a, const char *ns,
+						  const struct alias **matched)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		const struct state_workload *first = NULL;
+
+		for (size_t k = 0; k < snap->n_workloads; k++) {
+			const struct state_workload *w = &snap->workloads[k];
+
+			if (!w->hostname || strcasecmp(w->hostname, a->v[i].name) != 0)
+				continue;
+			if (w->namespace_ && strcmp(w->namespace_, ns) == 0) {
+				first = w;
+				break;
+			}
+			if (!first)
+				first = w;
+		}
+		if (first) {
+			*matched = &a->v[i];
+			return first;
+		}
+	}
+	return NULL;
+}
+
+static size_t workload_addrs(const struct state_workload *w, int family, struct state_ip *out,
+			     size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < w->n_ips && n < max; i++)
+		if (w->ips[i].family == family)
+			out[n++] = w->ips[i];
+	return n;
+}
+
 /* key == "<ns>/<hostname>" of svc */
 static bool lists_service(const struct state_workload *w, const struct state_service *svc)
 {
@@ -384,9 +427,11 @@ static enum dns_verdict lookup(const struct state_snapshot *snap, const struct d
 	char orig[DNS_NAME_MAX], low[DNS_NAME_MAX];
 	struct state_ip ips[MAX_ADDRS];
 	const struct state_service *svc;
+	const struct state_workload *wl;
 	const struct alias *al = NULL;
 	struct aliases *a;
 	bool wildcard = false;
+	enum dns_verdict v;
 	size_t n;
 	int family = ldns_rr_get_type(qrr) == LDNS_RR_TYPE_A ? AF_INET : AF_INET6;
 
@@ -397,21 +442,19 @@ static enum dns_verdict lookup(const struct state_snapshot *snap, const struct d
 		return DNS_FORWARD;
 	dns_aliases(low, c->namespace_ ? c->namespace_ : "", domain, a);
 	svc = find_server(snap, a, c->namespace_ ? c->namespace_ : "", domain, &al, &wildcard);
-	if (!svc) {
+	wl = svc ? NULL : find_workload(snap, a, c->namespace_ ? c->namespace_ : "", &al);
+	if (!svc && !wl) {
 		free(a);
 		return DNS_FORWARD;
 	}
 	/* found: from here we are the authority. No address of the family (AAAA of a v4-only
 	 * service): NOERROR without records, as upstream, never NXDOMAIN. */
-	n = service_addrs(snap, svc, family, ips, MAX_ADDRS);
-	{
-		enum dns_verdict v = reply_with(build_answer(q, ldns_rr_owner(qrr), orig, al,
-							     wildcard, ips, n),
-						limit, reply, reply_len);
-
-		free(a);
-		return v;
-	}
+	n = svc ? service_addrs(snap, svc, family, ips, MAX_ADDRS) :
+		  workload_addrs(wl, family, ips, MAX_ADDRS);
+	v = reply_with(build_answer(q, ldns_rr_owner(qrr), orig, al, wildcard, ips, n), limit,
+		       reply, reply_len);
+	free(a);
+	return v;
 }
 
 enum dns_verdict dns_answer(const struct state_snapshot *snap, const struct dns_client *client,

@@ -17,18 +17,28 @@ struct dns_listener *dns_listener_ref(struct dns_listener *l)
 	return l;
 }
 
+/* A closing listener gives its socket up as soon as no operation of its own is in flight (so a
+ * new agent's or a re-enrolled pod's listener gets all the traffic), and its memory once nothing
+ * refers to it. Pending submissions go to the kernel first: their replies hold the file, not the
+ * fd number, from then on. */
 static void listener_maybe_free(struct dns_listener *l)
 {
 	struct dns_listener **pp;
 
-	if (!l->closing || l->op.busy || l->refs)
+	if (!l->closing || l->op.busy)
+		return;
+	if (l->fd >= 0) {
+		io_uring_submit(&l->dw->io->ring);
+		close(l->fd);
+		l->fd = -1;
+	}
+	if (l->refs)
 		return;
 	for (pp = &l->dw->listeners; *pp; pp = &(*pp)->next)
 		if (*pp == l) {
 			*pp = l->next;
 			break;
 		}
-	close(l->fd);
 	proxy_pod_put(l->pod);
 	free(l);
 }

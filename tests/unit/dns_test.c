@@ -18,7 +18,8 @@ static const char *mesh_yaml =
 	"- {uid: c//Pod/default/client, name: client, namespace: default, workloadIps: [10.1.0.2],\n"
 	"   protocol: HBONE}\n"
 	"- {uid: c//Pod/default/db-0, name: db-0, namespace: default, workloadIps: [10.1.0.5],\n"
-	"   protocol: HBONE, services: {\"default/db.default.svc.cluster.local\": {5432: 5432}}}\n"
+	"   protocol: HBONE, services: {\"default/db.default.svc.cluster.local\": {5432: 5432}},\n"
+	"   hostname: db-0.db.default.svc.cluster.local}\n"
 	"- {uid: c//Pod/default/db-1, name: db-1, namespace: default, workloadIps: [10.1.0.6],\n"
 	"   protocol: HBONE, services: {\"default/db.default.svc.cluster.local\": {5432: 5432}}}\n"
 	"services:\n"
@@ -128,6 +129,16 @@ static const struct answer_case cases[] = {
 	{ "the wildcard's own base is not covered", "default", "wild.example.", LDNS_RR_TYPE_A,
 	  DNS_FORWARD, NULL, -1 },
 	{ "headless: endpoints", "default", "db.", LDNS_RR_TYPE_A, DNS_REPLY, NULL, 2 },
+	{ "workload hostname: pod.subdomain", "default", "db-0.db.", LDNS_RR_TYPE_A, DNS_REPLY,
+	  "db-0.db. A 10.1.0.5 ttl=30", 1 },
+	{ "workload hostname: pod.subdomain.ns from another namespace", "prod", "db-0.db.default.",
+	  LDNS_RR_TYPE_A, DNS_REPLY, "db-0.db.default. A 10.1.0.5 ttl=30", 1 },
+	{ "workload hostname: FQDN", "prod", "db-0.db.default.svc.cluster.local.", LDNS_RR_TYPE_A,
+	  DNS_REPLY, "db-0.db.default.svc.cluster.local. A 10.1.0.5 ttl=30", 1 },
+	{ "workload hostname: AAAA of a v4 pod", "default", "db-0.db.", LDNS_RR_TYPE_AAAA,
+	  DNS_REPLY, "", 0 },
+	{ "workload hostname in another namespace is not short for ours", "prod", "db-0.db.",
+	  LDNS_RR_TYPE_A, DNS_FORWARD, NULL, -1 },
 	{ "AAAA of a v4-only service: NOERROR, nothing", "default", "web.", LDNS_RR_TYPE_AAAA,
 	  DNS_REPLY, "", 0 },
 	{ "AAAA of a dual-stack service", "default", "dual.example.", LDNS_RR_TYPE_AAAA,
