@@ -179,7 +179,7 @@ void dns_client_accept(struct dns_listener *l, int fd)
 	l->conns = c;
 	l->n_conns++;
 	c->idle.fire = on_idle;
-	io_sock_init(&c->s, l->dw->io, fd, &client_cb, c, 0);
+	io_sock_init(&c->s, l->dw->io, fd, &client_cb, c, 16384);
 	next_query(c);
 }
 

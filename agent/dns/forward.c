@@ -238,7 +238,7 @@ static void start_tcp(struct dns_forward *f, const struct sockaddr_in *server)
 		tcp_failed(f);
 		return;
 	}
-	io_sock_init(&f->ts, dw->io, fd, &tcp_cb, f, 0);
+	io_sock_init(&f->ts, dw->io, fd, &tcp_cb, f, 16384);
 	f->tcp_open = true;
 	io_timer_arm(dw->io, &f->timer, DNS_TCP_TIMEOUT_MS);
 	io_sock_connect(&f->ts, (const struct sockaddr *)server, sizeof(*server));
