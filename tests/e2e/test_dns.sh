@@ -299,6 +299,23 @@ tb_wait_pid "$flood" 10 || tb_fail "the flood did not stop"
 kill -0 "$(tb_agent_pid node1)" || tb_fail "agent on node1 died during the flood"
 expect "client: A web after the flood" 10.96.0.10 "$(ips_of client @$KUBEDNS web)"
 
+# a pod leaves with forwards in flight (slow.test is never answered): its listeners close at
+# once, the agent goes on serving the others
+tb_exec other timeout 10 "$PY" - "$KUBEDNS" <<'EOF' || tb_fail "sending from other"
+import socket, struct, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(40):
+    q = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\x02l%d\x04slow\x04test\x00\x00\x01\x00\x01" % (i % 10)
+    u.sendto(q, (sys.argv[1], 53))
+EOF
+tb_unenroll node1 other prod other
+gone() { ! udp_listening other && ! tb__listening other 15053; }
+tb_poll 10 gone || tb_fail "the removed pod's DNS listeners are still open"
+kill -0 "$(tb_agent_pid node1)" || tb_fail "agent on node1 died when a pod with forwards left"
+expect "client: A web after another pod left" 10.96.0.10 "$(ips_of client @$KUBEDNS web)"
+expect "client: forwarded A after another pod left" 192.0.2.7 \
+	"$(ips_of client @$KUBEDNS outside.test)"
+
 # 7. config_dump shows it; then DNS off: no listener, no rule, plain resolution
 dump=$(tb_exec node1 curl -sS --max-time 5 http://127.0.0.1:15000/config_dump)
 echo "$dump" | grep -q '"dns":{"enabled":true,"address":"127.0.0.1:15053","upstreams":\["10.201.2.53:53"\]}' ||
