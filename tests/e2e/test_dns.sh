@@ -313,8 +313,11 @@ gone() { ! udp_listening other && ! tb__listening other 15053; }
 tb_poll 10 gone || tb_fail "the removed pod's DNS listeners are still open"
 kill -0 "$(tb_agent_pid node1)" || tb_fail "agent on node1 died when a pod with forwards left"
 expect "client: A web after another pod left" 10.96.0.10 "$(ips_of client @$KUBEDNS web)"
-expect "client: forwarded A after another pod left" 192.0.2.7 \
-	"$(ips_of client @$KUBEDNS outside.test)"
+# (the client's own bound may still be full of its flood's forwards, each given up after 4
+# tries of 2 s: poll, as its stub resolver would retry)
+forwarded_ok() { [ "$(ips_of client @$KUBEDNS outside.test)" = 192.0.2.7 ]; }
+tb_poll 30 forwarded_ok || tb_fail "client: forwarded A not answered after the flood's forwards ended"
+tb_log "ok: client: forwarded A answered again once its flood's forwards were over"
 
 # 7. config_dump shows it; then DNS off: no listener, no rule, plain resolution
 dump=$(tb_exec node1 curl -sS --max-time 5 http://127.0.0.1:15000/config_dump)
