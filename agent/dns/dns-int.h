@@ -2,6 +2,7 @@
 #ifndef ZTUNNEL_DNS_INT_H
 #define ZTUNNEL_DNS_INT_H
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -12,6 +13,12 @@
 #define DNS_NAME_MAX 320	/* a name as text (253) with a search domain appended */
 
 struct dns_worker;
+
+/* Room for one IP_PKTINFO control message. */
+union dns_pktinfo_ctl {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+};
 
 /* One pod's UDP or TCP socket on one worker. Freed when closing and nothing refers to it. */
 struct dns_listener {
@@ -26,10 +33,11 @@ struct dns_listener {
 	unsigned n_forwards;		/* the pod's forwards in flight on this worker (UDP one) */
 	unsigned n_conns;		/* TCP: client connections open */
 	struct dns_client_conn *conns;	/* TCP: those connections (each holds a reference) */
-	/* UDP receive: one datagram at a time */
+	/* UDP receive: one datagram at a time, with the address it was sent to (IP_PKTINFO) */
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_in peer;
+	union dns_pktinfo_ctl ctl;
 	uint8_t buf[DNS_MAX_QUERY + 1];
 };
 
@@ -38,6 +46,9 @@ struct dns_client_conn;
 struct dns_reply_to {
 	struct dns_listener *udp;	/* reference (refs) when a UDP query, else NULL */
 	struct sockaddr_in peer;
+	struct in_addr local;		/* the query's destination: the reply's source (with
+					 * REDIRECT 127.0.0.1, so conntrack maps it back; with
+					 * sk_lookup the address the pod asked) */
 	struct dns_client_conn *tcp;	/* the TCP client, or NULL (also once it went away) */
 };
 
@@ -66,8 +77,9 @@ struct dns_listener *dns_listener_ref(struct dns_listener *l);
 void dns_listener_unref(struct dns_listener *l);
 /* Counts the query under its labels (query type, protocol, the pod's canonical names). */
 struct metrics_dns_series *dns_series(struct dns_listener *l, bool tcp, uint16_t qtype);
-/* Sends a reply datagram (owned from now, freed when sent) to peer from l's socket. */
-void dns_udp_send(struct dns_listener *l, const struct sockaddr_in *peer, uint8_t *msg, size_t len);
+/* Sends a reply datagram (owned from now, freed when sent) to to->peer from to->local on l's
+ * socket. */
+void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t *msg, size_t len);
 /* Handles one query (UDP or a TCP client's): answers it or starts a forward. */
 void dns_handle_query(struct dns_listener *l, const struct dns_reply_to *to, const uint8_t *msg,
 		      size_t len);

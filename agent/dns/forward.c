@@ -85,7 +85,7 @@ static void deliver(struct dns_forward *f, const uint8_t *msg, size_t len)
 		f->to.tcp = NULL;
 		dns_client_reply(c, copy, len);
 	} else if (f->to.udp) {
-		dns_udp_send(f->to.udp, &f->to.peer, copy, len);
+		dns_udp_send(f->to.udp, &f->to, copy, len);
 	} else {
 		free(copy);
 	}

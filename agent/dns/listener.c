@@ -83,6 +83,7 @@ struct udp_reply {
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_in peer;
+	union dns_pktinfo_ctl ctl;
 	struct dns_listener *l;		/* reference */
 	uint8_t *data;			/* owned */
 };
@@ -99,20 +100,31 @@ static void on_udp_sent(struct io_op *op, int res, uint32_t flags)
 	free(r);
 }
 
-void dns_udp_send(struct dns_listener *l, const struct sockaddr_in *peer, uint8_t *msg, size_t len)
+void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t *msg, size_t len)
 {
 	struct udp_reply *r;
+	struct cmsghdr *cm;
+	struct in_pktinfo pi = { .ipi_spec_dst = to->local };
 
 	if (l->closing || !(r = calloc(1, sizeof(*r)))) {
 		free(msg);
 		return;
 	}
 	r->op = (struct io_op){ .cb = on_udp_sent, .ctx = r };
-	r->peer = *peer;
+	r->peer = to->peer;
 	r->data = msg;
 	r->iov = (struct iovec){ .iov_base = msg, .iov_len = len };
 	r->msg = (struct msghdr){ .msg_name = &r->peer, .msg_namelen = sizeof(r->peer),
 				  .msg_iov = &r->iov, .msg_iovlen = 1 };
+	if (to->local.s_addr != htonl(INADDR_ANY)) {
+		r->msg.msg_control = r->ctl.buf;
+		r->msg.msg_controllen = sizeof(r->ctl.buf);
+		cm = CMSG_FIRSTHDR(&r->msg);
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+	}
 	r->l = dns_listener_ref(l);
 	io_prep_sendmsg(l->dw->io, &r->op, l->fd, &r->msg);
 }
@@ -157,15 +169,33 @@ void dns_handle_query(struct dns_listener *l, const struct dns_reply_to *to, con
 	if (to->tcp)
 		dns_client_reply(to->tcp, reply, rlen);
 	else if (reply)
-		dns_udp_send(l, &to->peer, reply, rlen);
+		dns_udp_send(l, to, reply, rlen);
 }
 
 static void arm_recv(struct dns_listener *l)
 {
 	l->iov = (struct iovec){ .iov_base = l->buf, .iov_len = sizeof(l->buf) };
 	l->msg = (struct msghdr){ .msg_name = &l->peer, .msg_namelen = sizeof(l->peer),
-				  .msg_iov = &l->iov, .msg_iovlen = 1 };
+				  .msg_iov = &l->iov, .msg_iovlen = 1, .msg_control = l->ctl.buf,
+				  .msg_controllen = sizeof(l->ctl.buf) };
 	io_prep_recvmsg(l->dw->io, &l->op, l->fd, &l->msg);
+}
+
+/* The address a received datagram was sent to, or INADDR_ANY when the kernel did not say. */
+static struct in_addr query_dst(struct msghdr *msg)
+{
+	struct in_addr any = { htonl(INADDR_ANY) };
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		struct in_pktinfo pi;
+
+		if (cm->cmsg_level != IPPROTO_IP || cm->cmsg_type != IP_PKTINFO ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(pi)))
+			continue;
+		memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+		return pi.ipi_addr;
+	}
+	return any;
 }
 
 static void on_udp_recv(struct io_op *op, int res, uint32_t flags)
@@ -180,7 +210,7 @@ static void on_udp_recv(struct io_op *op, int res, uint32_t flags)
 		metrics_dns_drop(l->dw->dns->metrics, METRICS_DNS_DROP_OVERSIZED);
 	} else if (res >= 0 && l->msg.msg_namelen == sizeof(l->peer) &&
 		   l->peer.sin_family == AF_INET) {
-		struct dns_reply_to to = { .udp = l, .peer = l->peer };
+		struct dns_reply_to to = { .udp = l, .peer = l->peer, .local = query_dst(&l->msg) };
 
 		dns_handle_query(l, &to, l->buf, (size_t)res);
 	} else if (res < 0 && res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
@@ -269,6 +299,12 @@ static int open_socket(const struct dns *d, struct proxy_pod *pod, bool tcp)
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (!tcp) {
+		/* replies leave from the address each query was sent to: under a capture without
+		 * NAT (sk_lookup) that is the resolver address the pod asked, not a local one */
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+		setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	}
 	if (bind(fd, (const struct sockaddr *)&d->set.listen, sizeof(d->set.listen)) < 0 ||
 	    (tcp && listen(fd, 128) < 0)) {
 		int err = -errno;
