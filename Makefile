@@ -52,7 +52,8 @@ FUZZ_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/fuzz-obj/%.o) $(CNI_LIB:%.c=$(BUILD)/fuzz
 	      $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/fuzz-obj/gen/%.o)
 FUZZ_LIB   := $(BUILD)/fuzz-obj/libztunnel.a
 
-.PHONY: all asan deps test demo bench unit fuzz clean check
+.PHONY: all asan deps test demo bench unit fuzz clean check stress
+.DEFAULT_GOAL := all
 
 $(BUILD)/bpf/vmlinux.h:
 	@mkdir -p $(dir $@)
@@ -68,7 +69,12 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # the loader embeds the programs: it is rebuilt when they change
 $(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
 $(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test: $(BPF_SKEL)
-all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni
+all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni $(BUILD)/tools/bpf_links
+
+# small programs the tests use to look at the kernel
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -o $@ $< -lbpf
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -166,6 +172,11 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	bash tests/bench/bench.sh
+
+# slow, not in make test: 10,000 held tunnelled connections through agents built with ASan/LSan
+stress: deps
+	$(MAKE) all asan
+	bash tests/stress/test_hold_10k.sh
 
 check:
 	cppcheck --quiet --error-exitcode=1 -Iinclude agent cni

@@ -231,8 +231,30 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: ztunnel                 run the agent (settings from the environment)\n"
 			"       ztunnel ca-init CERT KEY [TRUST_DOMAIN]\n"
-			"       ztunnel cert-issue CA_CERT CA_KEY SPIFFE_ID CERT KEY [TTL_SECONDS]\n");
+			"       ztunnel cert-issue CA_CERT CA_KEY SPIFFE_ID CERT KEY [TTL_SECONDS]\n"
+			"       ztunnel redirect-clean  remove what the ebpf backend pinned "
+			"(ZTUNNEL_BPF_PIN_DIR) and its pods' rules\n");
 	return 2;
+}
+
+/* `ztunnel redirect-clean`: the settings of the agent it cleans up after, from the env. */
+static int redirect_clean_main(void)
+{
+	struct config cfg;
+	struct redirect r;
+	char err[512];
+
+	if (config_from_env(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ztunnel: %s\n", err);
+		return 2;
+	}
+	if (inpod_netns_init() < 0) {
+		fprintf(stderr, "ztunnel: redirect-clean: cannot open the agent's netns: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	r = (struct redirect){ redirect_backend("ebpf"), cfg.hbone.mark, cfg.bpf_pin_dir };
+	return redirect_clean(&r, cfg.state_dir, inpod_in_netns, stdout) < 0 ? 1 : 0;
 }
 
 /* On-demand look-ups: the datapath and enrollment ask the xDS client. */
@@ -259,14 +281,20 @@ static int start_serving(struct agent *a)
 	struct admin_sources src = { .metrics = a->metrics, .config_dump = dump_config,
 				     .ready = is_ready, .drain = request_drain, .ctx = a };
 	char err[400];
-	int lfd;
+	int lfd, swept;
 
 	/* one mark: the agent's sockets (hbone settings) and the backend's rules */
-	a->redirect = (struct redirect){ redirect_backend(a->cfg.redirect_mode), a->cfg.hbone.mark };
+	a->redirect = (struct redirect){ redirect_backend(a->cfg.redirect_mode), a->cfg.hbone.mark,
+					 a->cfg.bpf_pin_dir };
 	if (redirect_probe(&a->redirect, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return -1;
 	}
+	metrics_set_redirect_backend(a->metrics, a->redirect.ops->name);
+	swept = redirect_restore(&a->redirect);	/* before the pods come back */
+	if (swept > 0)
+		log_info("capture of gone pods removed", "backend=%s pods=%d", a->redirect.ops->name,
+			 swept);
 	a->px = proxy_new(a->cfg.workers, a->store, &a->cfg.hbone, a->metrics,
 			  strcmp(a->cfg.metrics_mode, "off") != 0);
 	if (!a->px)
@@ -330,6 +358,8 @@ int main(int argc, char **argv)
 		return tls_tool_main(argc - 1, argv + 1);
 	if (argc > 1 && ca_tool_handles(argv[1]))
 		return ca_tool_main(argc - 1, argv + 1);
+	if (argc == 2 && strcmp(argv[1], "redirect-clean") == 0)
+		return redirect_clean_main();
 	if (argc > 1)
 		return usage();
 	io_mem_init();

@@ -38,11 +38,10 @@ for t in tests/e2e/test_*.sh; do
 	[ -f "$t" ] || continue
 	run_one "e2e/$(basename "$t" .sh)" 300 bash "$t"
 done
-# The capture-dependent tests again with the eBPF backend. (test_restart and test_drain check
-# nftables rules and the RST a closed redirect gives; the ebpf backend drops instead, and has
-# test_ebpf_capture of its own.)
-for name in mesh_traffic source_ip bulk_and_halfclose policy refusals pool interop peer_auth \
-	    metrics packet_mark dns; do
+# The capture-dependent tests again with the eBPF backend. (test_drain checks the RST a closed
+# redirect gives; the ebpf backend drops instead, see test_ebpf_restart.)
+for name in mesh_traffic source_ip bulk_and_halfclose policy refusals restart pool interop \
+	    peer_auth metrics packet_mark dns; do
 	run_one "e2e/test_${name}[ebpf]" 300 env ZTUNNEL_REDIRECT=ebpf bash "tests/e2e/test_$name.sh"
 done
 

@@ -1,5 +1,6 @@
 /* config: environment variables into the agent's settings, with a clear error per variable. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,41 @@ int config_parse_duration_ms(const char *text, uint64_t *ms)
 	return -EINVAL;
 }
 
-enum kind { K_STRING, K_UINT, K_DURATION_S, K_DURATION_MS, K_BOOL };
+int config_parse_workers(const char *text, unsigned cores, unsigned *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *text == '-' || (*end && strcmp(end, "%") != 0))
+		return -EINVAL;
+	if (cores < 1)
+		cores = 1;
+	if (*end || v == 0) {	/* a share of the cores (rounded up), or all: at most the cap */
+		if (*end && (v < 1 || v > 100))
+			return -EINVAL;
+		v = *end ? (v * cores + 99) / 100 : cores;
+		if (v > CONFIG_MAX_WORKERS)
+			v = CONFIG_MAX_WORKERS;
+	} else if (v > CONFIG_MAX_WORKERS) {
+		return -ERANGE;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* The cores this process may run on (its affinity, which a cpuset limits). */
+static unsigned usable_cores(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	return (unsigned)CPU_COUNT(&set);
+}
+
+enum kind { K_STRING, K_UINT, K_DURATION_S, K_DURATION_MS, K_BOOL, K_WORKERS };
 
 struct setting {
 	const char *env;
@@ -48,10 +83,11 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_CA_CERT", K_STRING, CFG(ca_cert), 0, 0 },
 	{ "ZTUNNEL_CA_KEY", K_STRING, CFG(ca_key), 0, 0 },
 	{ "SECRET_TTL", K_DURATION_S, CFG(secret_ttl), 4, 365 * 24 * 3600 },
-	{ "ZTUNNEL_WORKER_THREADS", K_UINT, CFG(workers), 1, 64 },
+	{ "ZTUNNEL_WORKER_THREADS", K_WORKERS, CFG(workers), 0, 0 },
 	{ "ZTUNNEL_CNI_SOCKET", K_STRING, CFG(cni_socket), 0, 0 },
 	{ "ZTUNNEL_STATE_DIR", K_STRING, CFG(state_dir), 0, 0 },
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
+	{ "ZTUNNEL_BPF_PIN_DIR", K_STRING, CFG(bpf_pin_dir), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
 	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
 	{ "ZTUNNEL_METRICS", K_STRING, CFG(metrics_mode), 0, 0 },
@@ -96,6 +132,15 @@ static int apply(struct config *cfg, const struct setting *s, const char *v, cha
 		*(const char **)field = v;
 		return 0;
 	}
+	if (s->kind == K_WORKERS) {
+		int ret = config_parse_workers(v, usable_cores(), (unsigned *)field);
+
+		if (ret < 0)
+			snprintf(err, len, "%s: \"%s\" is not a number of threads (1..%d), a share of "
+				 "the cores (1%%..100%%) or 0 for all of them", s->env, v,
+				 CONFIG_MAX_WORKERS);
+		return ret;
+	}
 	if (s->kind == K_BOOL) {	/* as upstream: exactly "true" or "false" */
 		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
 			snprintf(err, len, "%s: \"%s\" is not true or false", s->env, v);
@@ -133,10 +178,14 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->trust_domain = "cluster.local";
 	cfg->secret_ttl = 24 * 3600;
-	cfg->workers = 2;
+	/* upstream's default: max(2, 25% of the cores) */
+	cfg->workers = (usable_cores() + 3) / 4 > 2 ? (usable_cores() + 3) / 4 : 2;
+	if (cfg->workers > CONFIG_MAX_WORKERS)
+		cfg->workers = CONFIG_MAX_WORKERS;
 	cfg->cni_socket = "/var/run/ztunnel/cni.sock";
 	cfg->state_dir = "/var/run/ztunnel";
 	cfg->redirect_mode = NULL;	/* nftables, or none when istio-cni enrolls (INPOD_UDS) */
+	cfg->bpf_pin_dir = REDIRECT_BPF_PIN_DIR;
 	cfg->cluster_id = "Kubernetes";
 	cfg->cluster_domain = "cluster.local";
 	cfg->log_level = "info";

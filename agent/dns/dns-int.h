@@ -14,11 +14,15 @@
 
 struct dns_worker;
 
-/* Room for one IP_PKTINFO control message. */
+/* Room for one IP_PKTINFO or IP_ORIGDSTADDR control message (CMSG_SPACE of either: 32 bytes on
+ * 64-bit Linux), aligned as a cmsghdr (not a union with one: its flexible array member makes
+ * clang refuse it). */
 union dns_pktinfo_ctl {
-	struct cmsghdr align;
-	char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+	char buf[64] __attribute__((aligned(__alignof__(struct cmsghdr))));
 };
+_Static_assert(CMSG_SPACE(sizeof(struct in_pktinfo)) <= sizeof(union dns_pktinfo_ctl) &&
+	       CMSG_SPACE(sizeof(struct sockaddr_in)) <= sizeof(union dns_pktinfo_ctl),
+	       "no room for IP_PKTINFO");
 
 /* One pod's UDP or TCP socket on one worker. Freed when closing and nothing refers to it. */
 struct dns_listener {
@@ -33,7 +37,7 @@ struct dns_listener {
 	unsigned n_forwards;		/* the pod's forwards in flight on this worker (UDP one) */
 	unsigned n_conns;		/* TCP: client connections open */
 	struct dns_client_conn *conns;	/* TCP: those connections (each holds a reference) */
-	/* UDP receive: one datagram at a time, with the address it was sent to (IP_PKTINFO) */
+	/* UDP receive: one datagram at a time, with the address it was sent to (IP_ORIGDSTADDR) */
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_in peer;
@@ -46,9 +50,9 @@ struct dns_client_conn;
 struct dns_reply_to {
 	struct dns_listener *udp;	/* reference (refs) when a UDP query, else NULL */
 	struct sockaddr_in peer;
-	struct in_addr local;		/* the query's destination: the reply's source (with
-					 * REDIRECT 127.0.0.1, so conntrack maps it back; with
-					 * sk_lookup the address the pod asked) */
+	struct sockaddr_in local;	/* the query's destination, the reply's source: with
+					 * REDIRECT our own 127.0.0.1:15053 (conntrack maps it
+					 * back); with sk_lookup (no NAT) what the pod asked */
 	struct dns_client_conn *tcp;	/* the TCP client, or NULL (also once it went away) */
 };
 
@@ -77,8 +81,9 @@ struct dns_listener *dns_listener_ref(struct dns_listener *l);
 void dns_listener_unref(struct dns_listener *l);
 /* Counts the query under its labels (query type, protocol, the pod's canonical names). */
 struct metrics_dns_series *dns_series(struct dns_listener *l, bool tcp, uint16_t qtype);
-/* Sends a reply datagram (owned from now, freed when sent) to to->peer from to->local on l's
- * socket. */
+/* Sends a reply datagram (owned from now, freed when sent) to to->peer from to->local: from l's
+ * socket when that is its own address, else (a capture without NAT) from a transparent socket
+ * bound to it for this reply. */
 void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t *msg, size_t len);
 /* Handles one query (UDP or a TCP client's): answers it or starts a forward. */
 void dns_handle_query(struct dns_listener *l, const struct dns_reply_to *to, const uint8_t *msg,

@@ -80,6 +80,7 @@ struct metrics_dns_series *dns_series(struct dns_listener *l, bool tcp, uint16_t
 
 struct udp_reply {
 	struct io_op op;
+	int fd;				/* owned: the reply's own socket, or -1 (l's) */
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_in peer;
@@ -95,30 +96,61 @@ static void on_udp_sent(struct io_op *op, int res, uint32_t flags)
 	if (res < 0 && res != -ECANCELED)
 		log_debug("dns reply not sent", "pod=%s/%s error=\"%s\"", r->l->pod->namespace_,
 			  r->l->pod->name, strerror(-res));
+	if (r->fd >= 0)
+		close(r->fd);
 	free(r->data);
 	dns_listener_unref(r->l);
 	free(r);
+}
+
+/* A socket in the pod bound (transparently) to the address and port the pod's query went to:
+ * under sk_lookup the reply must come from the resolver it asked, port 53 included. */
+static int reply_socket(struct dns_listener *l, const struct sockaddr_in *from)
+{
+	int one = 1, fd = inpod_socket(l->pod->netns_fd, AF_INET, SOCK_DGRAM, l->dw->dns->set.mark);
+
+	if (fd < 0)
+		return fd;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)from, sizeof(*from)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t *msg, size_t len)
 {
 	struct udp_reply *r;
 	struct cmsghdr *cm;
-	struct in_pktinfo pi = { .ipi_spec_dst = to->local };
+	struct in_pktinfo pi = { .ipi_spec_dst = to->local.sin_addr };
+	bool own = !to->local.sin_port || to->local.sin_port == l->dw->dns->set.listen.sin_port;
 
 	if (l->closing || !(r = calloc(1, sizeof(*r)))) {
 		free(msg);
 		return;
 	}
 	r->op = (struct io_op){ .cb = on_udp_sent, .ctx = r };
+	r->fd = own ? -1 : reply_socket(l, &to->local);
+	if (!own && r->fd < 0) {
+		log_debug("dns reply not sent", "pod=%s/%s error=\"%s\"", l->pod->namespace_,
+			  l->pod->name, strerror(-r->fd));
+		free(r);
+		free(msg);
+		return;
+	}
 	r->peer = to->peer;
 	r->data = msg;
 	r->iov = (struct iovec){ .iov_base = msg, .iov_len = len };
 	r->msg = (struct msghdr){ .msg_name = &r->peer, .msg_namelen = sizeof(r->peer),
 				  .msg_iov = &r->iov, .msg_iovlen = 1 };
-	if (to->local.s_addr != htonl(INADDR_ANY)) {
+	if (own && to->local.sin_addr.s_addr != htonl(INADDR_ANY)) {
 		r->msg.msg_control = r->ctl.buf;
-		r->msg.msg_controllen = sizeof(r->ctl.buf);
+		r->msg.msg_controllen = CMSG_SPACE(sizeof(pi));	/* exactly one message */
 		cm = CMSG_FIRSTHDR(&r->msg);
 		cm->cmsg_level = IPPROTO_IP;
 		cm->cmsg_type = IP_PKTINFO;
@@ -126,7 +158,7 @@ void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t
 		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
 	}
 	r->l = dns_listener_ref(l);
-	io_prep_sendmsg(l->dw->io, &r->op, l->fd, &r->msg);
+	io_prep_sendmsg(l->dw->io, &r->op, own ? l->fd : r->fd, &r->msg);
 }
 
 void dns_handle_query(struct dns_listener *l, const struct dns_reply_to *to, const uint8_t *msg,
@@ -181,21 +213,22 @@ static void arm_recv(struct dns_listener *l)
 	io_prep_recvmsg(l->dw->io, &l->op, l->fd, &l->msg);
 }
 
-/* The address a received datagram was sent to, or INADDR_ANY when the kernel did not say. */
-static struct in_addr query_dst(struct msghdr *msg)
+/* The address and port a received datagram was sent to (after NAT, if any), or all zero when
+ * the kernel did not say. */
+static struct sockaddr_in query_dst(struct msghdr *msg)
 {
-	struct in_addr any = { htonl(INADDR_ANY) };
+	struct sockaddr_in sa = { 0 };
 
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-		struct in_pktinfo pi;
-
-		if (cm->cmsg_level != IPPROTO_IP || cm->cmsg_type != IP_PKTINFO ||
-		    cm->cmsg_len < CMSG_LEN(sizeof(pi)))
+		if (cm->cmsg_level != IPPROTO_IP || cm->cmsg_type != IP_ORIGDSTADDR ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(sa)))
 			continue;
-		memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
-		return pi.ipi_addr;
+		memcpy(&sa, CMSG_DATA(cm), sizeof(sa));
+		if (sa.sin_family != AF_INET)
+			memset(&sa, 0, sizeof(sa));
+		break;
 	}
-	return any;
+	return sa;
 }
 
 static void on_udp_recv(struct io_op *op, int res, uint32_t flags)
@@ -299,12 +332,12 @@ static int open_socket(const struct dns *d, struct proxy_pod *pod, bool tcp)
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (!tcp) {
-		/* replies leave from the address each query was sent to: under a capture without
-		 * NAT (sk_lookup) that is the resolver address the pod asked, not a local one */
-		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
-		setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-	}
+	/* replies leave from the address each query was sent to: under a capture without NAT
+	 * (sk_lookup) that is the resolver the pod asked, not a local address (TCP: the accepted
+	 * socket's, so its SYN-ACK may leave from it) */
+	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	if (!tcp)
+		setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&d->set.listen, sizeof(d->set.listen)) < 0 ||
 	    (tcp && listen(fd, 128) < 0)) {
 		int err = -errno;

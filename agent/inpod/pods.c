@@ -75,7 +75,12 @@ void inpod_dump_json(struct inpod *ip, FILE *out)
 			fputs(i ? "," : "", out);
 			state_json_string(out, state_ip_format(&e->pod->ips[i], buf, sizeof(buf)));
 		}
-		fputs("]}", out);
+		fputs("]", out);
+		if (ip->cfg.redirect) {
+			fputs(",\"capture\":", out);
+			redirect_pod_dump_json(ip->cfg.redirect, &e->pod->capture, out);
+		}
+		fputc('}', out);
 	}
 	fputc(']', out);
 	inpod_pending_dump_json(ip, out);
@@ -139,6 +144,7 @@ static void capture_view(struct proxy_pod *pod)
 {
 	struct redirect_pod *c = &pod->capture;
 
+	c->key = pod->uid;
 	c->netns_fd = pod->netns_fd;
 	c->n_ipv4 = 0;
 	for (size_t i = 0; i < pod->n_ips && c->n_ipv4 < REDIRECT_MAX_ADDRS; i++)

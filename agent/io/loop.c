@@ -105,42 +105,137 @@ void io_cancel(struct io_worker *w, struct io_op *op)
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
+/* ---- timers: a min-heap of deadlines ---- */
+
+static void heap_set(struct io_timers *h, uint32_t i, struct io_timer *t)
+{
+	h->heap[i] = t;
+	t->slot = i + 1;
+}
+
+static void sift_up(struct io_timers *h, uint32_t i)
+{
+	struct io_timer *t = h->heap[i];
+
+	while (i > 0) {
+		uint32_t parent = (i - 1) / 2;
+
+		if (h->heap[parent]->deadline_ms <= t->deadline_ms)
+			break;
+		heap_set(h, i, h->heap[parent]);
+		i = parent;
+	}
+	heap_set(h, i, t);
+}
+
+static void sift_down(struct io_timers *h, uint32_t i)
+{
+	struct io_timer *t = h->heap[i];
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->heap[c + 1]->deadline_ms < h->heap[c]->deadline_ms)
+			c++;
+		if (t->deadline_ms <= h->heap[c]->deadline_ms)
+			break;
+		heap_set(h, i, h->heap[c]);
+		i = c;
+	}
+	heap_set(h, i, t);
+}
+
+static bool heap_grow(struct io_timers *h)
+{
+	uint32_t cap = h->cap ? h->cap * 2 : 64;
+	struct io_timer **v;
+
+	if (cap < h->cap)
+		return false;
+	v = realloc(h->heap, cap * sizeof(*v));
+	if (!v)
+		return false;
+	h->heap = v;
+	h->cap = cap;
+	return true;
+}
+
+static void heap_remove(struct io_timers *h, struct io_timer *t)
+{
+	uint32_t i = t->slot - 1;
+	struct io_timer *last = h->heap[--h->n];
+
+	t->slot = 0;
+	if (i == h->n)
+		return;
+	heap_set(h, i, last);
+	if (i > 0 && h->heap[(i - 1) / 2]->deadline_ms > last->deadline_ms)
+		sift_up(h, i);
+	else
+		sift_down(h, i);
+}
+
 void io_timer_arm(struct io_worker *w, struct io_timer *t, uint64_t after_ms)
 {
+	struct io_timers *h = &w->timers;
+
 	if (t->armed)
 		io_timer_disarm(t);
 	t->deadline_ms = io_now_ms() + after_ms;
-	t->next = w->timers.next;
-	t->prev = &w->timers;
-	w->timers.next->prev = t;
-	w->timers.next = t;
 	t->armed = true;
+	t->in = h;
+	if (h->n < h->cap || heap_grow(h)) {
+		h->heap[h->n] = t;
+		sift_up(h, h->n++);
+		return;
+	}
+	t->next = h->overflow.next;	/* out of memory: the tick scans these */
+	t->prev = &h->overflow;
+	h->overflow.next->prev = t;
+	h->overflow.next = t;
 }
 
 void io_timer_disarm(struct io_timer *t)
 {
 	if (!t->armed)
 		return;
-	t->prev->next = t->next;
-	t->next->prev = t->prev;
-	t->prev = t->next = NULL;
 	t->armed = false;
+	if (t->slot) {
+		heap_remove(t->in, t);
+	} else {
+		t->prev->next = t->next;
+		t->next->prev = t->prev;
+		t->prev = t->next = NULL;
+	}
+	t->in = NULL;
 }
 
-static void run_timers(struct io_worker *w)
+/* Fires what is due at now, earliest first. */
+static void run_timers_at(struct io_worker *w, uint64_t now)
 {
-	uint64_t now = io_now_ms();
-	struct io_timer *t = w->timers.next, *next;
+	struct io_timers *h = &w->timers;
+	struct io_timer *t, *next;
 
-	while (t != &w->timers) {
+	while (h->n && h->heap[0]->deadline_ms <= now) {
+		t = h->heap[0];
+		io_timer_disarm(t);
+		t->fire(t);	/* may arm, disarm or free timers */
+	}
+	for (t = h->overflow.next; t != &h->overflow; t = next) {
 		next = t->next;
 		if (t->deadline_ms <= now) {
 			io_timer_disarm(t);
 			t->fire(t);	/* may disarm or free others: restart the scan */
-			next = w->timers.next;
+			next = h->overflow.next;
 		}
-		t = next;
 	}
+}
+
+static void run_timers(struct io_worker *w)
+{
+	run_timers_at(w, io_now_ms());
 }
 
 static void arm_tick(struct io_worker *w)
@@ -222,7 +317,7 @@ int io_worker_init(struct io_worker *w, int id, unsigned entries)
 
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->timers.next = w->timers.prev = &w->timers;
+	w->timers.overflow.next = w->timers.overflow.prev = &w->timers.overflow;
 	pthread_mutex_init(&w->task_lock, NULL);
 	/* only the worker submits and reaps: its task work waits for its io_uring_enter. The ring
 	 * starts disabled so that the worker thread, enabling it, becomes its single issuer. */
@@ -309,6 +404,9 @@ void io_worker_stop(struct io_worker *w)
 
 void io_worker_destroy(struct io_worker *w)
 {
+	free(w->timers.heap);
+	w->timers.heap = NULL;
+	w->timers.n = w->timers.cap = 0;
 	io_buf_pool_clear(&w->bufs);
 	io_uring_queue_exit(&w->ring);
 	if (w->event_fd >= 0)

@@ -61,6 +61,8 @@ struct metrics {
 	int64_t gauge[METRICS_GAUGES];
 	uint64_t pods_started;
 	uint64_t dns_dropped[METRICS_DNS_DROPS];
+	const char *redirect_backend;	/* static; NULL: not set */
+	uint64_t redirected[METRICS_REDIRECTED_DIRECTIONS];
 };
 
 /* dns.c */

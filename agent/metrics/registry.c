@@ -292,3 +292,15 @@ void metrics_pod_started(struct metrics *m)
 	if (m)
 		__atomic_fetch_add(&m->pods_started, 1, __ATOMIC_RELAXED);
 }
+
+void metrics_set_redirect_backend(struct metrics *m, const char *name)
+{
+	if (m)
+		m->redirect_backend = name;
+}
+
+void metrics_redirected(struct metrics *m, enum metrics_redirected direction)
+{
+	if (m && (unsigned)direction < METRICS_REDIRECTED_DIRECTIONS)
+		__atomic_fetch_add(&m->redirected[direction], 1, __ATOMIC_RELAXED);
+}

@@ -164,6 +164,18 @@ static void render_agent(struct metrics *m, FILE *out)
 		      "counter");
 	fprintf(out, "proxies_started_total %" PRIu64 "\n",
 		__atomic_load_n(&m->pods_started, __ATOMIC_RELAXED));
+	if (m->redirect_backend) {
+		static const char *const dir[METRICS_REDIRECTED_DIRECTIONS] = { "outbound",
+										"inbound" };
+
+		render_header(out, "ztunnel_redirected_connections_total",
+			      "Connections the capture backend delivered to the pod listeners "
+			      "(outbound 15001, inbound 15006)", "counter");
+		for (int i = 0; i < METRICS_REDIRECTED_DIRECTIONS; i++)
+			fprintf(out, "ztunnel_redirected_connections_total{backend=\"%s\","
+				"direction=\"%s\"} %" PRIu64 "\n", m->redirect_backend, dir[i],
+				__atomic_load_n(&m->redirected[i], __ATOMIC_RELAXED));
+	}
 	render_header(out, "istio_build", "Istio component build info", "gauge");
 	fputs("istio_build{component=\"ztunnel\",tag=\"", out);
 	render_escaped(out, ZTUNNEL_VERSION);

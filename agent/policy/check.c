@@ -87,27 +87,40 @@ static bool applies(const struct state_policy *p, const struct state_workload *w
 	return listed(w, p);
 }
 
+static void consider(const struct state_policy *p, const struct policy_conn *c,
+		     bool with_dry_run, struct policy_eval *e)
+{
+	if (p->dry_run && !with_dry_run)
+		return;
+	e->n_total++;
+	if (p->action == STATE_ACTION_ALLOW) {
+		e->n_allow++;
+		if (!e->first_allow)
+			e->first_allow = p;
+		if (!e->allow && policy_rules_match(p, c))
+			e->allow = p;
+	} else if (!e->deny && policy_rules_match(p, c)) {
+		/* an action we do not know is treated as DENY: fail closed */
+		e->deny = p;
+	}
+}
+
+/* The applicable policies from the snapshot's index, or by scanning all of them. */
 static void evaluate(const struct state_snapshot *snap, const struct state_workload *w,
 		     const struct policy_conn *c, bool with_dry_run, struct policy_eval *e)
 {
-	memset(e, 0, sizeof(*e));
-	for (size_t i = 0; snap->policies && i < snap->n_policies; i++) {
-		const struct state_policy *p = &snap->policies[i];
+	struct state_policy_iter it;
+	const struct state_policy *p;
 
-		if ((p->dry_run && !with_dry_run) || !applies(p, w))
-			continue;
-		e->n_total++;
-		if (p->action == STATE_ACTION_ALLOW) {
-			e->n_allow++;
-			if (!e->first_allow)
-				e->first_allow = p;
-			if (!e->allow && policy_rules_match(p, c))
-				e->allow = p;
-		} else if (!e->deny && policy_rules_match(p, c)) {
-			/* an action we do not know is treated as DENY: fail closed */
-			e->deny = p;
-		}
+	memset(e, 0, sizeof(*e));
+	if (state_policies_begin(snap, w, &it)) {
+		while ((p = state_policies_next(snap, &it)))
+			consider(p, c, with_dry_run, e);
+		return;
 	}
+	for (size_t i = 0; snap->policies && i < snap->n_policies; i++)
+		if (applies(&snap->policies[i], w))
+			consider(&snap->policies[i], c, with_dry_run, e);
 }
 
 static const char *pname(const char *s)

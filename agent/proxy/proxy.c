@@ -160,11 +160,13 @@ static void on_accept(struct io_op *op, int res, uint32_t flags)
 		return;
 	}
 	if (res >= 0) {
-		if (l->kind == PROXY_OUTBOUND)
+		if (l->kind == PROXY_OUTBOUND) {
+			metrics_redirected(l->pw->px->metrics, METRICS_REDIRECTED_OUTBOUND);
 			proxy_outbound_accept(l->pw, l->pod, res);
-		else if (l->kind == PROXY_INBOUND_PLAIN)
+		} else if (l->kind == PROXY_INBOUND_PLAIN) {
+			metrics_redirected(l->pw->px->metrics, METRICS_REDIRECTED_INBOUND);
 			proxy_inbound_plain_accept(l->pw, l->pod, res);
-		else
+		} else
 			proxy_inbound_hbone_accept(l->pw, l->pod, res);
 	} else if (proxy_accept_overloaded(res)) {
 		proxy_shed_accept(l);	/* paused: logged once per interval, re-armed later */

@@ -20,14 +20,16 @@ static int conntrack_original_dst(int fd, struct sockaddr_storage *dst)
 	return 0;
 }
 
-static int nft_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
+static int nft_install(const struct redirect *r, struct redirect_pod *pod, char *err,
+		       size_t errlen)
 {
-	return redirect_nft_install(mark, pod ? pod->dns_port : 0, err, errlen);
+	return redirect_nft_install(r->mark, pod ? pod->dns_port : 0, err, errlen);
 }
 
-static int nft_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
+static int nft_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
+		      size_t errlen)
 {
-	return redirect_nft_remove(mark, err, errlen);
+	return redirect_nft_remove(r->mark, err, errlen);
 }
 
 /* sk_lookup hands the connection over without NAT: the local address is the original. */
@@ -41,7 +43,7 @@ static int local_original_dst(int fd, struct sockaddr_storage *dst)
 	return 0;
 }
 
-static int nothing(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen)
+static int nothing(const struct redirect *r, struct redirect_pod *pod, char *err, size_t errlen)
 {
 	if (errlen)
 		err[0] = '\0';
@@ -57,14 +59,22 @@ static const struct redirect_ops nftables_ops = {
 		    "ip rule fwmark 0x111/0xfff lookup 100",
 };
 
+static int ebpf_restore(const struct redirect *r)
+{
+	return redirect_ebpf_sweep(r->pin_dir);
+}
+
 static const struct redirect_ops ebpf_ops = {
 	.name = "ebpf",
 	.install = redirect_ebpf_install,
 	.remove = redirect_ebpf_remove,
 	.original_dst = local_original_dst,
 	.probe = redirect_ebpf_probe,
-	.describe = "sk_lookup program on the pod's netns (15001, 15006), ip rules 32760-32762 "
-		    "and fwmark 0x111/0xfff lookup 100; no nftables",
+	.restore = ebpf_restore,
+	.dump_pod = redirect_ebpf_dump_pod,
+	.describe = "sk_lookup program on the pod's netns (15001, 15053 with DNS), tcx ingress "
+		    "program on its interfaces (15006), links and maps pinned under the pin dir, "
+		    "ip rules 32760-32763 and fwmark 0x111/0xfff lookup 100; no nftables",
 };
 
 /* istio-cni (or an operator) installed the rules: the agent only listens. */
@@ -107,18 +117,37 @@ int redirect_mark_check(uint32_t mark, char *err, size_t errlen)
 int redirect_pod_install(const struct redirect *r, struct redirect_pod *pod, char *err,
 			 size_t errlen)
 {
-	return r->ops->install(pod, r->mark, err, errlen);
+	return r->ops->install(r, pod, err, errlen);
 }
 
 int redirect_pod_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
 			size_t errlen)
 {
-	return r->ops->remove(pod, r->mark, err, errlen);
+	return r->ops->remove(r, pod, err, errlen);
 }
 
 int redirect_probe(const struct redirect *r, char *err, size_t errlen)
 {
-	return r->ops->probe ? r->ops->probe(err, errlen) : 0;
+	return r->ops->probe ? r->ops->probe(r, err, errlen) : 0;
+}
+
+int redirect_restore(const struct redirect *r)
+{
+	return r->ops->restore ? r->ops->restore(r) : 0;
+}
+
+void redirect_pod_dump_json(const struct redirect *r, const struct redirect_pod *pod, FILE *out)
+{
+	if (r->ops->dump_pod)
+		r->ops->dump_pod(r, pod, out);
+	else
+		fputs("{}", out);
+}
+
+int redirect_clean(const struct redirect *r, const char *state_dir,
+		   int (*in_netns)(int netns_fd, int (*fn)(void *), void *), FILE *out)
+{
+	return redirect_ebpf_clean(r, state_dir, in_netns, out);
 }
 
 int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst)
@@ -128,6 +157,9 @@ int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_stor
 
 void redirect_dump_json(const struct redirect *r, FILE *out)
 {
-	fprintf(out, "\"redirect\":{\"backend\":\"%s\",\"mark\":\"0x%x\",\"inPod\":\"%s\"}",
+	fprintf(out, "\"redirect\":{\"backend\":\"%s\",\"mark\":\"0x%x\",\"inPod\":\"%s\"",
 		r->ops->name, r->mark, r->ops->describe);
+	if (r->ops->restore)
+		fprintf(out, ",\"pinDir\":\"%s\"", r->pin_dir);
+	fputc('}', out);
 }

@@ -21,10 +21,11 @@
  *   32761  to 169.254.7.127 lookup main       replies to kubelet probes
  *   32762  ipproto tcp lookup 101             the rest of TCP: table 101 says "local", so it
  *                                             is delivered here and sk_lookup steers it
+ *   32763  ipproto udp dport 53 lookup 101    DNS queries, only when the agent serves DNS
  * and table 101: "local default dev lo src <pod ip>" (the source an app's socket gets is the
  * pod's, not the destination's as a plain local route would give).
  */
-enum { RULE_MARK, RULE_PROBE, RULE_TCP, RULES };
+enum { RULE_MARK, RULE_PROBE, RULE_TCP, RULE_DNS, RULES };
 
 static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, uint32_t seq)
 {
@@ -38,7 +39,7 @@ static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, 
 	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 	frh->family = AF_INET;
 	frh->action = FR_ACT_TO_TBL;
-	frh->table = which == RULE_TCP ? REDIRECT_EBPF_TABLE : RT_TABLE_MAIN;
+	frh->table = which >= RULE_TCP ? REDIRECT_EBPF_TABLE : RT_TABLE_MAIN;
 	mnl_attr_put_u32(nlh, FRA_PRIORITY, REDIRECT_EBPF_RULE_PRIORITY + (uint32_t)which);
 	mnl_attr_put_u32(nlh, FRA_TABLE, frh->table);
 	switch (which) {
@@ -51,18 +52,26 @@ static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, 
 		frh->dst_len = 32;
 		mnl_attr_put(nlh, FRA_DST, sizeof(probe), &probe);
 		break;
-	default:
+	case RULE_TCP:
 		mnl_attr_put_u8(nlh, FRA_IP_PROTO, IPPROTO_TCP);
 		break;
+	default: {
+		struct fib_rule_port_range dns = { 53, 53 };
+
+		mnl_attr_put_u8(nlh, FRA_IP_PROTO, IPPROTO_UDP);
+		mnl_attr_put(nlh, FRA_DPORT_RANGE, sizeof(dns), &dns);
+		break;
+	}
 	}
 	return nlh;
 }
 
-int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *err,
+int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, bool dns, char *err,
 			      size_t errlen)
 {
 	static const char *const what[RULES + 1] = { "fwmark rule", "kubelet probe rule",
-						     "ipproto tcp rule", "table 101 local route" };
+						     "ipproto tcp rule", "udp dport 53 rule",
+						     "table 101 local route" };
 	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(NLMSG_ALIGNTO)));
 	uint32_t seq = (uint32_t)time(NULL);
 	struct mnl_socket *nl = redirect_nl_open(NETLINK_ROUTE);
@@ -75,16 +84,18 @@ int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *e
 		return ret;
 	}
 	for (int i = 0; i <= RULES; i++) {
-		struct nlmsghdr *nlh = i < RULES ? rule_msg(buf, i, mark, install, seq++) :
+		/* without DNS its rule goes, if an earlier install with DNS left it */
+		bool add = install && (i != RULE_DNS || dns);
+		struct nlmsghdr *nlh = i < RULES ? rule_msg(buf, i, mark, add, seq++) :
 				       redirect_local_route_msg(buf, AF_INET, REDIRECT_EBPF_TABLE, src,
-								if_nametoindex("lo"), install, seq++);
+								if_nametoindex("lo"), add, seq++);
 		int r = redirect_nl_request(nl, nlh, why, sizeof(why));
 
-		if (r == 0 || (install && r == -EEXIST) || (!install && (r == -ENOENT || r == -ESRCH)))
+		if (r == 0 || (add && r == -EEXIST) || (!add && (r == -ENOENT || r == -ESRCH)))
 			continue;
 		if (!ret) {
 			ret = r;
-			snprintf(err, errlen, "%s ipv4 %s: %s%s%s", install ? "adding" : "deleting",
+			snprintf(err, errlen, "%s ipv4 %s: %s%s%s", add ? "adding" : "deleting",
 				 what[i], strerror(-r), why[0] ? ": " : "", why);
 		}
 		if (install)

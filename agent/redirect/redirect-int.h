@@ -6,7 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include <libmnl/libmnl.h>
+
+struct redirect;
 
 #define REDIRECT_NL_TIMEOUT_MS 5000	/* bound on waiting for a kernel ack */
 
@@ -29,9 +33,29 @@ int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, char *err
 /* The mask agent-mark matches compare under: 0xfff, or all bits for a mark above it. */
 uint32_t redirect_agent_mask(uint32_t mark);
 /* Adds or deletes the ebpf backend's policy rules and table-101 route (src: the pod's IPv4
- * address, network order); idempotent. */
-int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, char *err,
+ * address, network order; dns: the UDP port-53 rule too); idempotent. */
+int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, bool dns, char *err,
 			      size_t errlen);
+
+/* tc links (tcx, kernel 6.6): the values of the kernel's enums, which Debian 12's 6.1 uapi
+ * headers predate. */
+#define REDIRECT_BPF_TCX_INGRESS 46	/* enum bpf_attach_type BPF_TCX_INGRESS */
+#define REDIRECT_BPF_LINK_TCX 11	/* enum bpf_link_type BPF_LINK_TYPE_TCX */
+
+/* The ebpf backend's pins (ebpf_pins.c). The pin dir exists on bpffs, mounting bpffs at
+ * /sys/fs/bpf first if needed: 0, or -errno with the reason in err. */
+int redirect_ebpf_pins_ready(const char *dir, char *err, size_t errlen);
+/* <dir>/<key> into buf, and made (pod_dir) or not (pod_path). 0 or -errno. */
+int redirect_ebpf_pod_path(const char *dir, const char *key, char *buf, size_t len);
+int redirect_ebpf_pod_dir(const char *dir, const char *key, char *buf, size_t len);
+/* Detaches the pinned links of a pod's directory and removes it; *accept_local_was (if not
+ * NULL) gets the pod's accept_local before the first install, or -1 if unknown. Returns the
+ * number of objects removed, or -errno. */
+int redirect_ebpf_unpin(const char *pod_dir, int *accept_local_was);
+/* Unpins the pods under dir whose netns is gone; how many, or -errno. */
+int redirect_ebpf_sweep(const char *dir);
+int redirect_ebpf_clean(const struct redirect *r, const char *state_dir,
+			int (*in_netns)(int netns_fd, int (*fn)(void *), void *), FILE *out);
 /* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc network order,
  * 0 for none; only on add) in buf. */
 struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,

@@ -2,10 +2,12 @@
 #include <string.h>
 #include <ztunnel/state.h>
 
+#include "state-int.h"
+
 /*
- * All look-ups are linear scans over the snapshot's arrays: fine for the hundreds of entries a
- * node sees in tests and local configs. Index tables built once per snapshot are the next step
- * when xDS brings cluster-sized snapshots.
+ * A published snapshot has hash indexes (index.c) and is looked up through them. The linear
+ * scans below answer for a snapshot without them (not published, or its index could not be
+ * allocated) and are what the index is tested against.
  */
 
 const struct state_workload *state_lookup_ip(const struct state_snapshot *snap,
@@ -13,6 +15,8 @@ const struct state_workload *state_lookup_ip(const struct state_snapshot *snap,
 {
 	if (!snap || !ip)
 		return NULL;
+	if (snap->index)
+		return state_index_ip(snap, ip);
 	for (size_t i = 0; i < snap->n_workloads; i++) {
 		const struct state_workload *w = &snap->workloads[i];
 
@@ -28,6 +32,8 @@ const struct state_service *state_lookup_vip(const struct state_snapshot *snap,
 {
 	if (!snap || !ip)
 		return NULL;
+	if (snap->index)
+		return state_index_vip(snap, ip);
 	for (size_t i = 0; i < snap->n_services; i++) {
 		const struct state_service *s = &snap->services[i];
 
@@ -62,6 +68,8 @@ const struct state_service *state_lookup_hostname(const struct state_snapshot *s
 
 	if (!snap || !hostname)
 		return NULL;
+	if (snap->index)
+		return state_index_hostname(snap, hostname);
 	keyed = strchr(hostname, '/') != NULL;
 	for (size_t i = 0; i < snap->n_services; i++) {
 		const struct state_service *s = &snap->services[i];
@@ -78,6 +86,8 @@ const struct state_workload *state_lookup_pod(const struct state_snapshot *snap,
 {
 	if (!snap)
 		return NULL;
+	if (snap->index)
+		return state_index_pod(snap, uid, namespace_, name);
 	if (uid && *uid)
 		for (size_t i = 0; i < snap->n_workloads; i++)
 			if (str_eq(snap->workloads[i].uid, uid))
@@ -126,6 +136,16 @@ const struct state_workload *state_service_pick(const struct state_snapshot *sna
 			sp = &svc->ports[i];
 	if (!sp)
 		return NULL;
+	if (snap->index) {
+		const struct state_workload *w = NULL;
+		const struct state_workload_service *ws = NULL;
+
+		if (!state_index_endpoints(snap, svc, hint, &w, &ws))
+			return NULL;
+		if (target_port)
+			*target_port = pick_target_port(ws, sp, port);
+		return w;
+	}
 	for (size_t i = 0; i < snap->n_workloads; i++)
 		if (endpoint_of(&snap->workloads[i], svc))
 			n++;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <ztunnel/state.h>
 
+#include "state-int.h"
+
 /* Frees *p and clears the pointer, so no reachable pointer dangles. */
 static void ptr_free(void *pp)
 {
@@ -128,6 +130,8 @@ static void peer_auth_free(struct state_peer_auth *pa)
 
 static void snapshot_free(struct state_snapshot *snap)
 {
+	state_index_free(snap->index);
+	snap->index = NULL;
 	for (size_t i = 0; snap->workloads && i < snap->n_workloads; i++)
 		workload_free(&snap->workloads[i]);
 	ptr_free(&snap->workloads);

@@ -45,6 +45,7 @@ void state_store_publish(struct state_store *store, struct state_snapshot *snap)
 
 	if (!store || !snap)
 		return;
+	state_snapshot_index(snap);	/* once, before any worker reads it; if it fails, scans */
 	pthread_mutex_lock(&store->lock);
 	old = store->current;
 	store->current = snap;

@@ -20,4 +20,12 @@ struct {
 	__type(value, __u64);
 } zt_counts SEC(".maps");
 
+/* One struct zt_pod_info (not read by the programs: the agent's note beside them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_pod_info);
+} zt_pod_info SEC(".maps");
+
 #endif

@@ -10,6 +10,7 @@ const volatile __u32 n_pod_addrs = 0;
 const volatile __u32 loopback_ifindex = 1;
 const volatile __u32 probe_addr = 0;		/* 169.254.7.127: kubelet probes, SNATed */
 const volatile __u32 hbone_port = 15008;	/* host order, as local_port is */
+const volatile __u32 dns_capture = 0;		/* 1: the agent serves DNS (slots ZT_SLOT_DNS_*) */
 
 static __always_inline void zt_count(__u32 what)
 {
@@ -43,6 +44,19 @@ static __always_inline bool zt_outbound(const struct bpf_sk_lookup *ctx)
 	return ctx->family == 2 /* AF_INET */ && ctx->protocol == 6 /* IPPROTO_TCP */ &&
 	       ctx->ingress_ifindex == loopback_ifindex && !zt_loopback4(ctx->local_ip4) &&
 	       !zt_pod_addr(ctx->local_ip4);
+}
+
+/*
+ * sk_lookup, before zt_outbound: a DNS query (UDP or TCP to port 53) the pod sent to a resolver
+ * that is not on loopback, routed to its own stack by the DNS rule, is for the agent's 15053
+ * (upstream: UDP not on loopback, TCP not to 127.0.0.1). Only with dns_capture.
+ */
+static __always_inline bool zt_dns(const struct bpf_sk_lookup *ctx)
+{
+	return dns_capture && ctx->family == 2 /* AF_INET */ &&
+	       (ctx->protocol == 17 /* IPPROTO_UDP */ || ctx->protocol == 6) &&
+	       ctx->local_port == 53 && ctx->ingress_ifindex == loopback_ifindex &&
+	       !zt_loopback4(ctx->local_ip4) && !zt_pod_addr(ctx->local_ip4);
 }
 
 /* tc ingress on the pod's interfaces: a SYN from outside to the pod, not for 15008 and not a

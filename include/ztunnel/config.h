@@ -16,10 +16,11 @@ struct config {
 	const char *ca_cert;		/* ZTUNNEL_CA_CERT: signing CA certificate (PEM) */
 	const char *ca_key;		/* ZTUNNEL_CA_KEY: its private key */
 	unsigned secret_ttl;		/* SECRET_TTL, seconds (24h) */
-	unsigned workers;		/* ZTUNNEL_WORKER_THREADS, 2 */
+	unsigned workers;		/* ZTUNNEL_WORKER_THREADS: N, N% or 0, max(2, 25%) */
 	const char *cni_socket;		/* ZTUNNEL_CNI_SOCKET, /var/run/ztunnel/cni.sock */
 	const char *state_dir;		/* ZTUNNEL_STATE_DIR, /var/run/ztunnel */
-	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default) or none */
+	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default), ebpf or none */
+	const char *bpf_pin_dir;	/* ZTUNNEL_BPF_PIN_DIR, /sys/fs/bpf/ztunnel (ebpf) */
 	const char *log_level;		/* ZTUNNEL_LOG: error|warn|info|debug */
 	const char *log_format;		/* LOG_FORMAT: text or json */
 	const char *metrics_mode;	/* ZTUNNEL_METRICS: on (default) or off */
@@ -51,5 +52,10 @@ struct config {
 int config_from_env(struct config *cfg, char *err, size_t errlen);
 /* Parses "90", "90s", "5m", "24h", "100ms" into milliseconds. 0 or -EINVAL. */
 int config_parse_duration_ms(const char *text, uint64_t *ms);
+#define CONFIG_MAX_WORKERS 64
+/* ZTUNNEL_WORKER_THREADS as upstream: "4" threads, "25%" of cores (rounded up) or "0" for all
+ * of them (these two capped at CONFIG_MAX_WORKERS). 0, or -EINVAL (not one of those) / -ERANGE
+ * (a number above CONFIG_MAX_WORKERS). */
+int config_parse_workers(const char *text, unsigned cores, unsigned *out);
 
 #endif

@@ -24,12 +24,23 @@ struct io_op {
 	bool busy;	/* submitted and not yet completed (multishot: until the final CQE) */
 };
 
-/* A deadline checked by the worker's tick (about every 250 ms). Embedded in its owner. */
+/* A deadline fired by the worker's tick (about every 250 ms). Embedded in its owner. */
+struct io_timers;
 struct io_timer {
-	struct io_timer *prev, *next;
 	uint64_t deadline_ms;
 	void (*fire)(struct io_timer *t);
+	struct io_timers *in;		/* the worker's timers it is armed in, or NULL */
+	uint32_t slot;			/* its place in that heap + 1; 0: in the overflow list */
+	struct io_timer *prev, *next;	/* in the overflow list, when the heap could not grow */
 	bool armed;
+};
+
+/* A worker's armed timers: a binary min-heap on deadline (arm, disarm O(log n); a tick costs
+ * only what expires), and a list for the rare timer armed while the heap could not grow. */
+struct io_timers {
+	struct io_timer **heap;
+	uint32_t n, cap;
+	struct io_timer overflow;	/* list head */
 };
 
 /* Work handed to a worker from another thread; runs on the worker, then is freed. */
@@ -48,7 +59,7 @@ struct io_worker {
 	struct io_op event_op;
 	struct io_op tick_op;
 	struct __kernel_timespec tick_ts;
-	struct io_timer timers;		/* list head */
+	struct io_timers timers;
 	pthread_mutex_t task_lock;
 	struct io_task *tasks, *tasks_tail;	/* owned; protected by task_lock */
 	bool stopping;

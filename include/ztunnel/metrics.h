@@ -84,6 +84,13 @@ void metrics_dns_count(struct metrics_dns_series *x, enum metrics_dns_counter c)
 /* One upstream exchange took ms milliseconds (istio_dns_upstream_request_duration_seconds). */
 void metrics_dns_duration(struct metrics_dns_series *x, uint64_t ms);
 void metrics_dns_drop(struct metrics *m, enum metrics_dns_drop why);
+/* Connections the capture backend delivered to the pod listeners 15001 (outbound) and 15006
+ * (inbound): ztunnel_redirected_connections_total{backend,direction}. The backend's name
+ * (static) is set once at start-up. */
+enum metrics_redirected { METRICS_REDIRECTED_OUTBOUND, METRICS_REDIRECTED_INBOUND,
+			  METRICS_REDIRECTED_DIRECTIONS };
+void metrics_set_redirect_backend(struct metrics *m, const char *name);
+void metrics_redirected(struct metrics *m, enum metrics_redirected direction);
 
 /* Writes every metric in Prometheus text format (HELP/TYPE, sums over shards). 0 or -errno. */
 int metrics_render(struct metrics *m, FILE *out);

@@ -18,43 +18,56 @@
 #define REDIRECT_KUBELET_SNAT "169.254.7.127"
 
 #define REDIRECT_MAX_ADDRS 8
-#define REDIRECT_EBPF_RULE_PRIORITY 32760	/* ebpf backend: its three policy rules */
+#define REDIRECT_EBPF_RULE_PRIORITY 32760	/* ebpf backend: its policy rules, 32760-32763 */
 #define REDIRECT_EBPF_TABLE 101			/* ebpf backend: "local default dev lo" */
+#define REDIRECT_BPF_PIN_DIR "/sys/fs/bpf/ztunnel"	/* ZTUNNEL_BPF_PIN_DIR's default */
 
 /* A pod as a capture backend sees it. The listeners are open before install. */
 struct redirect_pod {
+	const char *key;			/* the pod's uid: names what is kept for it */
 	int netns_fd;				/* borrowed */
 	uint32_t ipv4[REDIRECT_MAX_ADDRS];	/* the pod's IPv4 addresses, network order */
 	unsigned n_ipv4;
 	int outbound_fd, inbound_fd;		/* listeners 15001 and 15006 (borrowed) */
-	int dns_udp_fd, dns_tcp_fd;		/* the DNS proxy's (borrowed); -1 when DNS is off */
+	int dns_udp_fd, dns_tcp_fd;		/* the DNS proxy's (15053, borrowed) when the agent
+						 * serves DNS, else -1 */
 	uint16_t dns_port;			/* their port (DNS_PROXY_ADDR); 0 when DNS is off */
 	void *state;				/* the backend's, from install to remove */
 };
 
+struct redirect;
+
 /*
  * A capture backend: how a pod's traffic reaches the agent's listeners. install and remove run
- * in the pod's network namespace (the caller setns()es first) and take the mark of the agent's
- * own sockets, which the rules must leave alone. install replaces what an earlier agent left
- * (a restart enrolls its pods again). 0, or -errno with a reason in err.
+ * in the pod's network namespace (the caller setns()es first) and leave the agent's own
+ * sockets (r->mark) alone. install replaces or re-adopts what an earlier agent left (a restart
+ * enrolls its pods again). 0, or -errno with a reason in err.
  */
 struct redirect_ops {
 	const char *name;
-	int (*install)(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
-	int (*remove)(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
+	int (*install)(const struct redirect *r, struct redirect_pod *pod, char *err,
+		       size_t errlen);
+	int (*remove)(const struct redirect *r, struct redirect_pod *pod, char *err,
+		      size_t errlen);
 	/* the destination the app asked for, of a socket accepted on 15001 or 15006 */
 	int (*original_dst)(int fd, struct sockaddr_storage *dst);
 	/* what the backend keeps in each pod, for /config_dump */
 	const char *describe;
 	/* at start-up: can this kernel and these privileges do it? NULL: nothing to check */
-	int (*probe)(char *err, size_t errlen);
+	int (*probe)(const struct redirect *r, char *err, size_t errlen);
+	/* at start-up, before pods are enrolled again: drops what an earlier agent kept for pods
+	 * that are gone. Returns how many, or -errno. NULL: nothing kept. */
+	int (*restore)(const struct redirect *r);
+	/* one pod's capture as a JSON object, for /config_dump. NULL: nothing per pod */
+	void (*dump_pod)(const struct redirect *r, const struct redirect_pod *pod, FILE *out);
 };
 
-/* The capture the agent runs: a backend and the mark it leaves alone (PACKET_MARK, the same
- * value the agent's sockets carry). */
+/* The capture the agent runs: a backend, the mark it leaves alone (PACKET_MARK, the same
+ * value the agent's sockets carry) and where it may pin kernel objects. */
 struct redirect {
 	const struct redirect_ops *ops;
 	uint32_t mark;
+	const char *pin_dir;	/* ZTUNNEL_BPF_PIN_DIR (ebpf) */
 };
 
 /* The backend called name ("nftables", "ebpf", "none"); NULL if there is none such. */
@@ -68,6 +81,15 @@ int redirect_pod_remove(const struct redirect *r, struct redirect_pod *pod, char
 			size_t errlen);
 /* The backend's start-up check: 0, or -errno with the missing feature named in err. */
 int redirect_probe(const struct redirect *r, char *err, size_t errlen);
+/* The backend's start-up sweep (ops.restore); 0 or how many gone pods it cleaned. */
+int redirect_restore(const struct redirect *r);
+/* One pod's capture for /config_dump: a JSON object ({} when the backend keeps nothing). */
+void redirect_pod_dump_json(const struct redirect *r, const struct redirect_pod *pod, FILE *out);
+/* `ztunnel redirect-clean`: removes everything the ebpf backend pinned under r->pin_dir, and
+ * each pod's rules where its netns is still found (in /run/netns, state_dir/netns or a
+ * process). in_netns runs fn inside a netns. Reports to out; 0, or -errno if some failed. */
+int redirect_clean(const struct redirect *r, const char *state_dir,
+		   int (*in_netns)(int netns_fd, int (*fn)(void *), void *), FILE *out);
 /* 0 with *dst filled, or -errno (the connection was not redirected). */
 int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_storage *dst);
 /* "redirect":{"backend":...,"mark":...,"inPod":...} for /config_dump. */
@@ -94,17 +116,24 @@ int redirect_nft_install(uint32_t mark, uint16_t dns_port, char *err, size_t err
 int redirect_nft_remove(uint32_t mark, char *err, size_t errlen);
 
 /*
- * The ebpf backend, no nftables: three policy rules route the pod's outbound TCP (not the
- * agent's marked sockets) to its own stack, where an sk_lookup program attached to the pod's
- * netns hands it to 15001; a tc ingress program on the pod's interfaces hands SYNs from
- * outside (not 15008, not from 169.254.7.127) to 15006. No NAT either way: the accepted
- * socket's local address is the original destination. Sets accept_local in the pod (replies
- * routed to the pod's own stack have a non-local source that the reverse-path check with
- * these rules would otherwise call martian).
+ * The ebpf backend, no nftables: policy rules route the pod's outbound TCP (and, with DNS, its
+ * UDP to port 53; not the agent's marked sockets) to its own stack, where an sk_lookup program
+ * attached to the pod's netns hands it to 15001 (15053); a tc ingress program (tcx) on the
+ * pod's interfaces hands SYNs from outside (not 15008, not from 169.254.7.127) to 15006. No NAT
+ * either way: the accepted socket's local address is the original destination. Sets
+ * accept_local in the pod (replies routed to the pod's own stack have a non-local source that
+ * the reverse-path check with these rules would otherwise call martian). Maps and links are
+ * pinned in <pin dir>/<pod uid>/: a restarted agent updates the links in place (one copy,
+ * no moment without capture) and takes over the maps.
  */
-int redirect_ebpf_install(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
-int redirect_ebpf_remove(struct redirect_pod *pod, uint32_t mark, char *err, size_t errlen);
-/* Loads (and unloads) both programs once, without attaching: 0 or -errno with the reason. */
-int redirect_ebpf_probe(char *err, size_t errlen);
+int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, char *err,
+			  size_t errlen);
+int redirect_ebpf_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
+			 size_t errlen);
+/* Loads (and unloads) both programs once without attaching, checks tcx, and makes the pin dir
+ * (mounting bpffs at /sys/fs/bpf if needed): 0 or -errno with the reason. */
+int redirect_ebpf_probe(const struct redirect *r, char *err, size_t errlen);
+void redirect_ebpf_dump_pod(const struct redirect *r, const struct redirect_pod *pod,
+			    FILE *out);
 
 #endif

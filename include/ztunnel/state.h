@@ -152,8 +152,11 @@ struct state_peer_auth {
  * An immutable view of everything known. Created by a loader (localcfg, xds), then only read.
  * Shared by reference count between the control thread and the workers.
  */
+struct state_index;
+
 struct state_snapshot {
 	int refcount;	/* atomic */
+	struct state_index *index;	/* hash indexes, built at publish; NULL: look-ups scan */
 	struct state_workload *workloads;
 	size_t n_workloads;
 	struct state_service *services;
@@ -171,7 +174,26 @@ struct state_snapshot *state_snapshot_get(struct state_snapshot *snap);
 /* Drops a reference; frees everything it owns at zero and clears *snap. */
 void state_snapshot_put(struct state_snapshot **snap);
 
-/* Look-ups. Returned pointers live as long as the caller's reference to the snapshot. */
+/* Builds the snapshot's hash indexes (state_store_publish does it; after that the snapshot
+ * must not change). 0, or -errno: the look-ups then scan, with the same answers. */
+int state_snapshot_index(struct state_snapshot *snap);
+
+/* The authorization policies that apply to a workload, in snapshot order, from the index:
+ * the GLOBAL ones, the NAMESPACE ones of its namespace, and those it lists. */
+struct state_policy_iter {
+	const uint32_t *global, *listed, *ns_next;
+	size_t n_global, n_listed;
+	uint32_t ns_at;
+};
+/* false when snap has no index (or w is not its workload): the caller scans instead. */
+bool state_policies_begin(const struct state_snapshot *snap, const struct state_workload *w,
+			  struct state_policy_iter *it);
+/* The next one, or NULL at the end. */
+const struct state_policy *state_policies_next(const struct state_snapshot *snap,
+					       struct state_policy_iter *it);
+
+/* Look-ups. Returned pointers live as long as the caller's reference to the snapshot. With
+ * the indexes they cost the same for a snapshot of 10 entries as for one of 10,000. */
 const struct state_workload *state_lookup_ip(const struct state_snapshot *snap, const struct state_ip *ip);
 const struct state_service *state_lookup_vip(const struct state_snapshot *snap, const struct state_ip *ip);
 const struct state_service *state_lookup_hostname(const struct state_snapshot *snap, const char *hostname);

@@ -196,6 +196,15 @@ tb_wait_pid() {
 tb_config() { cat >"$TBDIR/$1"; }
 
 tb__state() { echo "$TBDIR/state-$1"; }
+# tb_bpf_links POD sk_lookup|tcx: how many of the ebpf backend's programs are attached in POD's
+# netns (sk_lookup) or on its eth0's ingress (tcx).
+tb_bpf_links() {
+	local pat="sk_lookup zt_sk_lookup"
+	[ "$2" = tcx ] && pat="tcx_ingress eth0 zt_tc_ingress"
+	tb_exec "$1" "$TB_ROOT/build/tools/bpf_links" | grep -cx "$pat"
+}
+# tb_pin_dir NODE: where NODE's agent pins its eBPF objects (one per test run and node).
+tb_pin_dir() { echo "/sys/fs/bpf/$TB-$1"; }
 
 # tb_agent NODE CONFIG: start the agent in NODE's netns; CONFIG is a path, or a file name in
 # $TBDIR. Waits (10 s) for its CNI socket. Re-running it reuses the state dir (restart).
@@ -211,6 +220,7 @@ tb_agent() {
 	setsid nsenter --net="/run/netns/$(tb__ns "$node")" env LOCAL_XDS_PATH="$cfg" \
 		NODE_NAME="$node" ZTUNNEL_CA_CERT="$TBDIR/ca.pem" ZTUNNEL_CA_KEY="$TBDIR/ca.key" \
 		ZTUNNEL_STATE_DIR="$st" ZTUNNEL_CNI_SOCKET="$st/cni.sock" ZTUNNEL_LOG=debug \
+		ZTUNNEL_BPF_PIN_DIR="$(tb_pin_dir "$node")" \
 		"$ZT" </dev/null >>"$log" 2>&1 &
 	pid=$!
 	TB_AGENTS+=("$pid")
@@ -339,6 +349,14 @@ tb_cleanup() {
 		wait "$pid" 2>/dev/null
 	done
 	tb__sanitizer_check
+	if [ -n "$TB" ]; then	# what the agents pinned (the ebpf backend): unpinned, detached
+		for p in /sys/fs/bpf/"$TB"-*; do
+			[ -d "$p" ] || continue
+			ZTUNNEL_BPF_PIN_DIR=$p ZTUNNEL_STATE_DIR="$TBDIR/state-${p##*-}" \
+				timeout 10 "$ZT" redirect-clean >/dev/null 2>&1
+			rm -rf "$p" 2>/dev/null
+		done
+	fi
 	tb__umount_state
 	if [ -n "$TB" ]; then
 		for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TB-"); do

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ZTUNNEL_REDIRECT=ebpf: a captured pod has no nftables table at all and still captures both
-# ways (sk_lookup on its netns for outbound, tc ingress for inbound), the app sees the real
-# client IP, kubelet-probe and loopback traffic are left alone, and removing the pod leaves no
-# program, filter or rule behind.
+# ways (sk_lookup on its netns for outbound, tcx ingress for inbound), the app sees the real
+# client IP, kubelet-probe and loopback traffic are left alone, /config_dump shows what is
+# attached, and removing the pod leaves no program, link, pin or rule behind.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -17,15 +17,26 @@ for pod in client server-remote; do
 $out"
 done
 tb_log "ok: no nftables table in the captured pods"
-ino() { stat -L -c %i "/run/netns/$(tb__ns "$1")"; }
-links=$(bpftool -j link list)
 for pod in client server-remote; do
-	grep -q "\"netns_ino\":$(ino "$pod"),\"attach_type\":\"sk_lookup\"" <<<"$links" ||
-		tb_fail "no sk_lookup link on $pod's netns"
-	tb_exec "$pod" tc filter show dev eth0 ingress | grep -q 'zt_tc_ingress' ||
-		tb_fail "no tc ingress filter on $pod's eth0"
+	n=$(tb_bpf_links "$pod" sk_lookup)
+	[ "$n" = 1 ] || tb_fail "$pod's netns has $n sk_lookup links of ours, not one"
+	n=$(tb_bpf_links "$pod" tcx)
+	[ "$n" = 1 ] || tb_fail "$pod's eth0 has $n tcx ingress links of ours, not one"
 done
-tb_log "ok: one sk_lookup link per pod netns and a tc ingress filter on each pod's eth0"
+node=node1
+for pod in uid-default-client uid-default-server-remote; do
+	[ "$pod" = uid-default-server-remote ] && node=node2
+	for f in link_sk_lookup link_tcx_eth0 listeners counts info; do
+		[ -e "$(tb_pin_dir $node)/$pod/$f" ] || tb_fail "$(tb_pin_dir $node)/$pod/$f is not pinned"
+	done
+done
+tb_log "ok: one sk_lookup link per pod netns, one tcx ingress link on each pod's eth0, all pinned"
+dump=$(tb_exec node1 curl -sS http://127.0.0.1:15000/config_dump)
+for want in '"backend":"ebpf"' '"hook":"sk_lookup","link":[1-9]' \
+	    '"hook":"tcx_ingress","interface":"eth0","link":[1-9]'; do
+	grep -qE "$want" <<<"$dump" || tb_fail "config_dump lacks $want: $dump"
+done
+tb_log "ok: /config_dump names the backend and each pod's links"
 
 out=$(tb_curl client http://10.201.2.2:8080/ebpf)
 [[ "$out" == *"server=server-remote"* && "$out" == *"peer=10.201.1.2:"* ]] ||
@@ -45,13 +56,13 @@ out=$(tb_exec client timeout 5 curl -sS --max-time 3 http://10.201.1.2:8080/self
 tb_log "ok: loopback and the pod's own address are not captured"
 
 tb_unenroll node2 server-remote default server-remote
-gone() { ! bpftool -j link list | grep -q "\"netns_ino\":$(ino server-remote),"; }
-tb_poll 5 gone || tb_fail "the sk_lookup link stayed after the pod left"
-tb_exec server-remote tc filter show dev eth0 ingress | grep -q zt_tc_ingress &&
-	tb_fail "the tc filter stayed after the pod left"
+gone() { [ "$(tb_bpf_links server-remote sk_lookup)$(tb_bpf_links server-remote tcx)" = 00 ]; }
+tb_poll 5 gone || tb_fail "programs stayed after the pod left: $(tb_exec server-remote "$TB_ROOT/build/tools/bpf_links")"
+[ -e "$(tb_pin_dir node2)/uid-default-server-remote" ] &&
+	tb_fail "the pod's pins stayed: $(ls "$(tb_pin_dir node2)/uid-default-server-remote")"
 tb_exec server-remote ip rule | grep -q 'lookup 101' && tb_fail "the ip rules stayed: $(tb_exec server-remote ip rule)"
 tb_check "accept_local is back to 0" test "$(tb_exec server-remote cat /proc/sys/net/ipv4/conf/all/accept_local)" = 0
-tb_log "ok: a removed pod keeps no program, filter, rule or setting of ours"
+tb_log "ok: a removed pod keeps no program, link, pin, rule or setting of ours"
 
 # without the privileges the programs need: one clear error at start-up, exit non-zero
 if command -v setpriv >/dev/null; then

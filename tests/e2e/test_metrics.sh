@@ -140,6 +140,11 @@ expect_delta "node2 destination: bytes from the app" n2.0 n2.1 $RBYTES istio_tcp
 # nothing else was counted in that window
 expect_delta "node1: all opened" n1.0 n1.1 1 istio_tcp_connections_opened_total
 expect_delta "node2: all opened" n2.0 n2.1 1 istio_tcp_connections_opened_total
+BACKEND=${ZTUNNEL_REDIRECT:-nftables}
+expect_delta "node1: the capture delivered it to 15001" n1.0 n1.1 1 \
+	ztunnel_redirected_connections_total "backend=$BACKEND" direction=outbound
+expect_delta "node2: it came over HBONE, not through 15006" n2.0 n2.1 0 \
+	ztunnel_redirected_connections_total "backend=$BACKEND" direction=inbound
 
 # 2. through the service VIP: the service labels are filled in by the source
 scrape node1 n1v.0

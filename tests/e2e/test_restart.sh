@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Restart and removal: an agent stopped with SIGTERM and started again with the same state dir
 # serves its enrolled pods again without a new CNI ADD (both nodes); after CNI DEL the pod's
-# nftables tables and listeners are gone and its traffic is no longer captured.
+# capture (nftables tables, or with ZTUNNEL_REDIRECT=ebpf its programs) and listeners are gone
+# and its traffic is no longer captured.
 set -u
 . "$(dirname "$0")/lib.sh"
 tb_init
@@ -19,6 +20,14 @@ request() {	# WHAT URL WANT_SERVER
 }
 # new_lines FILE PATTERN BEFORE: true when FILE has more lines matching PATTERN than BEFORE
 new_lines() { [ "$(tb_count "$1" "$2")" -gt "$3" ]; }
+# capture POD: what of the backend's capture is in POD ("" when nothing)
+capture() {
+	if [ "${ZTUNNEL_REDIRECT:-nftables}" = ebpf ]; then
+		tb_exec "$1" "$TB_ROOT/build/tools/bpf_links" | grep ' zt_' | tr '\n' ' '
+	else
+		tb_exec "$1" nft list tables | tr '\n' ' '
+	fi
+}
 
 request "before restart" http://10.201.2.2:8080/before server-remote
 n=$(tb_count "$L1" "$CC.*direction=outbound")
@@ -31,9 +40,9 @@ for node in node1 node2; do
 	tb_agent_stop "$node" TERM
 	tb_log "ok: agent on $node stopped by SIGTERM (exit $TB_WAIT_RC)"
 	pod=client; [ "$node" = node2 ] && pod=server-remote
-	tables=$(tb_exec "$pod" nft list tables)
-	[ -n "$tables" ] || tb_fail "$pod's nftables rules were removed when the agent stopped"
-	tb_log "ok: $pod keeps its rules while the agent is down: $(echo "$tables" | tr '\n' ' ')"
+	tables=$(capture "$pod")
+	[ -n "$tables" ] || tb_fail "$pod's capture was removed when the agent stopped"
+	tb_log "ok: $pod keeps its capture while the agent is down: $tables"
 	log=$TBDIR/agent-$node.log
 	n=$(tb_count "$log" "$CC")
 	tb_agent "$node" mesh.yaml
@@ -46,9 +55,9 @@ for node in node1 node2; do
 done
 
 tb_unenroll node1 client default client
-tables=$(tb_exec client nft list tables)
-[ -z "$tables" ] || tb_fail "after CNI DEL the client still has nft tables: $tables"
-tb_log "ok: after CNI DEL the client pod has no nft tables"
+tables=$(capture client)
+[ -z "$tables" ] || tb_fail "after CNI DEL the client still has capture: $tables"
+tb_log "ok: after CNI DEL the client pod has no capture left"
 ! tb__listening client 15001 || tb_fail "after CNI DEL something still listens on 15001 in client"
 ! tb__listening client 15008 || tb_fail "after CNI DEL something still listens on 15008 in client"
 tb_log "ok: after CNI DEL no 15001/15008 listener in the client pod"

@@ -13,6 +13,7 @@
 #include "../../agent/state/ip.c"
 #include "../../agent/state/lookup.c"
 #include "../../agent/state/snapshot.c"
+#include "../../agent/state/index.c"
 #include "../../agent/localcfg/yaml.c"
 #include "../../agent/localcfg/fields.c"
 #include "../../agent/localcfg/objects.c"

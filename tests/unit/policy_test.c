@@ -6,6 +6,7 @@
 
 #include "../../agent/state/ip.c"
 #include "../../agent/state/snapshot.c"
+#include "../../agent/state/index.c"
 #include "../../agent/localcfg/yaml.c"
 #include "../../agent/localcfg/fields.c"
 #include "../../agent/localcfg/objects.c"
@@ -379,6 +380,18 @@ static void run_case(const struct pcase *tc)
 	CHECK(res.dry_run_would_deny == tc->dry, "%s: dry_run_would_deny %d", tc->name,
 	      res.dry_run_would_deny);
 	check_policy_named(tc, &res);
+	/* the same through the snapshot's index (as a published snapshot is looked up) */
+	{
+		struct policy_result idx;
+
+		CHECK(state_snapshot_index(s) == 0 && s->index, "%s: index", tc->name);
+		memset(&idx, 0x5a, sizeof(idx));
+		CHECK(policy_check(s, &req, &idx) == v && idx.verdict == res.verdict &&
+		      strcmp(idx.reason, res.reason) == 0 && idx.policy == res.policy &&
+		      idx.dry_run_would_deny == res.dry_run_would_deny,
+		      "%s: indexed verdict differs: \"%s\" vs \"%s\"", tc->name, idx.reason,
+		      res.reason);
+	}
 	state_snapshot_put(&s);
 }
 

@@ -176,13 +176,39 @@ static void test_durations(void)
 	}
 }
 
+static void test_workers(void)
+{
+	static const struct { const char *in; unsigned cores, want; int ret; } cases[] = {
+		{ "4", 2, 4, 0 }, { "1", 64, 1, 0 }, { "0", 2, 2, 0 }, { "0", 48, 48, 0 },
+		{ "25%", 2, 1, 0 }, { "25%", 16, 4, 0 }, { "25%", 10, 3, 0 }, { "100%", 8, 8, 0 },
+		{ "50%", 0, 1, 0 }, { "64", 1, 64, 0 }, { "65", 1, 0, -ERANGE },
+		{ "0", 128, 64, 0 }, { "100%", 200, 64, 0 }, { "0%", 8, 0, -EINVAL }, { "101%", 8, 0, -EINVAL },
+		{ "25 %", 8, 0, -EINVAL }, { "%", 8, 0, -EINVAL }, { "", 8, 0, -EINVAL },
+		{ "-2", 8, 0, -EINVAL }, { "2x", 8, 0, -EINVAL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned got = 0;
+		int ret = config_parse_workers(cases[i].in, cases[i].cores, &got);
+
+		CHECK(ret == cases[i].ret && (ret || got == cases[i].want),
+		      "workers \"%s\" on %u cores: ret %d, %u threads (want %d, %u)", cases[i].in,
+		      cases[i].cores, ret, got, cases[i].ret, cases[i].want);
+	}
+}
+
 static void test_env(void)
 {
 	static const struct { const char *var, *value; int ok; const char *msg; } cases[] = {
 		{ NULL, NULL, 1, NULL },
 		{ "ZTUNNEL_WORKER_THREADS", "4", 1, NULL },
-		{ "ZTUNNEL_WORKER_THREADS", "0", 0, "ZTUNNEL_WORKER_THREADS: 0 is outside" },
-		{ "ZTUNNEL_WORKER_THREADS", "two", 0, "not a valid number" },
+		{ "ZTUNNEL_WORKER_THREADS", "0", 1, NULL },
+		{ "ZTUNNEL_WORKER_THREADS", "25%", 1, NULL },
+		{ "ZTUNNEL_WORKER_THREADS", "two", 0, "ZTUNNEL_WORKER_THREADS: \"two\" is not a number" },
+		{ "ZTUNNEL_WORKER_THREADS", "65", 0, "(1..64)" },
+		{ "ZTUNNEL_WORKER_THREADS", "0%", 0, "a share of the cores" },
+		{ "ZTUNNEL_WORKER_THREADS", "101%", 0, "ZTUNNEL_WORKER_THREADS" },
+		{ "ZTUNNEL_WORKER_THREADS", "-1", 0, "ZTUNNEL_WORKER_THREADS" },
 		{ "SECRET_TTL", "1h", 1, NULL },
 		{ "SECRET_TTL", "1s", 0, "SECRET_TTL" },
 		{ "SECRET_TTL", "soon", 0, "not a valid duration" },
@@ -220,7 +246,7 @@ static void test_env(void)
 	CHECK(config_from_env(&cfg, err, sizeof(err)) == 0, "env defaults: %s", err);
 	CHECK(cfg.hbone.idle_release_ms == 30000, "pool idle %u", cfg.hbone.idle_release_ms);
 	CHECK(cfg.hbone.mark == 0x539, "mark %#x", cfg.hbone.mark);
-	CHECK(cfg.workers == 2 && cfg.secret_ttl == 86400, "defaults workers/ttl");
+	CHECK(cfg.workers >= 2 && cfg.secret_ttl == 86400, "defaults workers/ttl");
 	CHECK(!cfg.xds_on_demand, "on demand is off by default");
 	setenv("XDS_ON_DEMAND", "true", 1);
 	CHECK(config_from_env(&cfg, err, sizeof(err)) == 0 && cfg.xds_on_demand, "XDS_ON_DEMAND=true");
@@ -235,6 +261,7 @@ int main(void)
 	test_authority();
 	test_authority_checks();
 	test_durations();
+	test_workers();
 	test_env();
 	if (failures) {
 		printf("%d checks failed\n", failures);

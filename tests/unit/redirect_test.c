@@ -23,6 +23,7 @@
 #include "../../agent/redirect/backend.c"
 #include "../../agent/redirect/ebpf.c"
 #include "../../agent/redirect/ebpf_rules.c"
+#include "../../agent/redirect/ebpf_pins.c"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80	/* linux/netfilter_ipv4.h; same value as IP6T_SO_ORIGINAL_DST */

@@ -9,6 +9,7 @@
 #include "../../agent/state/ip.c"
 #include "../../agent/state/lookup.c"
 #include "../../agent/state/snapshot.c"
+#include "../../agent/state/index.c"
 #include "../../agent/state/store.c"
 #include "../../agent/state/text.c"
 
