@@ -11,6 +11,7 @@
 #include <ztunnel/sock.h>
 
 #define DNS_NAME_MAX 320	/* a name as text (253) with a search domain appended */
+#define DNS_REPLY_SOCKETS 4	/* per UDP listener: resolver addresses replied from (no NAT) */
 
 struct dns_worker;
 
@@ -37,6 +38,13 @@ struct dns_listener {
 	unsigned n_forwards;		/* the pod's forwards in flight on this worker (UDP one) */
 	unsigned n_conns;		/* TCP: client connections open */
 	struct dns_client_conn *conns;	/* TCP: those connections (each holds a reference) */
+	/* UDP under a capture without NAT: sockets bound to the resolver addresses the pod asked,
+	 * its replies' sources (a pod has a few); owned, closed with the listener */
+	struct {
+		struct sockaddr_in addr;
+		int fd;
+	} reply_from[DNS_REPLY_SOCKETS];
+	unsigned n_reply_from;
 	/* UDP receive: one datagram at a time, with the address it was sent to (IP_ORIGDSTADDR) */
 	struct msghdr msg;
 	struct iovec iov;

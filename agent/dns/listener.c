@@ -31,6 +31,9 @@ static void listener_maybe_free(struct dns_listener *l)
 		io_uring_submit(&l->dw->io->ring);
 		close(l->fd);
 		l->fd = -1;
+		for (unsigned i = 0; i < l->n_reply_from; i++)
+			close(l->reply_from[i].fd);
+		l->n_reply_from = 0;
 	}
 	if (l->refs)
 		return;
@@ -80,7 +83,7 @@ struct metrics_dns_series *dns_series(struct dns_listener *l, bool tcp, uint16_t
 
 struct udp_reply {
 	struct io_op op;
-	int fd;				/* owned: the reply's own socket, or -1 (l's) */
+	int fd;				/* owned: a socket for this reply only, or -1 */
 	struct msghdr msg;
 	struct iovec iov;
 	struct sockaddr_in peer;
@@ -107,13 +110,17 @@ static void on_udp_sent(struct io_op *op, int res, uint32_t flags)
  * under sk_lookup the reply must come from the resolver it asked, port 53 included. */
 static int reply_socket(struct dns_listener *l, const struct sockaddr_in *from)
 {
-	int one = 1, fd = inpod_socket(l->pod->netns_fd, AF_INET, SOCK_DGRAM, l->dw->dns->set.mark);
+	int one = 1, fd;
+
+	fd = inpod_socket(l->pod->netns_fd, AF_INET, SOCK_DGRAM, l->dw->dns->set.mark);
 
 	if (fd < 0)
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
 	setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
+	/* it only sends: the pod's queries to that address are steered to the listener first */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)from, sizeof(*from)) < 0) {
 		int err = -errno;
 
@@ -123,8 +130,32 @@ static int reply_socket(struct dns_listener *l, const struct sockaddr_in *from)
 	return fd;
 }
 
+/* The listener's socket replying from `from`: kept for the next replies (up to
+ * DNS_REPLY_SOCKETS; past that one per reply, *own_fd set to close after it). fd or -errno. */
+static int reply_from(struct dns_listener *l, const struct sockaddr_in *from, int *own_fd)
+{
+	int fd;
+
+	*own_fd = -1;
+	for (unsigned i = 0; i < l->n_reply_from; i++)
+		if (l->reply_from[i].addr.sin_addr.s_addr == from->sin_addr.s_addr &&
+		    l->reply_from[i].addr.sin_port == from->sin_port)
+			return l->reply_from[i].fd;
+	fd = reply_socket(l, from);
+	if (fd < 0)
+		return fd;
+	if (l->n_reply_from < DNS_REPLY_SOCKETS) {
+		l->reply_from[l->n_reply_from].addr = *from;
+		l->reply_from[l->n_reply_from++].fd = fd;
+	} else {
+		*own_fd = fd;
+	}
+	return fd;
+}
+
 void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t *msg, size_t len)
 {
+	int fd;
 	struct udp_reply *r;
 	struct cmsghdr *cm;
 	struct in_pktinfo pi = { .ipi_spec_dst = to->local.sin_addr };
@@ -135,10 +166,11 @@ void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t
 		return;
 	}
 	r->op = (struct io_op){ .cb = on_udp_sent, .ctx = r };
-	r->fd = own ? -1 : reply_socket(l, &to->local);
-	if (!own && r->fd < 0) {
+	r->fd = -1;
+	fd = own ? l->fd : reply_from(l, &to->local, &r->fd);
+	if (fd < 0) {
 		log_debug("dns reply not sent", "pod=%s/%s error=\"%s\"", l->pod->namespace_,
-			  l->pod->name, strerror(-r->fd));
+			  l->pod->name, strerror(-fd));
 		free(r);
 		free(msg);
 		return;
@@ -158,7 +190,7 @@ void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t
 		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
 	}
 	r->l = dns_listener_ref(l);
-	io_prep_sendmsg(l->dw->io, &r->op, own ? l->fd : r->fd, &r->msg);
+	io_prep_sendmsg(l->dw->io, &r->op, fd, &r->msg);
 }
 
 void dns_handle_query(struct dns_listener *l, const struct dns_reply_to *to, const uint8_t *msg,
