@@ -32,7 +32,7 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
 	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool \
-	libldns-dev dnsutils dnsmasq dnsperf
+	libldns-dev dnsutils dnsmasq-base dnsperf
 
 CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
 HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
