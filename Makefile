@@ -32,7 +32,7 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
 	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool \
-	libldns-dev dnsutils dnsmasq-base dnsperf
+	haproxy libldns-dev dnsutils dnsmasq-base dnsperf
 
 CNI_LIB    := $(filter-out cni/ztunnel-cni.c,$(sort $(wildcard cni/*.c)))
 HEADERS    := $(wildcard include/ztunnel/*.h agent/*/*.h cni/*.h)
@@ -68,7 +68,9 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 
 # the loader embeds the programs: it is rebuilt when they change
 $(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
-$(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test: $(BPF_SKEL)
+$(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test \
+$(BUILD)/obj/agent/redirect/sockmap.o $(BUILD)/san/agent/redirect/sockmap.o \
+$(BUILD)/fuzz-obj/agent/redirect/sockmap.o: $(BPF_SKEL)
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni $(BUILD)/tools/bpf_links
 
 # small programs the tests use to look at the kernel

@@ -286,7 +286,9 @@ static int start_serving(struct agent *a)
 	/* one mark: the agent's sockets (hbone settings) and the backend's rules */
 	a->redirect = (struct redirect){ redirect_backend(a->cfg.redirect_mode), a->cfg.hbone.mark,
 					 a->cfg.bpf_pin_dir };
-	if (redirect_probe(&a->redirect, err, sizeof(err)) < 0) {
+	if (redirect_probe(&a->redirect, err, sizeof(err)) < 0 ||
+	    (a->cfg.bpf_sockmap &&
+	     redirect_sockmap_start(a->cfg.bpf_cgroup, a->cfg.hbone.mark, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return -1;
 	}
@@ -426,6 +428,7 @@ int main(int argc, char **argv)
 	admin_stop(&a.admin);
 	xds_client_stop(&a.xds);
 	proxy_free(&a.px);
+	redirect_sockmap_stop();
 	localcfg_watch_free(&a.watch);
 	log_info("stopped", NULL);
 	return 0;

@@ -44,6 +44,12 @@ for name in mesh_traffic source_ip bulk_and_halfclose policy refusals restart po
 	    peer_auth metrics packet_mark dns; do
 	run_one "e2e/test_${name}[ebpf]" 300 env ZTUNNEL_REDIRECT=ebpf bash "tests/e2e/test_$name.sh"
 done
+# And with the socket fast path on the in-pod legs (tests/e2e/test_sockmap.sh proves it is used).
+for name in mesh_traffic source_ip bulk_and_halfclose policy refusals pool interop peer_auth \
+	    metrics packet_mark; do
+	run_one "e2e/test_${name}[ebpf+sockmap]" 300 env ZTUNNEL_REDIRECT=ebpf \
+		ZTUNNEL_BPF_SOCKMAP=true bash "tests/e2e/test_$name.sh"
+done
 
 echo
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"

@@ -88,6 +88,8 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_STATE_DIR", K_STRING, CFG(state_dir), 0, 0 },
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
 	{ "ZTUNNEL_BPF_PIN_DIR", K_STRING, CFG(bpf_pin_dir), 0, 0 },
+	{ "ZTUNNEL_BPF_SOCKMAP", K_BOOL, CFG(bpf_sockmap), 0, 0 },
+	{ "ZTUNNEL_BPF_CGROUP", K_STRING, CFG(bpf_cgroup), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
 	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
 	{ "ZTUNNEL_METRICS", K_STRING, CFG(metrics_mode), 0, 0 },
@@ -210,6 +212,14 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 		snprintf(err, len, "ZTUNNEL_REDIRECT: \"%s\" is not nftables, ebpf or none", cfg->redirect_mode);
 		return -EINVAL;
 	}
+	if (cfg->bpf_sockmap && strcmp(cfg->redirect_mode, "ebpf") != 0) {
+		/* the pairs are found by their addresses: only the NAT-less capture keeps them */
+		snprintf(err, len, "ZTUNNEL_BPF_SOCKMAP=true needs ZTUNNEL_REDIRECT=ebpf (is %s)",
+			 cfg->redirect_mode);
+		return -EINVAL;
+	}
+	if (!cfg->bpf_cgroup)
+		cfg->bpf_cgroup = redirect_sockmap_default_cgroup();
 	if (redirect_mark_check(cfg->hbone.mark, err, len) < 0)
 		return -EINVAL;
 	if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {

@@ -157,9 +157,10 @@ int redirect_original_dst(const struct redirect *r, int fd, struct sockaddr_stor
 
 void redirect_dump_json(const struct redirect *r, FILE *out)
 {
-	fprintf(out, "\"redirect\":{\"backend\":\"%s\",\"mark\":\"0x%x\",\"inPod\":\"%s\"",
+	fprintf(out, "\"redirect\":{\"backend\":\"%s\",\"mark\":\"0x%x\",\"inPod\":\"%s\",",
 		r->ops->name, r->mark, r->ops->describe);
 	if (r->ops->restore)
-		fprintf(out, ",\"pinDir\":\"%s\"", r->pin_dir);
+		fprintf(out, "\"pinDir\":\"%s\",", r->pin_dir);
+	redirect_sockmap_dump_json(out);
 	fputc('}', out);
 }

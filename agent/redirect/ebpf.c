@@ -370,7 +370,10 @@ int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, ch
 	if (ret == 0)
 		ret = redirect_ebpf_rules_apply(true, r->mark, pod->ipv4[0], pod->dns_udp_fd >= 0,
 						err, errlen);
+	if (ret == 0)
+		ret = redirect_sockmap_pod_add(pod, err, errlen);
 	if (ret < 0) {	/* never half-captured: what this install pinned goes again */
+		redirect_sockmap_pod_del();
 		redirect_ebpf_rules_apply(false, r->mark, 0, true, ignored, sizeof(ignored));
 		redirect_ebpf_unpin(e->dir, NULL);
 		ebpf_pod_free(e);
@@ -389,6 +392,7 @@ int redirect_ebpf_remove(const struct redirect *r, struct redirect_pod *pod, cha
 
 	if (errlen)
 		err[0] = '\0';
+	redirect_sockmap_pod_del();
 	if (redirect_ebpf_pod_path(r->pin_dir, pod->key, dir, sizeof(dir)) == 0)
 		redirect_ebpf_unpin(dir, &was);	/* detaches the links, whoever pinned them */
 	if (e) {

@@ -21,6 +21,8 @@ struct config {
 	const char *state_dir;		/* ZTUNNEL_STATE_DIR, /var/run/ztunnel */
 	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default), ebpf or none */
 	const char *bpf_pin_dir;	/* ZTUNNEL_BPF_PIN_DIR, /sys/fs/bpf/ztunnel (ebpf) */
+	bool bpf_sockmap;		/* ZTUNNEL_BPF_SOCKMAP: the socket fast path (ebpf only) */
+	const char *bpf_cgroup;		/* ZTUNNEL_BPF_CGROUP: where sock_ops attaches */
 	const char *log_level;		/* ZTUNNEL_LOG: error|warn|info|debug */
 	const char *log_format;		/* LOG_FORMAT: text or json */
 	const char *metrics_mode;	/* ZTUNNEL_METRICS: on (default) or off */

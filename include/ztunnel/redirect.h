@@ -136,4 +136,25 @@ int redirect_ebpf_probe(const struct redirect *r, char *err, size_t errlen);
 void redirect_ebpf_dump_pod(const struct redirect *r, const struct redirect_pod *pod,
 			    FILE *out);
 
+/*
+ * The socket fast path of the ebpf backend (ZTUNNEL_BPF_SOCKMAP=true): a sock_ops program on
+ * the cgroup v2 root puts both ends of an in-pod leg (the app and the agent's socket, in one
+ * enrolled pod netns) into a sockhash, and an sk_msg program hands each end's bytes straight to
+ * the other's receive queue. Node-wide, once per agent: start before the first pod (mark is
+ * PACKET_MARK, cgroup the cgroup v2 directory to attach to), stop after the last; the kernel
+ * objects belong to the process and go when it exits. 0, or -errno with the failing step in
+ * err. Without start, the pod calls do nothing.
+ */
+int redirect_sockmap_start(const char *cgroup, uint32_t mark, char *err, size_t errlen);
+void redirect_sockmap_stop(void);
+/* The cgroup v2 root: /sys/fs/cgroup/unified in hybrid mode, else /sys/fs/cgroup. */
+const char *redirect_sockmap_default_cgroup(void);
+/* Run in the pod's netns (ebpf install and remove): lists it, with its addresses, among the
+ * netns whose legs are short-circuited; pod_del takes it out (open pairs finish as they are).
+ * pod_add: 0 or -errno with the reason in err. */
+int redirect_sockmap_pod_add(const struct redirect_pod *pod, char *err, size_t errlen);
+void redirect_sockmap_pod_del(void);
+/* "sockmap":{"enabled":...,counters} for /config_dump. */
+void redirect_sockmap_dump_json(FILE *out);
+
 #endif

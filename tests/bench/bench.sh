@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: plain TCP vs a stunnel mTLS tunnel vs ztunnel-c HBONE between the same two pods.
+# Benchmark: plain TCP vs a stunnel mTLS tunnel vs the ceiling (HAProxy, TCP mode, splice, no
+# crypto) vs ztunnel-c HBONE between the same two pods.
 # One run, one testbed: client pod on node1, server pod on node2. Measures throughput (iperf3),
 # request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
 # Never asserts on speed; exits non-zero only when a measurement could not be made.
 # Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 1000) held connections,
-# BENCH_PARTS (default "plain stunnel bare ztunnel ebpf") to run only some of the paths; ebpf =
-# the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and metrics).
+# BENCH_PARTS (default "plain stunnel haproxy bare ztunnel ebpf sockmap") to run only some of the
+# paths; ebpf = the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and
+# metrics), sockmap = that with ZTUNNEL_BPF_SOCKMAP=true; haproxy = the ceiling of the mesh's
+# shape: the same three TCP legs (client app -> haproxy in the client pod -> haproxy in the
+# server pod -> server app), zero-copy (option splice-auto), no crypto.
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
@@ -14,7 +18,7 @@ source tests/e2e/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
 HOLD=${BENCH_HOLD:-1000}
-PARTS=" ${BENCH_PARTS:-plain stunnel bare ztunnel ebpf} "
+PARTS=" ${BENCH_PARTS:-plain stunnel haproxy bare ztunnel ebpf sockmap} "
 ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
 CLIENT_IP=10.201.1.2
@@ -25,6 +29,7 @@ LOGS=$ROOT/build/bench-logs
 declare -A R=()		# R[metric,path] = value or "ERR"
 ERRORS=0
 STUNNEL_PIDS=()
+HAPROXY_PIDS=()
 
 say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -168,9 +173,10 @@ stop_stunnels() {
 		poll 5 tb__dead_pid "$pid" || kill -KILL "$pid" 2>/dev/null
 	done
 	STUNNEL_PIDS=()
+HAPROXY_PIDS=()
 }
 
-bench_cleanup() { stop_stunnels; tb_cleanup; }
+bench_cleanup() { stop_stunnels; stop_haproxies; tb_cleanup; }
 
 setup_testbed() {
 	local pod
@@ -215,6 +221,58 @@ run_stunnel() {
 	measure stunnel 127.0.0.1 17000 15201
 	hold_and_sample stunnel 127.0.0.1 17000 "${STUNNEL_PIDS[1]}" "${STUNNEL_PIDS[0]}"
 	stop_stunnels
+}
+
+# The ceiling: HAProxy in TCP mode with splice on the mesh's three legs, as stunnel's layout.
+haproxy_conf() {	# LISTEN_ECHO LISTEN_IPERF TARGET_HOST TARGET_ECHO TARGET_IPERF
+	cat <<-EOF
+		global
+		    maxconn 5000
+		    nbthread 2
+		defaults
+		    mode tcp
+		    option splice-auto
+		    timeout connect 5s
+		    timeout client 120s
+		    timeout server 120s
+		listen echo
+		    bind $1
+		    server s1 $3:$4
+		listen iperf
+		    bind $2
+		    server s1 $3:$5
+	EOF
+}
+
+start_haproxy() {	# POD NAME CONF
+	tb_bg "$1" haproxy -db -f "$3" >>"$LOGS/haproxy-$2.log" 2>&1
+	HAPROXY_PIDS+=("$TB_BG_PID")
+}
+
+stop_haproxies() {
+	local pid
+	for pid in "${HAPROXY_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+		poll 5 tb__dead_pid "$pid" || kill -KILL "$pid" 2>/dev/null
+	done
+	HAPROXY_PIDS=()
+}
+
+run_haproxy() {
+	local p
+	haproxy_conf "$SERVER_IP:7444" "$SERVER_IP:5444" 127.0.0.1 "$ECHO_PORT" "$IPERF_PORT" \
+		>"$TBDIR/haproxy-server.cfg"
+	haproxy_conf 127.0.0.1:27000 127.0.0.1:25201 "$SERVER_IP" 7444 5444 \
+		>"$TBDIR/haproxy-client.cfg"
+	start_haproxy server server "$TBDIR/haproxy-server.cfg"
+	start_haproxy client client "$TBDIR/haproxy-client.cfg"
+	for p in 7444 5444; do tb_wait_port server $p; done
+	for p in 27000 25201; do tb_wait_port client $p; done
+	record rss_node1_idle_kB haproxy "$(rss_kb "${HAPROXY_PIDS[1]}")"
+	record rss_node2_idle_kB haproxy "$(rss_kb "${HAPROXY_PIDS[0]}")"
+	measure haproxy 127.0.0.1 27000 25201
+	hold_and_sample haproxy 127.0.0.1 27000 "${HAPROXY_PIDS[1]}" "${HAPROXY_PIDS[0]}"
+	stop_haproxies
 }
 
 # write_mesh [policies]: the two pods; with "policies", the L4 policies a real mesh would carry
@@ -288,17 +346,39 @@ run_ztunnel() {	# [PATH]: ztunnel (nftables capture) or ebpf
 	done
 }
 
-# The same path with the eBPF capture: the pods leave the nftables agents first (their rules go).
+# The pods leave the running agents (their rules go) and the agents stop, if any run.
+stop_mesh() {
+	local pid
+	pid=$(tb_agent_pid node1)
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	tb_unenroll node1 client default client
+	tb_unenroll node2 server default server
+	tb_agent_stop node1
+	tb_agent_stop node2
+}
+
+# The same path with the eBPF capture.
 run_ztunnel_ebpf() {
-	if [[ $PARTS == *" ztunnel "* ]]; then
-		tb_unenroll node1 client default client
-		tb_unenroll node2 server default server
-		tb_agent_stop node1
-		tb_agent_stop node2
-	fi
+	stop_mesh
 	export ZTUNNEL_REDIRECT=ebpf
 	run_ztunnel ebpf
 	unset ZTUNNEL_REDIRECT
+}
+
+# The eBPF capture with the socket fast path on the in-pod legs; keeps the agents' sockmap
+# counters (how many bytes skipped TCP, how often a socket fell back to it).
+run_ztunnel_sockmap() {
+	local n
+	stop_mesh
+	export ZTUNNEL_REDIRECT=ebpf ZTUNNEL_BPF_SOCKMAP=true
+	run_ztunnel sockmap
+	for n in node1 node2; do
+		tb_exec "$n" curl -sS --max-time 5 http://127.0.0.1:15000/config_dump 2>/dev/null |
+			$PYJ -c 'import json,sys
+s = json.load(sys.stdin)["redirect"]["sockmap"]
+print(" ".join("%s=%s" % kv for kv in s.items()))' >"$LOGS/sockmap/counters-$n.txt" 2>&1
+	done
+	unset ZTUNNEL_REDIRECT ZTUNNEL_BPF_SOCKMAP
 }
 
 ratio() {	# A B -> A/B with 2 decimals, or "-"
@@ -308,25 +388,34 @@ ratio() {	# A B -> A/B with 2 decimals, or "-"
 }
 
 print_table() {
-	local m p z
+	local m p z s h n
 	local metrics=(tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rr1000_p99_us rrmax_rps
 		rrmax_p50_us rrmax_p99_us conn_per_s conn_failures rss_node1_idle_kB
 		rss_node2_idle_kB held_conns rss_node1_held_kB rss_node2_held_kB)
+	local f='%-20s %9s %9s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %8s %8s %8s\n'
 	echo
 	echo "ztunnel-c benchmark: client pod (node1) -> server pod (node2)," \
 		"${SECS}s per measurement"
-	echo "rss_*: node1 = client side (stunnel client / node1 agent)," \
+	echo "rss_*: node1 = client side (stunnel/haproxy client / node1 agent)," \
 		"node2 = server side; plain has no proxy"
 	echo "ztunnel-c = agents with policies, STRICT mTLS and metrics (nftables capture); bare = no" \
-		"policies, ZTUNNEL_METRICS=off; ebpf = ztunnel-c with ZTUNNEL_REDIRECT=ebpf (same run)"
-	printf '%-20s %10s %10s %10s %10s %10s %14s %16s %13s %12s\n' metric plain stunnel bare \
-		ztunnel-c ebpf ztunnel/plain ztunnel/stunnel ztunnel/bare ebpf/ztunnel
+		"policies, ZTUNNEL_METRICS=off; ebpf = ztunnel-c with ZTUNNEL_REDIRECT=ebpf;" \
+		"sockmap = ebpf with ZTUNNEL_BPF_SOCKMAP=true (same run)"
+	echo "haproxy = the ceiling: the same three TCP legs through HAProxy (TCP mode," \
+		"splice-auto, no crypto). Ratios: z = ztunnel-c, e = ebpf, s = sockmap, h = haproxy"
+	printf "$f" metric plain stunnel haproxy bare ztunnel-c ebpf sockmap z/plain z/stunl \
+		e/z s/plain s/haprx s/z h/plain
 	for m in "${metrics[@]}"; do
-		z=${R[$m,ztunnel]:--}
-		printf '%-20s %10s %10s %10s %10s %10s %14s %16s %13s %12s\n' "$m" "${R[$m,plain]:--}" \
-			"${R[$m,stunnel]:--}" "${R[$m,bare]:--}" "$z" "${R[$m,ebpf]:--}" \
-			"$(ratio "$z" "${R[$m,plain]:--}")" "$(ratio "$z" "${R[$m,stunnel]:--}")" \
-			"$(ratio "$z" "${R[$m,bare]:--}")" "$(ratio "${R[$m,ebpf]:--}" "$z")"
+		z=${R[$m,ztunnel]:--} s=${R[$m,sockmap]:--} h=${R[$m,haproxy]:--}
+		p=${R[$m,plain]:--}
+		printf "$f" "$m" "$p" "${R[$m,stunnel]:--}" "$h" "${R[$m,bare]:--}" "$z" \
+			"${R[$m,ebpf]:--}" "$s" "$(ratio "$z" "$p")" "$(ratio "$z" "${R[$m,stunnel]:--}")" \
+			"$(ratio "${R[$m,ebpf]:--}" "$z")" "$(ratio "$s" "$p")" "$(ratio "$s" "$h")" \
+			"$(ratio "$s" "$z")" "$(ratio "$h" "$p")"
+	done
+	for n in node1 node2; do
+		[ -s "$LOGS/sockmap/counters-$n.txt" ] &&
+			echo "sockmap counters $n: $(cat "$LOGS/sockmap/counters-$n.txt")"
 	done
 	echo "logs: $LOGS"
 }
@@ -335,6 +424,7 @@ main() {
 	local start=$SECONDS
 	command -v iperf3 >/dev/null || tb_skip "iperf3 missing (make deps)"
 	command -v stunnel >/dev/null || tb_skip "stunnel missing (make deps)"
+	command -v haproxy >/dev/null || tb_skip "haproxy missing (make deps)"
 	rm -rf "$LOGS"
 	mkdir -p "$LOGS" build
 	if ! cc -O2 -o "$ZTB" tests/bench/ztbench.c -lpthread; then
@@ -350,9 +440,11 @@ main() {
 		hold_and_sample plain "$SERVER_IP" "$ECHO_PORT" "" ""
 	fi
 	[[ $PARTS == *" stunnel "* ]] && run_stunnel
+	[[ $PARTS == *" haproxy "* ]] && run_haproxy
 	[[ $PARTS == *" bare "* ]] && run_ztunnel_bare
 	[[ $PARTS == *" ztunnel "* ]] && run_ztunnel
 	[[ $PARTS == *" ebpf "* ]] && run_ztunnel_ebpf
+	[[ $PARTS == *" sockmap "* ]] && run_ztunnel_sockmap
 	trap - EXIT
 	bench_cleanup
 	print_table

@@ -24,6 +24,7 @@
 #include "../../agent/redirect/ebpf.c"
 #include "../../agent/redirect/ebpf_rules.c"
 #include "../../agent/redirect/ebpf_pins.c"
+#include "../../agent/redirect/sockmap.c"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80	/* linux/netfilter_ipv4.h; same value as IP6T_SO_ORIGINAL_DST */
