@@ -5,7 +5,7 @@ BUILD   := build
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Iinclude \
 	   -I$(BUILD)/gen -I$(BUILD)/bpf -Ibpf -D_GNU_SOURCE
-LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lbpf -lpthread
+LIBS    := -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl -lyaml -lprotobuf-c -lbpf -lldns -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # proto/*.proto (our own files with upstream's packages and field numbers) -> protobuf-c sources
@@ -32,7 +32,8 @@ DEB_PKGS := build-essential pkg-config liburing-dev libssl-dev libnghttp2-dev li
 	python3-h2 python3-yaml openssl procps netcat-openbsd util-linux iputils-ping golang-go \
 	golang-golang-x-net-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio \
 	python3-grpc-tools python3-protobuf clang libclang-rt-14-dev llvm libbpf-dev bpftool \
-	haproxy golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev
+	haproxy golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev \
+	libldns-dev dnsutils dnsmasq-base dnsperf
 
 # the image tag: the version the agent reports (istio_build)
 VERSION    := $(shell sed -n 's/^\#define ZTUNNEL_VERSION "\(.*\)"/\1/p' agent/metrics/render.c)

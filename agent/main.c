@@ -17,6 +17,7 @@
 #include <ztunnel/log.h>
 #include <ztunnel/metrics.h>
 #include <ztunnel/proxy.h>
+#include <ztunnel/dns.h>
 #include <ztunnel/redirect.h>
 #include <ztunnel/state.h>
 #include <ztunnel/tls.h>
@@ -38,6 +39,8 @@ struct agent {
 	struct localcfg_watch *watch;	/* LOCAL_XDS_PATH mode */
 	uint64_t next_trim_ms;		/* next hand-back of free memory to the system */
 	struct redirect redirect;	/* the capture backend and the agent's mark */
+	struct dns_settings dns_set;	/* ISTIO_META_DNS_CAPTURE, DNS_PROXY_ADDR, DNS_UPSTREAMS */
+	struct dns *dns;		/* the DNS proxy on the workers */
 	int ready;			/* atomic */
 	int drain_requested;		/* atomic: set by /quitquitquit */
 };
@@ -142,6 +145,8 @@ static void dump_config(void *ctx, FILE *out)
 	redirect_dump_json(&a->redirect, out);
 	fputc(',', out);
 	config_dump_json(&a->cfg, out);
+	fputc(',', out);
+	dns_dump_json(&a->dns_set, out);
 	fputc(',', out);
 	admin_limits_dump_json(out);
 	fputs("}\n", out);
@@ -299,6 +304,16 @@ static int start_serving(struct agent *a)
 	if (!a->px)
 		return -1;
 	proxy_set_redirect(a->px, &a->redirect);
+	{
+		struct io_worker *ws[64];
+
+		for (unsigned i = 0; i < a->cfg.workers && i < 64; i++)
+			ws[i] = proxy_io_worker(a->px, i);
+		a->dns = dns_new(&a->dns_set, ws, a->cfg.workers, a->store, a->metrics);
+		if (!a->dns)
+			return -1;
+		proxy_set_dns(a->px, a->dns);
+	}
 	if (a->xds && a->cfg.xds_on_demand) {
 		proxy_set_demand(a->px, demand, a);
 		xds_client_on_answer(a->xds, demand_answered, a);
@@ -380,6 +395,15 @@ int main(int argc, char **argv)
 			.ttl_seconds = a.cfg.secret_ttl, .timeout_ms = 4000 });
 	else
 		a.ca = load_ca(&a.cfg);
+	if (dns_settings_init(&a.dns_set, a.cfg.dns_capture, a.cfg.dns_proxy_addr,
+			      a.cfg.dns_upstreams, "/etc/resolv.conf", a.cfg.cluster_domain,
+			      a.cfg.hbone.mark, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ztunnel: %s\n", err);
+		return 1;
+	}
+	if (a.dns_set.enabled && !a.dns_set.n_upstreams)
+		log_warn("dns proxy has no upstream resolver: names outside the mesh get SERVFAIL",
+			 "resolv_conf=/etc/resolv.conf%s", "");
 	a.store = state_store_new();
 	a.metrics = metrics_new();
 	if ((!a.ca && !a.ca_client) || !a.store || !a.metrics || inpod_netns_init() < 0)

@@ -69,6 +69,22 @@ void io_prep_send(struct io_worker *w, struct io_op *op, int fd, const void *buf
 	arm(op, sqe);
 }
 
+void io_prep_recvmsg(struct io_worker *w, struct io_op *op, int fd, struct msghdr *msg)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_recvmsg(sqe, fd, msg, 0);
+	arm(op, sqe);
+}
+
+void io_prep_sendmsg(struct io_worker *w, struct io_op *op, int fd, const struct msghdr *msg)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+	arm(op, sqe);
+}
+
 void io_prep_connect(struct io_worker *w, struct io_op *op, int fd, const struct sockaddr *sa,
 		     socklen_t len)
 {

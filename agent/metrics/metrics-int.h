@@ -42,6 +42,20 @@ struct metrics_shard {
 	struct metrics_series *head;	/* release store by owner, acquire load by renderer */
 	struct metrics_series **index;	/* owner-only hash buckets */
 	size_t nbuckets, nseries;
+	struct metrics_dns_series *dns_head;	/* same publication rule as head */
+	size_t n_dns;
+};
+
+#define METRICS_DNS_BUCKETS 6	/* upstream's 0.5 ms, 1 ms, 10 ms, 100 ms, 1 s, 5 s; then +Inf */
+
+/* One DNS label set in one shard; owned by the shard, freed by metrics_free. */
+struct metrics_dns_series {
+	struct metrics_dns_series *next;
+	uint64_t count[METRICS_DNS_COUNTERS];
+	uint64_t bucket[METRICS_DNS_BUCKETS + 1];	/* not cumulative; the last is +Inf */
+	uint64_t duration_us;				/* the histogram's sum */
+	const char *label[4];	/* point into text[] */
+	char text[];
 };
 
 struct metrics {
@@ -49,9 +63,14 @@ struct metrics {
 	unsigned claimed;	/* next free slot, claimed with fetch_add */
 	int64_t gauge[METRICS_GAUGES];
 	uint64_t pods_started;
+	uint64_t dns_dropped[METRICS_DNS_DROPS];
 	const char *redirect_backend;	/* static; NULL: not set */
 	uint64_t redirected[METRICS_REDIRECTED_DIRECTIONS];
 };
+
+/* dns.c */
+void metrics_dns_shard_free(struct metrics_shard *s);
+int metrics_dns_render(struct metrics *m, FILE *out);
 
 /* Label names in upstream's order (the order of struct metrics_labels). */
 extern const char *const metrics_label_names[METRICS_NLABELS];

@@ -200,6 +200,7 @@ static void shard_free(struct metrics_shard *s)
 		nx = x->next;
 		free(x);
 	}
+	metrics_dns_shard_free(s);
 	free(s->index);
 	free(s);
 }

@@ -200,7 +200,8 @@ int metrics_render(struct metrics *m, FILE *out)
 	for (size_t i = 0; i < sizeof(render_families) / sizeof(render_families[0]); i++)
 		render_family(out, &render_families[i], g, ng);
 	render_agent(m, out);
-	if (fflush(out) != 0 || ferror(out))
+	err = metrics_dns_render(m, out);
+	if (!err && (fflush(out) != 0 || ferror(out)))
 		err = -EIO;
 out:
 	free(g);

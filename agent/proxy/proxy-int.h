@@ -40,6 +40,7 @@ struct proxy {
 	bool count_connections;		/* false: ZTUNNEL_METRICS=off, no per-connection series */
 	int (*demand)(void *ctx, const char *name);	/* on-demand look-ups, or NULL */
 	const struct redirect *redirect;	/* borrowed: original destinations; NULL: conntrack */
+	struct dns *dns;			/* borrowed: the DNS proxy, or NULL */
 	void *demand_ctx;
 };
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ztunnel/dns.h>
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
 #include <ztunnel/redirect.h>
@@ -49,6 +50,16 @@ struct state_snapshot *proxy_snapshot(struct proxy_worker *pw)
 void proxy_set_redirect(struct proxy *px, const struct redirect *r)
 {
 	px->redirect = r;
+}
+
+void proxy_set_dns(struct proxy *px, struct dns *dns)
+{
+	px->dns = dns;
+}
+
+struct io_worker *proxy_io_worker(struct proxy *px, unsigned i)
+{
+	return i < px->n_workers ? &px->workers[i].io : NULL;
 }
 
 int proxy_original_dst(struct proxy_worker *pw, int fd, struct sockaddr_storage *dst)
@@ -248,10 +259,12 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 		ls[i]->accept_op = (struct io_op){ .cb = on_accept, .ctx = ls[i] };
 		ls[i]->pod = proxy_pod_get(pod);
 	}
+	ret = dns_listen_pod(px->dns, pod);
+	if (ret < 0)
+		goto fail;
 	/* the capture backend needs one socket of each reuseport group (the kernel picks within) */
 	pod->capture.outbound_fd = ls[PROXY_OUTBOUND]->fd;
 	pod->capture.inbound_fd = ls[PROXY_INBOUND_PLAIN]->fd;
-	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;	/* no DNS proxy yet */
 	for (i = 0; i < n; i++)
 		io_worker_post(&ls[i]->pw->io, add_listener_task, ls[i]);
 	free(ls);
@@ -275,6 +288,7 @@ void proxy_drain(struct proxy *px)
 
 void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod)
 {
+	dns_unlisten_pod(px->dns, pod);
 	for (unsigned i = 0; i < px->n_workers; i++)
 		io_worker_post(&px->workers[i].io, remove_listeners_task, proxy_pod_get(pod));
 }

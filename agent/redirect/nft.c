@@ -31,7 +31,8 @@
  * sees IPv4 and IPv6: every rule that tests an address is pinned to its family with
  * "meta nfproto" and written once for IPv4 (127.0.0.1) and once for IPv6 (::1); the kubelet SNAT
  * address 169.254.7.127 only exists in IPv4. Marks are compared under the 0xfff mask.
- * Not written (redirect.h does not ask for them): the DNS redirect to 15053 and the raw table.
+ * The DNS rules are written only when the DNS proxy is on (a port to redirect to), IPv4 only
+ * (the proxy listens on IPv4). Not written: the raw table's conntrack zone for UDP 53.
  */
 enum nft_match_kind {
 	M_END = 0,
@@ -44,7 +45,7 @@ enum nft_match_kind {
 	M_MARK,		/* meta mark & 0xfff (==|!=) val */
 	M_CTMARK,	/* ct mark & 0xfff (==|!=) val */
 	M_AGENT_MARK,	/* meta mark & agent mask (==|!=) the agent's mark */
-	M_OIF_LO,	/* oifname "lo" */
+	M_OIF_LO,	/* oifname (==|!=) "lo" */
 };
 
 enum nft_action {
@@ -66,7 +67,8 @@ struct nft_rule_spec {
 	const char *chain;
 	struct nft_match match[NFT_MAX_MATCH];
 	enum nft_action action;
-	uint16_t port;
+	uint16_t port;		/* redirect target */
+	bool dns;		/* a DNS rule: only with the proxy on, to its port */
 };
 
 struct nft_chain_spec {
@@ -80,6 +82,9 @@ struct nft_chain_spec {
 #define IS_V4 { M_NFPROTO, false, NFPROTO_IPV4, NULL }
 #define IS_V6 { M_NFPROTO, false, NFPROTO_IPV6, NULL }
 #define IS_TCP { M_L4PROTO, false, IPPROTO_TCP, NULL }
+#define IS_UDP { M_L4PROTO, false, IPPROTO_UDP, NULL }
+#define DPORT_DNS { M_DPORT, false, 53, NULL }
+#define NOT_OIF_LO { M_OIF_LO, true, 0, NULL }
 #define NOT_LOCAL4 { M_DADDR4, true, 0, "127.0.0.1" }
 #define NOT_LOCAL6 { M_DADDR6, true, 0, "::1" }
 #define NOT_AGENT { M_AGENT_MARK, true, 0, NULL }
@@ -99,27 +104,32 @@ static const struct nft_chain_spec nft_chains[] = {
 };
 
 static const struct nft_rule_spec nft_rules[] = {
-	{ NFT_MANGLE, "prerouting", { IS_AGENT }, A_CTMARK_SET, 0 },
-	{ NFT_MANGLE, "output", { CTMARK_IS(REDIRECT_CONN_MARK) }, A_MARK_SET, 0 },
-	{ NFT_NAT, "prerouting", { IS_V4, SADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0 },
+	{ NFT_MANGLE, "prerouting", { IS_AGENT }, A_CTMARK_SET, 0, false },
+	{ NFT_MANGLE, "output", { CTMARK_IS(REDIRECT_CONN_MARK) }, A_MARK_SET, 0, false },
+	{ NFT_NAT, "prerouting", { IS_V4, SADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0, false },
 	{ NFT_NAT, "prerouting", { IS_V4, IS_TCP, NOT_LOCAL4, NOT_HBONE, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_INBOUND_PLAIN },
+	  REDIRECT_PORT_INBOUND_PLAIN, false },
 	{ NFT_NAT, "prerouting", { IS_V6, IS_TCP, NOT_LOCAL6, NOT_HBONE, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_INBOUND_PLAIN },
-	{ NFT_NAT, "output", { IS_V4, DADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0 },
-	{ NFT_NAT, "output", { MARK_IS(REDIRECT_CONN_MARK) }, A_ACCEPT, 0 },
-	{ NFT_NAT, "output", { OIF_LO, IS_V4, NOT_LOCAL4 }, A_ACCEPT, 0 },
-	{ NFT_NAT, "output", { OIF_LO, IS_V6, NOT_LOCAL6 }, A_ACCEPT, 0 },
+	  REDIRECT_PORT_INBOUND_PLAIN, false },
+	{ NFT_NAT, "output", { IS_V4, DADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0, false },
+	{ NFT_NAT, "output", { IS_V4, IS_UDP, DPORT_DNS, NOT_OIF_LO, NOT_AGENT }, A_REDIRECT,
+	  REDIRECT_PORT_DNS, true },
+	{ NFT_NAT, "output", { IS_V4, IS_TCP, DPORT_DNS, NOT_LOCAL4, NOT_AGENT }, A_REDIRECT,
+	  REDIRECT_PORT_DNS, true },
+	{ NFT_NAT, "output", { MARK_IS(REDIRECT_CONN_MARK) }, A_ACCEPT, 0, false },
+	{ NFT_NAT, "output", { OIF_LO, IS_V4, NOT_LOCAL4 }, A_ACCEPT, 0, false },
+	{ NFT_NAT, "output", { OIF_LO, IS_V6, NOT_LOCAL6 }, A_ACCEPT, 0, false },
 	{ NFT_NAT, "output", { IS_V4, IS_TCP, NOT_LOCAL4, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_OUTBOUND },
+	  REDIRECT_PORT_OUTBOUND, false },
 	{ NFT_NAT, "output", { IS_V6, IS_TCP, NOT_LOCAL6, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_OUTBOUND },
+	  REDIRECT_PORT_OUTBOUND, false },
 };
 
 /* Expressions are appended to one rule; the first failure sticks in err. */
 struct nft_rule_builder {
 	struct nftnl_rule *rule;
 	uint32_t mark;		/* the agent's */
+	uint16_t dns_port;
 	int err;
 };
 
@@ -259,7 +269,7 @@ static void rb_match(struct nft_rule_builder *rb, const struct nft_match *m)
 static void rb_action(struct nft_rule_builder *rb, const struct nft_rule_spec *s)
 {
 	struct nftnl_expr *e;
-	uint16_t port = htons(s->port);
+	uint16_t port = htons(s->dns ? rb->dns_port : s->port);
 
 	switch (s->action) {
 	case A_ACCEPT:
@@ -300,6 +310,7 @@ struct nft_txn {
 	uint32_t seq0;
 	uint32_t nmsg;
 	uint32_t mark;		/* the agent's */
+	uint16_t dns_port;	/* 0: DNS is off, its rules are left out */
 	struct {
 		const char *what;
 		const char *table;
@@ -379,7 +390,8 @@ out:
 static int txn_rule(struct nft_txn *t, int idx)
 {
 	const struct nft_rule_spec *s = &nft_rules[idx];
-	struct nft_rule_builder rb = { .rule = nftnl_rule_alloc(), .mark = t->mark };
+	struct nft_rule_builder rb = { .rule = nftnl_rule_alloc(), .mark = t->mark,
+				       .dns_port = t->dns_port };
 	struct nlmsghdr *nlh;
 	int ret = -ENOMEM;
 
@@ -427,7 +439,8 @@ static int nft_build(struct nft_txn *t, bool install)
 	for (size_t i = 0; i < sizeof(nft_chains) / sizeof(nft_chains[0]) && !ret; i++)
 		ret = txn_chain(t, &nft_chains[i]);
 	for (size_t i = 0; i < sizeof(nft_rules) / sizeof(nft_rules[0]) && !ret; i++)
-		ret = txn_rule(t, (int)i);
+		if (!nft_rules[i].dns || t->dns_port)
+			ret = txn_rule(t, (int)i);
 	return ret;
 }
 
@@ -548,7 +561,7 @@ static int nft_commit(struct nft_txn *t, char *err, size_t errlen)
 	return ret;
 }
 
-int redirect_nft_apply(bool install, uint32_t mark, char *err, size_t errlen)
+int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, char *err, size_t errlen)
 {
 	struct nft_txn *t = nft_txn_new();
 	int ret;
@@ -558,6 +571,7 @@ int redirect_nft_apply(bool install, uint32_t mark, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	t->mark = mark;
+	t->dns_port = dns_port;
 	ret = nft_build(t, install);
 	if (ret < 0)
 		snprintf(err, errlen, "nftables: building rules: %s", strerror(-ret));

@@ -121,6 +121,10 @@ static void workload(FILE *out, const struct state_workload *w)
 	state_json_string(out, state_workload_identity(w, id, sizeof(id)));
 	fputs(",\"node\":", out);
 	state_json_string(out, w->node);
+	if (w->hostname) {
+		fputs(",\"hostname\":", out);
+		state_json_string(out, w->hostname);
+	}
 	fprintf(out, ",\"protocol\":\"%s\",\"workloadIps\":",
 		w->protocol == STATE_PROTO_HBONE ? "HBONE" : "TCP");
 	ips(out, w->ips, w->n_ips);

@@ -42,6 +42,7 @@ static void workload_free(struct state_workload *w)
 	ptr_free(&w->canonical_revision);
 	ptr_free(&w->workload_name);
 	ptr_free(&w->cluster_id);
+	ptr_free(&w->hostname);
 	ptr_free(&w->ips);
 	w->n_ips = 0;
 	for (size_t i = 0; w->services && i < w->n_services; i++) {

@@ -212,6 +212,7 @@ static int workload_strings(const Istio__Workload__Workload *pw, struct state_wo
 		{ pw->canonical_revision, &w->canonical_revision, "canonical_revision" },
 		{ pw->workload_name, &w->workload_name, "workload_name" },
 		{ pw->cluster_id, &w->cluster_id, "cluster_id" },
+		{ pw->hostname, &w->hostname, "hostname" },
 	};
 	int ret = 0;
 

@@ -95,6 +95,11 @@ void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size
 /* One-shot readiness wait (POLLIN). */
 void io_prep_poll_in(struct io_worker *w, struct io_op *op, int fd);
 void io_prep_send(struct io_worker *w, struct io_op *op, int fd, const void *buf, size_t len);
+/* Datagram I/O (UDP): one message with its peer address. msg and everything it points to stay
+ * alive and unchanged until the completion; the result is the byte count or -errno, and a
+ * received msg->msg_flags tells MSG_TRUNC (the datagram was longer than the buffer). */
+void io_prep_recvmsg(struct io_worker *w, struct io_op *op, int fd, struct msghdr *msg);
+void io_prep_sendmsg(struct io_worker *w, struct io_op *op, int fd, const struct msghdr *msg);
 void io_prep_connect(struct io_worker *w, struct io_op *op, int fd, const struct sockaddr *sa,
 		     socklen_t len);
 /* Cancels op if in flight (its callback still runs, with -ECANCELED or its real result). */

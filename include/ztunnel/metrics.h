@@ -52,6 +52,38 @@ int64_t metrics_gauge_get(struct metrics *m, enum metrics_gauge g);
 /* Counter of pods enrolled since start (proxies_started_total). */
 void metrics_pod_started(struct metrics *m);
 
+/*
+ * Upstream's DNS proxy metrics (istio_dns_*), with its labels. A shard keeps at most
+ * METRICS_DNS_MAX_SERIES label sets; past that, requests count under all-"unknown" labels.
+ */
+struct metrics_dns_labels {
+	const char *request_query_type;		/* "a", "aaaa", "srv", ... */
+	const char *request_protocol;		/* "udp" or "tcp" */
+	const char *source_canonical_service, *source_canonical_revision;
+};
+enum metrics_dns_counter {
+	METRICS_DNS_REQUESTS,		/* istio_dns_requests_total */
+	METRICS_DNS_UPSTREAM_REQUESTS,	/* istio_dns_upstream_requests_total */
+	METRICS_DNS_UPSTREAM_FAILURES,	/* istio_dns_upstream_failures_total */
+	METRICS_DNS_COUNTERS
+};
+/* Why a DNS message was thrown away (ztunnel_dns_dropped_total{reason}). */
+enum metrics_dns_drop {
+	METRICS_DNS_DROP_MALFORMED,	/* did not parse as a query */
+	METRICS_DNS_DROP_OVERSIZED,	/* longer than the proxy takes */
+	METRICS_DNS_DROP_OVERLOAD,	/* over the pod's bound of queries in flight or connections */
+	METRICS_DNS_DROPS
+};
+#define METRICS_DNS_MAX_SERIES 256
+struct metrics_dns_series;
+/* Finds or creates the series (strings copied) in the worker's shard. NULL on ENOMEM. */
+struct metrics_dns_series *metrics_dns_series_get(struct metrics_shard *s,
+						  const struct metrics_dns_labels *l);
+/* Safe with a NULL series (no-op). */
+void metrics_dns_count(struct metrics_dns_series *x, enum metrics_dns_counter c);
+/* One upstream exchange took ms milliseconds (istio_dns_upstream_request_duration_seconds). */
+void metrics_dns_duration(struct metrics_dns_series *x, uint64_t ms);
+void metrics_dns_drop(struct metrics *m, enum metrics_dns_drop why);
 /* Connections the capture backend delivered to the pod listeners 15001 (outbound) and 15006
  * (inbound): ztunnel_redirected_connections_total{backend,direction}. The backend's name
  * (static) is set once at start-up. */

@@ -60,14 +60,20 @@ struct redirect;
 /* The capture backend (borrowed) that tells accepted sockets' original destinations; before
  * any, conntrack's (SO_ORIGINAL_DST) is used. Call before pods are enrolled. */
 void proxy_set_redirect(struct proxy *px, const struct redirect *r);
+struct dns;
+/* The DNS proxy (borrowed) whose listeners open and close with the pods' (proxy_listen_pod,
+ * proxy_unlisten_pod). Call before pods are enrolled. */
+void proxy_set_dns(struct proxy *px, struct dns *dns);
+/* Worker i's io loop (i < the number of workers), e.g. for the DNS proxy. */
+struct io_worker *proxy_io_worker(struct proxy *px, unsigned i);
 /* The control plane answered name (the state with the answer is published): connections
  * waiting for it go on. Safe from any thread. */
 void proxy_demand_answered(struct proxy *px, const char *name);
 
 /*
- * Opens the pod's listeners (15001 outbound, 15006 inbound plaintext, 15008 inbound HBONE)
- * inside its netns, one SO_REUSEPORT socket per worker, and starts accepting. Takes references
- * to pod. 0 or -errno (nothing left open on failure).
+ * Opens the pod's listeners (15001 outbound, 15006 inbound plaintext, 15008 inbound HBONE, and
+ * the DNS proxy's when set) inside its netns, one SO_REUSEPORT socket per worker, and starts
+ * accepting. Takes references to pod. 0 or -errno (nothing left open on failure).
  */
 int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod);
 /* Drain: new streams on open inbound HBONE connections are refused (503 + GOAWAY). */

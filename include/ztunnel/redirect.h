@@ -29,7 +29,9 @@ struct redirect_pod {
 	uint32_t ipv4[REDIRECT_MAX_ADDRS];	/* the pod's IPv4 addresses, network order */
 	unsigned n_ipv4;
 	int outbound_fd, inbound_fd;		/* listeners 15001 and 15006 (borrowed) */
-	int dns_udp_fd, dns_tcp_fd;		/* 15053 when the agent serves DNS, else -1 */
+	int dns_udp_fd, dns_tcp_fd;		/* the DNS proxy's (15053, borrowed) when the agent
+						 * serves DNS, else -1 */
+	uint16_t dns_port;			/* their port (DNS_PROXY_ADDR); 0 when DNS is off */
 	void *state;				/* the backend's, from install to remove */
 };
 
@@ -100,14 +102,16 @@ void redirect_dump_json(const struct redirect *r, FILE *out);
  *  - mangle prerouting: mark MARK -> ct mark 0x111; mangle output: ct mark 0x111 -> mark;
  *  - nat prerouting: from 169.254.7.127 accept; TCP not to 127.0.0.1, dport != 15008,
  *    mark != MARK -> redirect :15006;
- *  - nat output: to 169.254.7.127 accept; mark 0x111 accept; oif lo and daddr != 127.0.0.1
- *    accept; TCP not to 127.0.0.1, mark != MARK -> redirect :15001;
+ *  - nat output: to 169.254.7.127 accept; with dns_port (the DNS proxy is on): IPv4 UDP dport
+ *    53 not out of lo and TCP dport 53 not to 127.0.0.1, mark != MARK -> redirect :dns_port;
+ *    mark 0x111 accept; oif lo and daddr != 127.0.0.1 accept; TCP not to 127.0.0.1,
+ *    mark != MARK -> redirect :15001;
  *  - ip rule fwmark 0x111/0xfff lookup 100 and "local 0.0.0.0/0 dev lo table 100" (v4 and v6),
  *    so replies to the agent's transparent sockets are delivered locally.
  * Marks compare under 0xfff, or exactly when MARK has higher bits. All over netlink
  * (libnftnl/libmnl); never runs nft or ip.
  */
-int redirect_nft_install(uint32_t mark, char *err, size_t errlen);
+int redirect_nft_install(uint32_t mark, uint16_t dns_port, char *err, size_t errlen);
 /* Removes everything redirect_nft_install added in the current netns; absent pieces are fine. */
 int redirect_nft_remove(uint32_t mark, char *err, size_t errlen);
 

@@ -75,6 +75,7 @@ struct state_workload {
 	char *canonical_revision;
 	char *workload_name;
 	char *cluster_id;
+	char *hostname;		/* e.g. a pod's <hostname>.<subdomain>.<ns>.svc.<domain>, or NULL */
 	struct state_ip *ips;
 	size_t n_ips;
 	enum state_protocol protocol;

@@ -46,7 +46,7 @@ tb_wait_log "$TBDIR/agent-node1.log" 'direction=outbound .*|dst.hbone_addr=10.20
 tb_log "ok: outbound captured and tunnelled; the app saw the client's own IP: $(grep -o 'peer=[^ ]*' <<<"$out")"
 out=$(tb_curl plain http://10.201.2.2:8080/from-outside)
 [[ "$out" == *"server=server-remote"* ]] || tb_fail "plain -> server-remote: $out"
-grep -q 'src.addr=10.201.2.9:.*direction=inbound' "$TBDIR/agent-node2.log" ||
+tb_wait_log "$TBDIR/agent-node2.log" 'src.addr=10.201.2.9:.*direction=inbound' 5 ||
 	tb_fail "the plaintext inbound connection did not go through node2's agent (15006)"
 tb_log "ok: inbound plaintext from outside the mesh captured on 15006"
 out=$(tb_exec client timeout 5 curl -sS --max-time 3 http://127.0.0.1:8080/loopback)

@@ -23,7 +23,7 @@ objs=$(ls "$TB_ROOT"/build/obj/agent/*/*.o "$TB_ROOT"/build/obj/gen/*.o)
 cc -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -I"$TB_ROOT/include" \
 	-I"$TB_ROOT/build/gen" -D_GNU_SOURCE -g -o "$TBDIR/xds_driver" \
 	"$TB_ROOT/tests/e2e/cp/xds_driver.c" $objs -luring -lssl -lcrypto -lnghttp2 -lnftnl -lmnl \
-	-lyaml -lprotobuf-c -lbpf -lpthread || tb_fail "building xds_driver"
+	-lyaml -lprotobuf-c -lbpf -lldns -lpthread || tb_fail "building xds_driver"
 
 REC=$TBDIR/record.jsonl
 SNAP=$TBDIR/snapshot.json

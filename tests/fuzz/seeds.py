@@ -286,7 +286,44 @@ def seeds_cni():
     write("cni", "utf8", ARGS + cni_config().replace("k8s-pod-network", "r\u00e9seau\u2603"))
 
 
-TARGETS = {"xds": seeds_xds, "zds": seeds_zds, "cert": seeds_cert, "localcfg": seeds_yaml,
+# ---- dns: selector byte (bit 0: client namespace prod, bit 1: TCP), then a DNS query ----
+
+def dns_name(name):
+    out = b""
+    for label in name.strip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def dns_query(name, qtype=1, qid=0x4242, flags=0x0100, edns=0):
+    q = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0)
+    q += dns_name(name) + struct.pack("!HH", qtype, 1)
+    if edns:
+        q += b"\0" + struct.pack("!HHIH", 41, edns, 0, 0)
+    return q
+
+
+def seeds_dns():
+    names = ("web.default.svc.cluster.local", "web", "web.prod", "web.default.svc", "db",
+             "example.com.default.svc.cluster.local", "a.b.wild.example", "www.debian.org",
+             "WEB.Default.svc.cluster.local", "many")
+    for i, n in enumerate(names):
+        write("dns", "a-%02d" % i, b"\0" + dns_query(n))
+    write("dns", "aaaa-web", b"\1" + dns_query("web", 28))
+    write("dns", "srv-web-tcp", b"\2" + dns_query("_http._tcp.web", 33))
+    write("dns", "edns-many", b"\0" + dns_query("many", edns=4096))
+    write("dns", "opcode-status", b"\0" + dns_query("web", flags=0x1100))
+    write("dns", "response", b"\0" + dns_query("web", flags=0x8180))
+    hdr = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    write("dns", "pointer-self", b"\0" + hdr + b"\xc0\x0c\x00\x01\x00\x01")
+    write("dns", "pointer-loop", b"\0" + hdr + b"\x01a\xc0\x10\xc0\x0c\x00\x01\x00\x01")
+    write("dns", "truncated", b"\0" + hdr + b"\x05ww")
+    write("dns", "two-questions", b"\0" + struct.pack("!HHHHHH", 1, 0x0100, 2, 0, 0, 0) +
+          dns_name("web") + b"\0\1\0\1" + dns_name("db") + b"\0\1\0\1")
+
+
+TARGETS = {"dns": seeds_dns, "xds": seeds_xds, "zds": seeds_zds, "cert": seeds_cert, "localcfg": seeds_yaml,
            "policy": seeds_yaml, "hbone_head": seeds_hbone_head, "cni": seeds_cni}
 
 

@@ -12,6 +12,7 @@
 #include "../../agent/log/log.c"
 #include "../../agent/metrics/registry.c"
 #include "../../agent/metrics/render.c"
+#include "../../agent/metrics/dns.c"
 #include "../../agent/admin/http.c"
 #include "../../agent/admin/limits.c"
 #include "../../agent/admin/routes.c"

@@ -8,6 +8,7 @@
 
 #include "../../agent/metrics/registry.c"
 #include "../../agent/metrics/render.c"
+#include "../../agent/metrics/dns.c"
 
 #include "check.h"
 

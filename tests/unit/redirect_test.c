@@ -249,10 +249,10 @@ static void test_install_remove(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "first install: %d %s", ret, err);
 	check_installed(first, sizeof(first));
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "second install: %d %s", ret, err);
 	check_installed(second, sizeof(second));
 	CHECK(strcmp(first, second) == 0, "ruleset changed on reinstall:\n%s\n---\n%s", first,
@@ -262,7 +262,7 @@ static void test_install_remove(void)
 	check_removed();
 	ret = redirect_nft_remove(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "remove of nothing: %d %s", ret, err);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "install after remove: %d %s", ret, err);
 	CHECK(err[0] == '\0', "err set on success: %s", err);
 }
@@ -275,7 +275,7 @@ static void test_mark_reaches_rules(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(0x777, err, sizeof(err));
+	ret = redirect_nft_install(0x777, 0, err, sizeof(err));
 	CHECK(ret == 0, "install with mark 0x777: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta mark & 0x00000fff != 0x00000777") == 4,
@@ -283,12 +283,12 @@ static void test_mark_reaches_rules(void)
 	CHECK(count(rs, "meta mark & 0x00000fff == 0x00000777 ct mark set") == 1,
 	      "mark 0x777 sets the connection mark:\n%s", rs);
 	CHECK(!strstr(rs, "0x00000539"), "no trace of the default mark:\n%s", rs);
-	ret = redirect_nft_install(0x10539, err, sizeof(err));
+	ret = redirect_nft_install(0x10539, 0, err, sizeof(err));
 	CHECK(ret == 0, "install with mark 0x10539: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta mark != 0x00010539") == 4 || count(rs, "meta mark & 0xffffffff != 0x00010539") == 4,
 	      "a mark over 0xfff compares exactly:\n%s", rs);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
 	CHECK(ret == 0, "back to the default mark for the traffic test: %d %s", ret, err);
 	CHECK(redirect_mark_check(0x539, err, sizeof(err)) == 0, "0x539 is fine");
 	CHECK(redirect_mark_check(0x111, err, sizeof(err)) < 0 && strstr(err, "0x111"),
@@ -296,6 +296,36 @@ static void test_mark_reaches_rules(void)
 	CHECK(redirect_mark_check(0x1000, err, sizeof(err)) < 0, "a mark with no low bits is refused");
 	CHECK(redirect_backend("nftables") && redirect_backend("ebpf") && redirect_backend("none") && !redirect_backend("bpf"),
 	      "backends by name");
+}
+
+/* The DNS rules: only with a DNS port, to that port, IPv4 UDP not out of lo and TCP not to
+ * 127.0.0.1, the agent's mark left alone, before the TCP redirect to 15001. */
+static void test_dns_rules(void)
+{
+	static char rs[OUT_MAX];
+	const char *dns, *tcp;
+	char err[256];
+	int ret;
+
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 15053, err, sizeof(err));
+	CHECK(ret == 0, "install with DNS: %d %s", ret, err);
+	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
+	CHECK(count(rs, "meta nfproto ipv4 udp dport 53 oifname != \"lo\" "
+			"meta mark & 0x00000fff != 0x00000539 redirect to :15053") == 1,
+	      "UDP 53 rule:\n%s", rs);
+	CHECK(count(rs, "tcp dport 53 ip daddr != 127.0.0.1 "
+			"meta mark & 0x00000fff != 0x00000539 redirect to :15053") == 1,
+	      "TCP 53 rule:\n%s", rs);
+	dns = strstr(rs, "redirect to :15053");
+	tcp = strstr(rs, "redirect to :15001");
+	CHECK(dns && tcp && dns < tcp, "the DNS redirect comes before the TCP one");
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 5353, err, sizeof(err));
+	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0 &&
+	      count(rs, "redirect to :5353") == 2 && !strstr(rs, ":15053"),
+	      "DNS port follows DNS_PROXY_ADDR:\n%s", rs);
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0 && !strstr(rs, "dport 53"),
+	      "DNS off: no port-53 rule:\n%s", rs);
 }
 
 /* Waits up to timeout_ms for one byte on fd; returns it, or -1 (timeout, EOF, error). */
@@ -534,6 +564,7 @@ static int netns_main(void)
 	test_nft_error();
 	test_install_remove();
 	test_mark_reaches_rules();
+	test_dns_rules();
 	test_traffic();
 	return failures ? 1 : 0;
 }
