@@ -24,8 +24,9 @@
 
 /* What the backend holds for one pod; owned by redirect_pod.state. */
 struct ebpf_pod {
-	struct zt_sk_lookup *lookup;	/* programs and maps (the maps are pinned) */
-	struct zt_tc_ingress *tc;
+	struct zt_sk_lookup *lookup;	/* programs and maps while installing; then NULL: the */
+	struct zt_tc_ingress *tc;	/* links hold the programs, the pins the maps */
+	int counts_fd;			/* the steered counters, for /config_dump */
 	int lookup_link;		/* pinned links: they stay attached when we exit */
 	int tcx_link[MAX_IFS];
 	char ifname[MAX_IFS][IF_NAMESIZE];
@@ -284,6 +285,8 @@ static void ebpf_pod_free(struct ebpf_pod *e)
 {
 	if (e->lookup_link >= 0)
 		close(e->lookup_link);
+	if (e->counts_fd >= 0)
+		close(e->counts_fd);
 	for (unsigned k = 0; k < e->n_if; k++)
 		close(e->tcx_link[k]);
 	zt_tc_ingress__destroy(e->tc);
@@ -352,7 +355,7 @@ int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, ch
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	e->lookup_link = -1;
+	e->lookup_link = e->counts_fd = -1;
 	ret = redirect_ebpf_pod_dir(r->pin_dir, pod->key, e->dir, sizeof(e->dir));
 	if (ret < 0)
 		snprintf(err, errlen, "ebpf: creating %s/%s: %s", r->pin_dir, pod->key,
@@ -376,6 +379,12 @@ int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, ch
 		ebpf_pod_free(e);
 		return ret;
 	}
+	/* what libbpf keeps of the objects is not needed once attached: only the counters */
+	e->counts_fd = fcntl(bpf_map__fd(e->lookup->maps.zt_counts), F_DUPFD_CLOEXEC, 0);
+	zt_tc_ingress__destroy(e->tc);
+	zt_sk_lookup__destroy(e->lookup);
+	e->tc = NULL;
+	e->lookup = NULL;
 	pod->state = e;
 	return 0;
 }
@@ -406,8 +415,8 @@ static uint64_t steered(const struct ebpf_pod *e, uint32_t which)
 	uint64_t vals[512] = { 0 }, n = 0;
 	int cpus = libbpf_num_possible_cpus();
 
-	if (cpus <= 0 || cpus > 512 ||
-	    bpf_map_lookup_elem(bpf_map__fd(e->lookup->maps.zt_counts), &which, vals) < 0)
+	if (cpus <= 0 || cpus > 512 || e->counts_fd < 0 ||
+	    bpf_map_lookup_elem(e->counts_fd, &which, vals) < 0)
 		return 0;
 	for (int c = 0; c < cpus; c++)
 		n += vals[c];
