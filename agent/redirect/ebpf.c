@@ -159,7 +159,7 @@ static int load(struct redirect_pod *pod, struct ebpf_pod *e, char *err, size_t 
  * pinned. Returns its fd, or -errno.
  */
 static int link_adopt(struct ebpf_pod *e, const char *name, int prog, int target,
-		      unsigned attach_type, unsigned link_type, uint32_t want, bool *adopted)
+		      unsigned attach_type, unsigned link_type, uint32_t want)
 {
 	char path[PATH_MAX];
 	struct bpf_link_info info;
@@ -167,16 +167,13 @@ static int link_adopt(struct ebpf_pod *e, const char *name, int prog, int target
 	int fd, ret;
 
 	pin_path(e, name, path, sizeof(path));
-	*adopted = false;
 	fd = bpf_obj_get(path);
 	if (fd >= 0) {
 		memset(&info, 0, sizeof(info));
 		/* netns links: netns_ino; tcx links: ifindex at the same place */
 		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == link_type &&
-		    info.netns.netns_ino == want && bpf_link_update(fd, prog, NULL) == 0) {
-			*adopted = true;
+		    info.netns.netns_ino == want && bpf_link_update(fd, prog, NULL) == 0)
 			return fd;
-		}
 		bpf_link_detach(fd);	/* stale: its netns or interface is gone */
 		close(fd);
 		unlink(path);
@@ -207,14 +204,13 @@ static int attach(struct redirect_pod *pod, struct ebpf_pod *e, char *err, size_
 {
 	struct if_nameindex *ifs, *i;
 	char name[32 + IF_NAMESIZE];
-	bool adopted;
 	uint32_t ino = 0;
 	int ret;
 
 	ret = netns_ino(pod->netns_fd, &ino);
 	if (ret == 0)
 		ret = link_adopt(e, "link_sk_lookup", bpf_program__fd(e->lookup->progs.zt_sk_lookup),
-				 pod->netns_fd, BPF_SK_LOOKUP, BPF_LINK_TYPE_NETNS, ino, &adopted);
+				 pod->netns_fd, BPF_SK_LOOKUP, BPF_LINK_TYPE_NETNS, ino);
 	if (ret < 0) {
 		snprintf(err, errlen, "ebpf: attaching sk_lookup to the pod's netns: %s",
 			 strerror(-ret));
@@ -233,7 +229,7 @@ static int attach(struct redirect_pod *pod, struct ebpf_pod *e, char *err, size_
 		snprintf(name, sizeof(name), "link_tcx_%s", i->if_name);
 		ret = link_adopt(e, name, bpf_program__fd(e->tc->progs.zt_tc_ingress),
 				 (int)i->if_index, REDIRECT_BPF_TCX_INGRESS, REDIRECT_BPF_LINK_TCX,
-				 i->if_index, &adopted);
+				 i->if_index);
 		if (ret < 0) {
 			snprintf(err, errlen, "ebpf: tcx ingress on %s: %s", i->if_name,
 				 strerror(-ret));
@@ -247,35 +243,24 @@ static int attach(struct redirect_pod *pod, struct ebpf_pod *e, char *err, size_
 	return ret;
 }
 
-/* accept_local on the pod's interfaces (over rtnetlink: /proc/sys is read-only in a container) */
-static int accept_local(char value, char *was)
-{
-	char why[200];
-	bool old = false;
-	int ret = redirect_ebpf_accept_local(value == '1', was ? &old : NULL, why, sizeof(why));
-
-	if (was)
-		*was = old ? '1' : '0';
-	return ret;
-}
-
-/* Sets accept_local, remembering the pod's own value on the first install only (a re-adopting
+/* Sets accept_local on the pod's interfaces, remembering the pod's own value on the first install only (a re-adopting
  * agent finds 1, its predecessor's). */
 static int note_install(struct ebpf_pod *e)
 {
 	int map = bpf_map__fd(e->lookup->maps.zt_pod_info);
 	struct zt_pod_info info = { 0 };
 	uint32_t key = 0;
-	char was = '0';
+	char why[200];
+	bool was = false;
 	int ret;
 
 	if (bpf_map_lookup_elem(map, &key, &info) < 0)
 		return -errno;
-	ret = accept_local('1', &was);
+	ret = redirect_ebpf_accept_local(true, &was, why, sizeof(why));
 	if (ret < 0)
 		return ret;
 	if (info.installs == 0)
-		info.accept_local_was = was == '1';
+		info.accept_local_was = was;
 	info.installs++;
 	e->installs = info.installs;
 	return bpf_map_update_elem(map, &key, &info, BPF_ANY) < 0 ? -errno : 0;
@@ -393,7 +378,7 @@ int redirect_ebpf_remove(const struct redirect *r, struct redirect_pod *pod, cha
 			 size_t errlen)
 {
 	struct ebpf_pod *e = pod->state;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], why[200];
 	int was = -1;
 
 	if (errlen)
@@ -406,20 +391,31 @@ int redirect_ebpf_remove(const struct redirect *r, struct redirect_pod *pod, cha
 		pod->state = NULL;
 	}
 	if (was >= 0)
-		accept_local(was ? '1' : '0', NULL);
+		redirect_ebpf_accept_local(was, NULL, why, sizeof(why));
 	return redirect_ebpf_rules_apply(false, r->mark, 0, true, err, errlen);
+}
+
+int redirect_bpf_percpu_sum(int map_fd, uint32_t key, uint64_t *sum)
+{
+	uint64_t vals[512] = { 0 };
+	int cpus = libbpf_num_possible_cpus();
+
+	*sum = 0;
+	if (cpus <= 0 || cpus > 512)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(map_fd, &key, vals) < 0)
+		return -errno;
+	for (int c = 0; c < cpus; c++)
+		*sum += vals[c];
+	return 0;
 }
 
 static uint64_t steered(const struct ebpf_pod *e, uint32_t which)
 {
-	uint64_t vals[512] = { 0 }, n = 0;
-	int cpus = libbpf_num_possible_cpus();
+	uint64_t n = 0;
 
-	if (cpus <= 0 || cpus > 512 || e->counts_fd < 0 ||
-	    bpf_map_lookup_elem(e->counts_fd, &which, vals) < 0)
-		return 0;
-	for (int c = 0; c < cpus; c++)
-		n += vals[c];
+	if (e->counts_fd >= 0)
+		redirect_bpf_percpu_sum(e->counts_fd, which, &n);
 	return n;
 }
 

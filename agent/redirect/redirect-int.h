@@ -59,6 +59,8 @@ int redirect_ebpf_clean(const struct redirect *r, const char *state_dir,
 /* Sets accept_local on every interface of the calling thread's netns over rtnetlink (works where
  * /proc/sys is read-only); *was (if not NULL) gets whether it was on before. 0 or -errno. */
 int redirect_ebpf_accept_local(bool on, bool *was, char *err, size_t errlen);
+/* The sum over CPUs of key's value in a per-CPU array of u64 (ebpf.c). 0 or -errno (*sum 0). */
+int redirect_bpf_percpu_sum(int map_fd, uint32_t key, uint64_t *sum);
 /* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc network order,
  * 0 for none; only on add) in buf. */
 struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,

@@ -178,17 +178,12 @@ void redirect_sockmap_pod_del(void)
 /* Sums the per-CPU counters. 0 or -errno. */
 static int sm_counts(uint64_t out[ZT_SM_COUNTS])
 {
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t per[256];
-
 	memset(out, 0, sizeof(out[0]) * ZT_SM_COUNTS);
-	if (ncpu <= 0 || ncpu > (int)(sizeof(per) / sizeof(per[0])))
-		return -EINVAL;
 	for (uint32_t k = 0; k < ZT_SM_COUNTS; k++) {
-		if (bpf_map_lookup_elem(bpf_map__fd(sm.ops->maps.zt_sm_counts), &k, per) < 0)
-			return -errno;
-		for (int c = 0; c < ncpu; c++)
-			out[k] += per[c];
+		int ret = redirect_bpf_percpu_sum(bpf_map__fd(sm.ops->maps.zt_sm_counts), k, &out[k]);
+
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }

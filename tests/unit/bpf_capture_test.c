@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpf_count.h"
 #include "check.h"
 #include "capture.h"
 #include "tc_ingress.skel.h"
@@ -58,15 +59,7 @@ static int verdict(struct zt_tc_ingress *s, struct packet p)
 
 static uint64_t count(struct zt_tc_ingress *s, uint32_t which)
 {
-	uint64_t vals[512] = { 0 }, n = 0;
-	int cpus = libbpf_num_possible_cpus();
-
-	if (cpus <= 0 || cpus > 512 ||
-	    bpf_map_lookup_elem(bpf_map__fd(s->maps.zt_counts), &which, vals) < 0)
-		return 0;
-	for (int c = 0; c < cpus; c++)
-		n += vals[c];
-	return n;
+	return bpf_count(bpf_map__fd(s->maps.zt_counts), which);
 }
 
 int main(void)

@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpf_count.h"
 #include "check.h"
 #include "capture.h"
 #include "sk_lookup.skel.h"
@@ -93,15 +94,7 @@ static void put(struct zt_sk_lookup *s, uint32_t slot, int fd)
 
 static uint64_t count(struct zt_sk_lookup *s, uint32_t which)
 {
-	uint64_t vals[512] = { 0 }, n = 0;
-	int cpus = libbpf_num_possible_cpus();
-
-	if (cpus <= 0 || cpus > 512 ||
-	    bpf_map_lookup_elem(bpf_map__fd(s->maps.zt_counts), &which, vals) < 0)
-		return 0;
-	for (int c = 0; c < cpus; c++)
-		n += vals[c];
-	return n;
+	return bpf_count(bpf_map__fd(s->maps.zt_counts), which);
 }
 
 int main(void)
