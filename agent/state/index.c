@@ -441,41 +441,27 @@ const struct state_workload *state_index_pod(const struct state_snapshot *snap, 
 	return e == EMPTY ? NULL : &snap->workloads[e];
 }
 
-size_t state_index_endpoints(const struct state_snapshot *snap, const struct state_service *svc,
-			     size_t nth, const struct state_workload **w,
-			     const struct state_workload_service **entry)
+/* Whether p points at an element of the array base[0..n) of size-byte elements, and which
+ * (*at). A workload or service of another snapshot is not in this one's index. */
+static bool element_of(const void *base, size_t n, size_t size, const void *p, size_t *at)
 {
-	const struct state_index *x = snap->index;
-	uintptr_t at0 = (uintptr_t)snap->services, p = (uintptr_t)svc;
-	size_t s, n;
+	uintptr_t b = (uintptr_t)base, q = (uintptr_t)p;
 
-	if (p < at0 || p >= at0 + snap->n_services * sizeof(*svc))
-		return 0;	/* not this snapshot's */
-	s = (p - at0) / sizeof(*svc);
-	n = x->ep_start[s + 1] - x->ep_start[s];
-	if (n && w) {
-		uint32_t at = x->ep_start[s] + (uint32_t)(nth % n);
-
-		*w = &snap->workloads[x->ep[at]];
-		*entry = x->ep_entry[at];
-	}
-	return n;
+	if (!p || q < b || q >= b + n * size)
+		return false;
+	*at = (q - b) / size;
+	return true;
 }
 
 bool state_policies_begin(const struct state_snapshot *snap, const struct state_workload *w,
 			  struct state_policy_iter *it)
 {
 	const struct state_index *x = snap ? snap->index : NULL;
-	uintptr_t at0, p = (uintptr_t)w;
 	size_t wi;
 
 	memset(it, 0, sizeof(*it));
-	if (!x || !w)
-		return false;
-	at0 = (uintptr_t)snap->workloads;
-	if (p < at0 || p >= at0 + snap->n_workloads * sizeof(*w))
-		return false;	/* not this snapshot's: the caller scans */
-	wi = (p - at0) / sizeof(*w);
+	if (!x || !element_of(snap->workloads, snap->n_workloads, sizeof(*w), w, &wi))
+		return false;	/* the caller scans */
 	it->global = x->pol_global;
 	it->n_global = x->n_pol_global;
 	it->listed = x->wl_pol + x->wl_pol_start[wi];
@@ -517,16 +503,11 @@ bool state_endpoints_begin(const struct state_snapshot *snap, const struct state
 			   struct state_endpoint_iter *it)
 {
 	const struct state_index *x = snap ? snap->index : NULL;
-	uintptr_t at0, p = (uintptr_t)svc;
 	size_t s;
 
 	memset(it, 0, sizeof(*it));
-	if (!x || !svc)
-		return false;
-	at0 = (uintptr_t)snap->services;
-	if (p < at0 || p >= at0 + snap->n_services * sizeof(*svc))
-		return false;
-	s = (p - at0) / sizeof(*svc);
+	if (!x || !element_of(snap->services, snap->n_services, sizeof(*svc), svc, &s))
+		return false;	/* the caller scans */
 	it->at = x->ep + x->ep_start[s];
 	it->entry = x->ep_entry + x->ep_start[s];
 	it->n = x->ep_start[s + 1] - x->ep_start[s];

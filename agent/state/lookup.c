@@ -126,6 +126,7 @@ const struct state_workload *state_service_pick(const struct state_snapshot *sna
 						const struct state_service *svc, uint16_t port,
 						uint32_t hint, uint16_t *target_port)
 {
+	struct state_endpoint_iter it;
 	const struct state_port *sp = NULL;
 	size_t n = 0, want;
 
@@ -136,15 +137,15 @@ const struct state_workload *state_service_pick(const struct state_snapshot *sna
 			sp = &svc->ports[i];
 	if (!sp)
 		return NULL;
-	if (snap->index) {
-		const struct state_workload *w = NULL;
-		const struct state_workload_service *ws = NULL;
+	if (state_endpoints_begin(snap, svc, &it)) {	/* the service's own endpoints */
+		size_t k;
 
-		if (!state_index_endpoints(snap, svc, hint, &w, &ws))
+		if (!it.n)
 			return NULL;
+		k = hint % it.n;
 		if (target_port)
-			*target_port = pick_target_port(ws, sp, port);
-		return w;
+			*target_port = pick_target_port(it.entry[k], sp, port);
+		return &snap->workloads[it.at[k]];
 	}
 	for (size_t i = 0; i < snap->n_workloads; i++)
 		if (endpoint_of(&snap->workloads[i], svc))

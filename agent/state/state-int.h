@@ -14,9 +14,5 @@ const struct state_service *state_index_hostname(const struct state_snapshot *sn
 						 const char *hostname);
 const struct state_workload *state_index_pod(const struct state_snapshot *snap, const char *uid,
 					     const char *namespace_, const char *name);
-/* How many endpoints svc has; with w, the (nth mod n)-th of them and its services-map entry. */
-size_t state_index_endpoints(const struct state_snapshot *snap, const struct state_service *svc,
-			     size_t nth, const struct state_workload **w,
-			     const struct state_workload_service **entry);
 
 #endif
