@@ -54,22 +54,6 @@ int proxy_lb_rank(const struct state_load_balancing *lb, const struct state_work
 	return rank + (int)adjust;
 }
 
-/* w's entry for svc in its services map, or NULL when w is no endpoint of svc. */
-static const struct state_workload_service *entry(const struct state_workload *w,
-						  const struct state_service *svc)
-{
-	size_t nl = strlen(svc->namespace_ ? svc->namespace_ : "");
-
-	for (size_t i = 0; i < w->n_services; i++) {
-		const char *k = w->services[i].service_key;
-
-		if (k && svc->namespace_ && svc->hostname && strncmp(k, svc->namespace_, nl) == 0 &&
-		    k[nl] == '/' && strcmp(k + nl + 1, svc->hostname) == 0)
-			return &w->services[i];
-	}
-	return NULL;
-}
-
 /* The rank of endpoint w (ws: its entry for svc), or -1 when it cannot be picked at all. */
 static int candidate(const struct state_service *svc, const struct state_workload *src,
 		     const struct state_workload *w, const struct state_workload_service *ws)
@@ -103,7 +87,7 @@ static const struct state_workload *walk_next(const struct state_snapshot *snap,
 	while (wk->i < snap->n_workloads) {
 		const struct state_workload *w = &snap->workloads[wk->i++];
 
-		if ((*ws = entry(w, svc)))
+		if ((*ws = state_endpoint_entry(w, svc)))
 			return w;
 	}
 	return NULL;

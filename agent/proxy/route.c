@@ -14,24 +14,6 @@ static bool has_ip(const struct state_workload *w, const struct state_ip *ip)
 	return false;
 }
 
-/* Whether w is listed as an endpoint of svc (its services map has "<ns>/<hostname>"). */
-static bool serves(const struct state_workload *w, const struct state_service *svc)
-{
-	size_t nl;
-
-	if (!svc->namespace_ || !svc->hostname)
-		return false;
-	nl = strlen(svc->namespace_);
-	for (size_t i = 0; i < w->n_services; i++) {
-		const char *k = w->services[i].service_key;
-
-		if (k && strncmp(k, svc->namespace_, nl) == 0 && k[nl] == '/' &&
-		    strcmp(k + nl + 1, svc->hostname) == 0)
-			return true;
-	}
-	return false;
-}
-
 const char *proxy_gateway_name(const struct state_gateway *g, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -64,7 +46,7 @@ bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_w
 			return true;
 		svc = state_lookup_vip(snap, &g->address);
 	}
-	return svc && serves(sw, svc);
+	return svc && state_endpoint_entry(sw, svc);
 }
 
 /* Follows the waypoint reference g for a connection to orig: fills the next hop. 0, or -ENOENT

@@ -103,9 +103,8 @@ const struct state_workload *state_lookup_pod(const struct state_snapshot *snap,
 	return NULL;
 }
 
-/* The entry of w's services map for svc, or NULL when w is not an endpoint of svc. */
-static const struct state_workload_service *endpoint_of(const struct state_workload *w,
-							const struct state_service *svc)
+const struct state_workload_service *state_endpoint_entry(const struct state_workload *w,
+							 const struct state_service *svc)
 {
 	for (size_t i = 0; i < w->n_services; i++)
 		if (key_is(w->services[i].service_key, svc->namespace_, svc->hostname))
@@ -148,14 +147,14 @@ const struct state_workload *state_service_pick(const struct state_snapshot *sna
 		return &snap->workloads[it.at[k]];
 	}
 	for (size_t i = 0; i < snap->n_workloads; i++)
-		if (endpoint_of(&snap->workloads[i], svc))
+		if (state_endpoint_entry(&snap->workloads[i], svc))
 			n++;
 	if (!n)
 		return NULL;
 	want = hint % n;
 	for (size_t i = 0; i < snap->n_workloads; i++) {
 		const struct state_workload *w = &snap->workloads[i];
-		const struct state_workload_service *ws = endpoint_of(w, svc);
+		const struct state_workload_service *ws = state_endpoint_entry(w, svc);
 
 		if (!ws || want--)
 			continue;

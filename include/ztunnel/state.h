@@ -230,6 +230,11 @@ bool state_policies_begin(const struct state_snapshot *snap, const struct state_
 const struct state_policy *state_policies_next(const struct state_snapshot *snap,
 					       struct state_policy_iter *it);
 
+/* The entry of w's services map for svc ("<namespace>/<hostname>"), or NULL when w is not an
+ * endpoint of svc. */
+const struct state_workload_service *state_endpoint_entry(const struct state_workload *w,
+							 const struct state_service *svc);
+
 /* A service's endpoints from the index, in workload order (a workload is one endpoint even if
  * its services map names the service twice). */
 struct state_endpoint_iter {
