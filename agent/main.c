@@ -305,9 +305,9 @@ static int start_serving(struct agent *a)
 		return -1;
 	proxy_set_redirect(a->px, &a->redirect);
 	{
-		struct io_worker *ws[64];
+		struct io_worker *ws[CONFIG_MAX_WORKERS];
 
-		for (unsigned i = 0; i < a->cfg.workers && i < 64; i++)
+		for (unsigned i = 0; i < a->cfg.workers && i < CONFIG_MAX_WORKERS; i++)
 			ws[i] = proxy_io_worker(a->px, i);
 		a->dns = dns_new(&a->dns_set, ws, a->cfg.workers, a->store, a->metrics);
 		if (!a->dns)
