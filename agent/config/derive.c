@@ -71,6 +71,16 @@ next:
 	return 0;
 }
 
+static bool known_level(const char *name)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* "host:port" -> "https://host:port" in buf, as upstream completes a bare address. */
 static int with_scheme(const char **addr, char *buf, size_t size, const char *env, char *err,
 		       size_t len)
@@ -106,6 +116,11 @@ int config_derive(struct config *cfg, char *err, size_t len)
 
 	if (cfg->meta_cluster_id)
 		cfg->cluster_id = cfg->meta_cluster_id;
+	if (cfg->log_level && !known_level(cfg->log_level)) {
+		snprintf(err, len, "ZTUNNEL_LOG: \"%s\" is not a level (error, warn, info, debug)",
+			 cfg->log_level);
+		return -EINVAL;
+	}
 	if (!cfg->log_level && cfg->rust_log &&
 	    config_rust_log_level(cfg->rust_log, &cfg->log_level, err, len) < 0)
 		return -EINVAL;

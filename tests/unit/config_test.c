@@ -54,6 +54,9 @@ int main(void)
 		CHECK(strcmp(cfg.log_level, rust_logs[i].level) == 0, "RUST_LOG=%s gave %s, want %s",
 		      rust_logs[i].rust_log, cfg.log_level, rust_logs[i].level);
 	}
+	CHECK(load("ZTUNNEL_LOG=verbose\0", &cfg, err, sizeof(err)) < 0 &&
+	      strstr(err, "ZTUNNEL_LOG") && strstr(err, "verbose"),
+	      "ZTUNNEL_LOG that is not a level is an error naming the variable");
 	CHECK(load("RUST_LOG=debug\0ZTUNNEL_LOG=warn\0", &cfg, err, sizeof(err)) == 0 &&
 	      strcmp(cfg.log_level, "warn") == 0, "ZTUNNEL_LOG wins over RUST_LOG");
 	CHECK(load("RUST_LOG=ztunnel=loud\0", &cfg, err, sizeof(err)) < 0 &&
