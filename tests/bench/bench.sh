@@ -4,7 +4,7 @@
 # One run, one testbed: client pod on node1, server pod on node2. Measures throughput (iperf3),
 # request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
 # Never asserts on speed; exits non-zero only when a measurement could not be made.
-# Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 1000) held connections,
+# Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 10000) held connections,
 # BENCH_PARTS (default "plain stunnel haproxy bare ztunnel ebpf sockmap big") to run only some of
 # the paths; ebpf = the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and
 # metrics), sockmap = that with ZTUNNEL_BPF_SOCKMAP=true; big = the ztunnel-c path with 10,000
@@ -19,7 +19,7 @@ ROOT=$PWD
 source tests/e2e/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
-HOLD=${BENCH_HOLD:-1000}
+HOLD=${BENCH_HOLD:-10000}
 PARTS=" ${BENCH_PARTS:-plain stunnel haproxy bare ztunnel ebpf sockmap big} "
 ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
@@ -68,22 +68,43 @@ iperf() {
 		    sys.exit("iperf3 output unreadable: %s" % e)
 		if d.get("error"):
 		    sys.exit("iperf3: " + d["error"])
-		print("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))
+		r = d["end"]["sum_received"]
+		open(sys.argv[1] + ".bytes", "w").write("%d\n" % r["bytes"])
+		print("%.2f" % (r["bits_per_second"] / 1e9))
 	EOF
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }	# PID: user+system
+
+# cpu_per_gib PATH NODE PID TICKS_BEFORE: the process's CPU-seconds per GiB the iperf3 runs of
+# PATH moved (their bytes files), or empty.
+cpu_per_gib() {
+	local after bytes
+	[ -n "$3" ] && [ -n "$4" ] || return 0
+	after=$(cpu_ticks "$3") || return 0
+	bytes=$(cat "$LOGS"/iperf-"$1"-P*.json.bytes 2>/dev/null | awk '{s += $1} END {print s + 0}')
+	awk -v t=$((after - $4)) -v hz="$(getconf CLK_TCK)" -v b="$bytes" \
+		'BEGIN { if (b > 0) printf "%.2f", (t / hz) / (b / 1073741824) }'
 }
 
 ztb() {	# ztbench args... ; stdout is the result line, stderr goes to the log
 	tb_exec client timeout $((SECS + 30)) "$ZTB" "$@" 2>>"$LOGS/ztbench-$CUR.log"
 }
 
-# measure PATH HOST ECHO_PORT IPERF_PORT: the traffic measurements of one path.
+# measure PATH HOST ECHO_PORT IPERF_PORT [PID1 PID2]: the traffic measurements of one path;
+# with the proxies' pids (node1 side, node2 side), also their CPU-seconds per GiB of iperf3.
 measure() {
-	local p=$1 host=$2 eport=$3 iport=$4 out
+	local p=$1 host=$2 eport=$3 iport=$4 out c1 c2
 	CUR=$p
+	c1=$(cpu_ticks "${5:-0}") c2=$(cpu_ticks "${6:-0}")
 	say "[$p] iperf3, 1 stream, ${SECS}s"
 	record tput_1stream_Gbps "$p" "$(iperf "$host" "$iport" 1)"
 	say "[$p] iperf3, 4 streams, ${SECS}s"
 	record tput_4stream_Gbps "$p" "$(iperf "$host" "$iport" 4)"
+	if [ -n "${5:-}" ]; then
+		record cpu_s_per_GiB_node1 "$p" "$(cpu_per_gib "$p" node1 "$5" "$c1")"
+		record cpu_s_per_GiB_node2 "$p" "$(cpu_per_gib "$p" node2 "$6" "$c2")"
+	fi
 	say "[$p] request/response at 1000/s, ${SECS}s"
 	out=$(ztb rr "$host" "$eport" --rate 1000 --duration "$SECS")
 	record rr1000_p50_us "$p" "$(kv p50_us "$out")"
@@ -102,6 +123,13 @@ measure() {
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# per_conn_kb HELD_KB BEFORE_KB N: kB per held connection (1 decimal), or empty
+per_conn_kb() {
+	awk -v h="$1" -v b="$2" -v n="$3" 'BEGIN {
+		if (h ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && n + 0 > 0) printf "%.1f", (h - b) / n }'
+}
 
 # real_agent_pid NODE: the ztunnel process (the recorded pid, or a descendant if a wrapper forked)
 real_agent_pid() {
@@ -121,10 +149,16 @@ real_agent_pid() {
 
 hold_ready_or_gone() { grep -q '^ready' "$1" || tb__dead_pid "$2"; }
 
-# hold_and_sample PATH HOST PORT [PID1 PID2]: hold $HOLD connections, sample RSS meanwhile.
+# hold_and_sample PATH HOST PORT [PID1 PID2]: hold $HOLD connections, sample RSS meanwhile;
+# with the proxies' pids also kB per held connection, then RSS and open fds 10 s after close.
 hold_and_sample() {
-	local p=$1 out=$LOGS/hold-$1.out hpid
+	local p=$1 out=$LOGS/hold-$1.out hpid b1 b2 held
 	say "[$p] holding $HOLD connections"
+	if [ -n "$4" ]; then
+		b1=$(rss_kb "$4") b2=$(rss_kb "$5")
+		record fds_node1_idle "$p" "$(fd_count "$4")"
+		record fds_node2_idle "$p" "$(fd_count "$5")"
+	fi
 	tb_bg client timeout 120 "$ZTB" hold "$2" "$3" --count "$HOLD" --seconds 3 \
 		>"$out" 2>"$LOGS/hold-$p.err"
 	hpid=$TB_BG_PID
@@ -139,7 +173,16 @@ hold_and_sample() {
 	fi
 	poll 30 tb__dead_pid "$hpid"
 	wait "$hpid" 2>/dev/null
-	record held_conns "$p" "$(kv held "$(tail -1 "$out")")"
+	held=$(kv held "$(tail -1 "$out")")
+	record held_conns "$p" "$held"
+	[ -n "$4" ] || return 0
+	record conn_kB_node1 "$p" "$(per_conn_kb "${R[rss_node1_held_kB,$p]:-}" "$b1" "$held")"
+	record conn_kB_node2 "$p" "$(per_conn_kb "${R[rss_node2_held_kB,$p]:-}" "$b2" "$held")"
+	sleep 10	# the figure is defined as "10 s after they close"
+	record rss_node1_after_kB "$p" "$(rss_kb "$4")"
+	record rss_node2_after_kB "$p" "$(rss_kb "$5")"
+	record fds_node1_after "$p" "$(fd_count "$4")"
+	record fds_node2_after "$p" "$(fd_count "$5")"
 }
 tb__dead_pid() { ! kill -0 "$1" 2>/dev/null; }
 
@@ -220,7 +263,7 @@ run_stunnel() {
 	for p in 17000 15201; do tb_wait_port client $p; done
 	record rss_node1_idle_kB stunnel "$(rss_kb "${STUNNEL_PIDS[1]}")"
 	record rss_node2_idle_kB stunnel "$(rss_kb "${STUNNEL_PIDS[0]}")"
-	measure stunnel 127.0.0.1 17000 15201
+	measure stunnel 127.0.0.1 17000 15201 "${STUNNEL_PIDS[1]}" "${STUNNEL_PIDS[0]}"
 	hold_and_sample stunnel 127.0.0.1 17000 "${STUNNEL_PIDS[1]}" "${STUNNEL_PIDS[0]}"
 	stop_stunnels
 }
@@ -272,7 +315,7 @@ run_haproxy() {
 	for p in 27000 25201; do tb_wait_port client $p; done
 	record rss_node1_idle_kB haproxy "$(rss_kb "${HAPROXY_PIDS[1]}")"
 	record rss_node2_idle_kB haproxy "$(rss_kb "${HAPROXY_PIDS[0]}")"
-	measure haproxy 127.0.0.1 27000 25201
+	measure haproxy 127.0.0.1 27000 25201 "${HAPROXY_PIDS[1]}" "${HAPROXY_PIDS[0]}"
 	hold_and_sample haproxy 127.0.0.1 27000 "${HAPROXY_PIDS[1]}" "${HAPROXY_PIDS[0]}"
 	stop_haproxies
 }
@@ -398,7 +441,7 @@ run_ztunnel() {	# [PATH]: ztunnel (nftables capture) or ebpf
 	a2=$(real_agent_pid node2) || tb_fail "cannot find node2's agent process"
 	record rss_node1_idle_kB "$path" "$(rss_kb "$a1")"
 	record rss_node2_idle_kB "$path" "$(rss_kb "$a2")"
-	measure "$path" "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
+	measure "$path" "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT" "$a1" "$a2"
 	hold_and_sample "$path" "$SERVER_IP" "$ECHO_PORT" "$a1" "$a2"
 	mkdir -p "$LOGS/$path"
 	cp "$TBDIR"/agent-node*.log "$LOGS/$path/" 2>/dev/null
@@ -454,7 +497,9 @@ print_table() {
 	local m p z s h n
 	local metrics=(tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rr1000_p99_us rrmax_rps
 		rrmax_p50_us rrmax_p99_us conn_per_s conn_failures rss_node1_idle_kB
-		rss_node2_idle_kB held_conns rss_node1_held_kB rss_node2_held_kB)
+		rss_node2_idle_kB held_conns rss_node1_held_kB rss_node2_held_kB conn_kB_node1
+		conn_kB_node2 rss_node1_after_kB rss_node2_after_kB fds_node1_idle fds_node1_after
+		fds_node2_idle fds_node2_after cpu_s_per_GiB_node1 cpu_s_per_GiB_node2)
 	local f='%-20s %9s %9s %9s %9s %9s %9s %9s %9s | %8s %8s %8s %8s %8s %8s %8s %8s\n'
 	echo
 	echo "ztunnel-c benchmark: client pod (node1) -> server pod (node2)," \
