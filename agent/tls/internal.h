@@ -25,4 +25,8 @@ int tls_pem_emit_key(BIO *bio, const void *pkey);
 /* A PEM passphrase callback that refuses, so encrypted input fails instead of prompting a tty. */
 int tls_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
 
+struct tls_xprt;
+/* ktls.c: after the handshake of a transport with kTLS asked for. 0 or -errno. */
+int tls_ktls_start(struct tls_xprt *x);
+
 #endif
