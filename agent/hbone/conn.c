@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,17 @@ static int check_peer(struct hbone_conn *c, char *why, size_t len)
 static int new_session(struct hbone_conn *c);
 static int start_tls(struct hbone_conn *c);
 
+/* ZTUNNEL_KTLS: the first handshake that could not move records to the kernel says why. */
+static void ktls_report(struct hbone_conn *c)
+{
+	static atomic_bool said;
+
+	if (!c->set->ktls || c->tls.ktls_err == 0 || atomic_exchange(&said, true))
+		return;
+	log_warn("kTLS unavailable, TLS records stay in user space",
+		 "setting=ZTUNNEL_KTLS reason=\"%s\"", c->tls.reason);
+}
+
 static void handshake_step(struct hbone_conn *c)
 {
 	char why[400];
@@ -233,6 +245,7 @@ static void handshake_step(struct hbone_conn *c)
 		hconn_fail(c, "%s", c->tls.reason);
 		return;
 	}
+	ktls_report(c);
 	if (check_peer(c, why, sizeof(why)) < 0) {
 		hconn_fail(c, "%s", why);
 		return;

@@ -1,12 +1,11 @@
-/* tls ktls: the ZTUNNEL_KTLS probe after a handshake: TCP_ULP "tls", or one log line and user space. */
+/* tls ktls: the ZTUNNEL_KTLS step after a handshake: the kernel's TLS ULP, or user space. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include <ztunnel/log.h>
 #include <ztunnel/tls-xprt.h>
 
 #include "internal.h"
@@ -15,39 +14,28 @@
 #define TCP_ULP 31
 #endif
 
-static atomic_bool ktls_logged;
-
-/* Says once per process why records stay in user space. */
-static void log_once(const char *why, int err)
-{
-	if (atomic_exchange(&ktls_logged, true))
-		return;
-	log_warn("kTLS unavailable, TLS stays in user space",
-		 "setting=ZTUNNEL_KTLS reason=\"%s\" error=\"%s\"", why, strerror(err));
-}
-
-
 /*
  * After the handshake, with ZTUNNEL_KTLS on: attaches the kernel's TLS upper-layer protocol.
- * Where the kernel has no CONFIG_TLS (ENOENT) the connection goes on in user space. Where it
- * attaches, the socket passes bytes through until keys are installed, and installing them
- * (TLS_TX/TLS_RX from the TLS 1.3 traffic secrets and record sequence numbers) is not done:
- * OpenSSL 3.0 exposes neither to a custom BIO, so records stay in user space there too, said
- * once. Returns 0 when the kernel took the keys (never, today), -errno otherwise.
+ * Where the kernel has no CONFIG_TLS (ENOENT, as on the machines this was written on) the
+ * connection goes on in user space. Where it attaches, the socket passes bytes through until
+ * keys are installed, and installing them (TLS_TX/TLS_RX from the TLS 1.3 traffic secrets and
+ * the record sequence numbers) is not implemented: OpenSSL 3.0 hands neither to a custom BIO,
+ * so records stay in user space there too. x->ktls_err and x->reason say which; the caller
+ * logs it (once). Returns 0 when the kernel took the keys (never, today), -errno otherwise.
  */
 int tls_ktls_start(struct tls_xprt *x)
 {
 	static const char ulp[] = "tls";
 
 	if (x->fd < 0 || x->plain)
-		return -EBADF;
-	if (setsockopt(x->fd, IPPROTO_TCP, TCP_ULP, ulp, sizeof(ulp)) < 0) {
-		int err = errno;
-
-		log_once(err == ENOENT ? "the kernel has no TLS ULP (CONFIG_TLS)"
-				       : "cannot attach the TLS ULP", err);
-		return -err;
-	}
-	log_once("TLS ULP attached but key hand-off is not implemented", EOPNOTSUPP);
-	return -EOPNOTSUPP;
+		x->ktls_err = -EBADF;
+	else if (setsockopt(x->fd, IPPROTO_TCP, TCP_ULP, ulp, sizeof(ulp)) < 0)
+		x->ktls_err = -errno;
+	else
+		x->ktls_err = -EOPNOTSUPP;
+	snprintf(x->reason, sizeof(x->reason), "%s (%s)",
+		 x->ktls_err == -ENOENT ? "the kernel has no TLS ULP (CONFIG_TLS)" :
+		 x->ktls_err == -EOPNOTSUPP ? "TLS ULP attached, key hand-off not implemented" :
+		 "cannot attach the TLS ULP", strerror(-x->ktls_err));
+	return x->ktls_err;
 }

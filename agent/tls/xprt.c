@@ -327,11 +327,11 @@ static int seal(struct tls_xprt *x, const uint8_t *data, size_t len)
 		int r;
 
 		ERR_clear_error();
-		r = SSL_write(x->ssl, data, n);
-		if (r != n)
+		r = SSL_write(x->ssl, data, n);	/* < n only with SSL_MODE_ENABLE_PARTIAL_WRITE */
+		if (r <= 0)
 			return ssl_fail(x, SSL_get_error(x->ssl, r), "tls write");
-		data += n;
-		len -= (size_t)n;
+		data += r;
+		len -= (size_t)r;
 	}
 	return 0;
 }

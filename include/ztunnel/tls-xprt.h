@@ -43,6 +43,8 @@ struct tls_xprt {
 	bool ktls;			/* try kTLS after the handshake */
 	bool done;			/* handshake complete */
 	int fd;				/* the socket, for kTLS only; -1 unknown */
+	int ktls_err;			/* after a handshake with ktls: 0 records in the kernel,
+					 * else -errno why they stay here (reason says it) */
 	char reason[TLS_XPRT_REASON];	/* why the last call failed */
 };
 
@@ -67,7 +69,8 @@ static inline SSL *tls_xprt_ssl(const struct tls_xprt *x)
 void tls_xprt_input(struct tls_xprt *x, const uint8_t *data, size_t len);
 /* Advances the handshake over the input given. 1 complete (input may remain for
  * tls_xprt_read), 0 more input is needed (output may be queued), <0 failed: -EPROTO (verify
- * or protocol), -ECONNRESET (the peer closed), with x->reason. */
+ * or protocol), -ECONNRESET (the peer closed), with x->reason. On completion with ktls asked
+ * for, tries the kernel: x->ktls_err and x->reason tell the outcome for the caller to log. */
 int tls_xprt_handshake(struct tls_xprt *x);
 
 /* Plaintext for the upper layer; a negative return stops the read and is returned. */
