@@ -129,6 +129,20 @@ void hconn_fail(struct hbone_conn *c, const char *fmt, ...)
 	conn_close(c, true, reason);
 }
 
+/* ZTUNNEL_KTLS: the first connection with an outcome says it, once per process. */
+static void ktls_report(struct hbone_conn *c)
+{
+	static atomic_bool said;
+
+	if (!c->set->ktls || c->tls.ktls_err == -EINPROGRESS || atomic_exchange(&said, true))
+		return;
+	if (c->tls.ktls_err == 0)
+		log_info("kTLS: the kernel seals what the agent sends", "setting=ZTUNNEL_KTLS");
+	else
+		log_warn("kTLS unavailable, TLS records stay in user space",
+			 "setting=ZTUNNEL_KTLS reason=\"%s\"", c->tls.reason);
+}
+
 static void send_pending(struct hbone_conn *c)
 {
 	const uint8_t *data;
@@ -142,6 +156,8 @@ static void send_pending(struct hbone_conn *c)
 		io_sock_write(&c->sock, data, len);
 		return;
 	}
+	if (c->set->ktls && tls_xprt_drained(&c->tls) == 0)	/* the handshake's bytes are out */
+		ktls_report(c);
 	if (c->state == HCONN_READY && !nghttp2_session_want_read(c->h2) &&
 	    !nghttp2_session_want_write(c->h2)) {
 		char why[sizeof(c->close_reason)];
@@ -222,17 +238,6 @@ static int check_peer(struct hbone_conn *c, char *why, size_t len)
 
 static int new_session(struct hbone_conn *c);
 static int start_tls(struct hbone_conn *c);
-
-/* ZTUNNEL_KTLS: the first handshake that could not move records to the kernel says why. */
-static void ktls_report(struct hbone_conn *c)
-{
-	static atomic_bool said;
-
-	if (!c->set->ktls || c->tls.ktls_err == 0 || atomic_exchange(&said, true))
-		return;
-	log_warn("kTLS unavailable, TLS records stay in user space",
-		 "setting=ZTUNNEL_KTLS reason=\"%s\"", c->tls.reason);
-}
 
 static void handshake_step(struct hbone_conn *c)
 {

@@ -98,6 +98,10 @@ static int bio_write(BIO *b, const char *data, int len)
 	BIO_clear_retry_flags(b);
 	if (len <= 0)
 		return 0;
+	if (x->ktls_tx)	/* OpenSSL sealing a record after the hand-off (a KeyUpdate): refused */
+		return -1;
+	if (x->ktls_keys && x->done)
+		tls_ktls_count(x, (const uint8_t *)data, (size_t)len);
 	return out_append(x, (const uint8_t *)data, (size_t)len) < 0 ? -1 : len;
 }
 
@@ -187,6 +191,10 @@ int tls_xprt_init(struct tls_xprt *x, SSL_CTX *ctx, bool server, struct io_buf_p
 	}
 	BIO_set_data(bio, x);
 	SSL_set_bio(x->ssl, bio, bio);	/* one BIO both ways, owned by the SSL object */
+	if (ktls && tls_ktls_attach(x) < 0) {
+		tls_xprt_free(x);
+		return -ENOMEM;
+	}
 	SSL_set_mode(x->ssl, SSL_MODE_RELEASE_BUFFERS);	/* idle: no record buffers */
 	if (server)
 		SSL_set_accept_state(x->ssl);
@@ -206,6 +214,7 @@ void tls_xprt_init_plain(struct tls_xprt *x, struct io_buf_pool *pool)
 
 void tls_xprt_free(struct tls_xprt *x)
 {
+	tls_ktls_free(x);
 	SSL_free(x->ssl);
 	x->ssl = NULL;
 	tls_xprt_out_consume(x, x->out_len);
@@ -235,6 +244,8 @@ static int ssl_fail(struct tls_xprt *x, int err, const char *what)
 	char e[120];
 
 	tls_last_error(e, sizeof(e));
+	if (x->ktls_tx && err == SSL_ERROR_SSL)
+		return fail(x, -EPROTO, what, "OpenSSL sealed a record after the kTLS hand-off");
 	if (x->in_eof && x->in_len == 0 && (err == SSL_ERROR_SYSCALL || strstr(e, "unexpected eof")))
 		return fail(x, -ECONNRESET, what, "peer closed the connection mid-record");
 	if (err == SSL_ERROR_SYSCALL && !e[0])
@@ -320,7 +331,7 @@ out:
 /* Seals len bytes into records (OpenSSL cuts them at TLS_XPRT_RECORD); the BIO never refuses. */
 static int seal(struct tls_xprt *x, const uint8_t *data, size_t len)
 {
-	if (x->plain)
+	if (x->plain || x->ktls_tx)	/* no TLS, or the kernel seals it */
 		return out_append(x, data, len) < 0 ? fail(x, -ENOMEM, "write", "out of memory") : 0;
 	while (len > 0) {
 		int n = len > INT_MAX / 2 ? INT_MAX / 2 : (int)len;
@@ -405,7 +416,7 @@ int tls_xprt_shutdown(struct tls_xprt *x)
 {
 	int ret = tls_xprt_push(x), r;
 
-	if (ret < 0 || x->plain || !x->done)
+	if (ret < 0 || x->plain || !x->done || x->ktls_tx)	/* kTLS: a FIN without close_notify */
 		return ret;
 	ERR_clear_error();
 	r = SSL_shutdown(x->ssl);
@@ -414,4 +425,11 @@ int tls_xprt_shutdown(struct tls_xprt *x)
 	if (r == 0)
 		return 0;
 	return ssl_fail(x, SSL_get_error(x->ssl, r), "tls shutdown");
+}
+
+int tls_xprt_drained(struct tls_xprt *x)
+{
+	if (!x->ktls_keys || x->ktls_err != -EINPROGRESS)
+		return -EAGAIN;
+	return tls_ktls_install(x);
 }

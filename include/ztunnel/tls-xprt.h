@@ -27,6 +27,7 @@
 #define TLS_XPRT_REASON 160
 
 struct tls_xprt_obuf;
+struct tls_ktls;
 
 struct tls_xprt {
 	SSL *ssl;			/* owned (with its BIO); NULL for a plain transport */
@@ -43,15 +44,19 @@ struct tls_xprt {
 	bool ktls;			/* try kTLS after the handshake */
 	bool done;			/* handshake complete */
 	int fd;				/* the socket, for kTLS only; -1 unknown */
-	int ktls_err;			/* after a handshake with ktls: 0 records in the kernel,
+	int ktls_err;			/* after a handshake with ktls: 0 records sent by the
+					 * kernel, -EINPROGRESS waiting for tls_xprt_drained,
 					 * else -errno why they stay here (reason says it) */
+	bool ktls_tx;			/* the kernel seals what we send */
+	struct tls_ktls *ktls_keys;	/* owned, while a hand-off may still come */
 	char reason[TLS_XPRT_REASON];	/* why the last call failed */
 };
 
 /* TLS over ctx (one reference taken by the SSL object) as server or client. pool must live as
- * long as x and be used on one thread. fd: the socket (for kTLS), or -1. ktls: hand the keys
- * to the kernel after the handshake where it offers TCP_ULP "tls" (see tls_xprt_handshake).
- * 0 or -ENOMEM. */
+ * long as x and be used on one thread; x must not move (the kTLS keylog finds it). fd: the
+ * socket (for kTLS), or -1. ktls: hand our sending key to the kernel after the handshake where
+ * it offers TCP_ULP "tls" (tls_xprt_handshake, tls_xprt_drained); needs a context made by
+ * tls_ctx_new. 0 or -ENOMEM. */
 int tls_xprt_init(struct tls_xprt *x, SSL_CTX *ctx, bool server, struct io_buf_pool *pool,
 		  int fd, bool ktls);
 /* A transport without TLS: bytes in and out unchanged. */
@@ -99,5 +104,14 @@ static inline size_t tls_xprt_out_len(const struct tls_xprt *x)
 const uint8_t *tls_xprt_out_peek(const struct tls_xprt *x, size_t *len);
 /* n bytes of the front were written; drained buffers go back to the pool. */
 void tls_xprt_out_consume(struct tls_xprt *x, size_t n);
+
+/*
+ * ZTUNNEL_KTLS: the driver says that everything queued is on the wire and no write is in
+ * flight. After a handshake whose TCP_ULP "tls" attached, this hands our sending key to the
+ * kernel (TLS_TX; receiving stays in user space). 0 when the kernel took it now (x->reason
+ * says so), else nothing changed; x->ktls_err tells the outcome. Cheap when there is nothing
+ * pending. Untested here: the kernels this was written on have no CONFIG_TLS.
+ */
+int tls_xprt_drained(struct tls_xprt *x);
 
 #endif
