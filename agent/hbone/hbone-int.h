@@ -12,7 +12,7 @@
 enum hconn_state { HCONN_CONNECTING, HCONN_HANDSHAKE, HCONN_READY, HCONN_CLOSING };
 
 /*
- * A TLS + HTTP/2 connection. Owns its socket, SSL, session, output buffer and the list of its
+ * A TLS + HTTP/2 connection. Owns its socket, TLS transport, session and the list of its
  * streams' links (streams own themselves). Freed once the socket is closed, no stream refers
  * to it and no callback of it is on the stack. What a connection holds grows with what it has
  * done: the SSL object comes with the peer's first bytes (server) or the connect (client), the
