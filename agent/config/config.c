@@ -121,6 +121,7 @@ static const struct setting settings[] = {
 	{ "POOL_UNUSED_RELEASE_TIMEOUT", K_DURATION_MS, CFG(hbone.idle_release_ms), 100, 86400000 },
 	/* upstream's fixed 10 s / 20 s; settable here so that tests need not wait 30 s */
 	{ "LOCALHOST_APP_TUNNEL", K_BOOL, CFG(hbone.localhost_app_tunnel), 0, 0 },
+	{ "ZTUNNEL_KTLS", K_BOOL, CFG(hbone.ktls), 0, 0 },
 	{ "ZTUNNEL_HTTP2_KEEPALIVE_INTERVAL", K_DURATION_MS, CFG(hbone.keepalive_interval_ms), 100,
 	  86400000 },
 	{ "ZTUNNEL_HTTP2_KEEPALIVE_TIMEOUT", K_DURATION_MS, CFG(hbone.keepalive_timeout_ms), 100,

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #include "ztunnel/grpc.h"
+#include "ztunnel/iobuf.h"
+#include "ztunnel/tls-xprt.h"
 
 #define GRPC_PREFIX_LEN 5
 #define GRPC_MAX_MESSAGE (64u << 20)	/* larger messages are refused both ways */
@@ -54,11 +56,9 @@ struct grpc_stream {
 struct grpc_channel {
 	int fd;
 	SSL_CTX *ssl_ctx;	/* owned, NULL for h2c */
-	SSL *ssl;		/* owned */
-	short ssl_want;		/* POLLIN/POLLOUT the last SSL call waits for */
+	struct tls_xprt tls;	/* the record pump (plain for h2c) */
+	struct io_buf_pool pool;	/* the transport's buffers; owned, this thread's */
 	nghttp2_session *session;	/* owned */
-	const uint8_t *wptr;	/* unwritten rest of nghttp2's last output chunk */
-	size_t wlen;
 	bool got_settings;
 	int goaway_recv;	/* error code + 1 of a GOAWAY from the server, 0 if none */
 	int goaway_sent;

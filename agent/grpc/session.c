@@ -159,14 +159,19 @@ static int channel_connect(struct grpc_channel *ch, const char *root, int timeou
 	int ret;
 
 	ret = grpc_tcp_connect(ch, deadline, err, errlen);
-	if (!ret && ch->addr.tls)
-		ret = grpc_tls_connect(ch, root, deadline, err, errlen);
 	if (ret)
 		return ret;
+	/* the session first: the server's first bytes may come with its last handshake flight */
 	if (grpc_session_new(ch)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (ch->addr.tls)
+		ret = grpc_tls_connect(ch, root, deadline, err, errlen);
+	else
+		tls_xprt_init_plain(&ch->tls, &ch->pool);
+	if (ret)
+		return ret;
 	ret = grpc_pump(ch, deadline, settings_seen, ch);
 	if (ret == -ETIMEDOUT)
 		snprintf(err, errlen, "%s: no HTTP/2 SETTINGS from the server within %d ms",
@@ -218,11 +223,13 @@ void grpc_channel_close(struct grpc_channel **chp)
 	if (ch->session && !ch->dead) {
 		nghttp2_session_terminate_session(ch->session, NGHTTP2_NO_ERROR);
 		grpc_flush(ch);
+		/* then close_notify, if the socket takes it now */
+		if (tls_xprt_ssl(&ch->tls) && !ch->dead && tls_xprt_shutdown(&ch->tls) >= 0)
+			grpc_flush(ch);
 	}
 	nghttp2_session_del(ch->session);
-	if (ch->ssl && !ch->dead)
-		SSL_shutdown(ch->ssl);
-	SSL_free(ch->ssl);
+	tls_xprt_free(&ch->tls);
+	io_buf_pool_clear(&ch->pool);
 	SSL_CTX_free(ch->ssl_ctx);
 	ERR_clear_error();
 	if (ch->fd >= 0)

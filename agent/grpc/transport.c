@@ -1,4 +1,4 @@
-/* grpc transport: address parsing, TCP connect, TLS handshake and the blocking I/O pump. */
+/* grpc transport: address parsing, TCP connect, and the blocking driver of the TLS transport. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -17,6 +17,8 @@
 
 #include "grpc-int.h"
 #include "ztunnel/tls.h"
+
+#define OUT_HIGH (1024 * 1024)	/* ciphertext queued before nghttp2 is asked for more */
 
 int64_t grpc_now_ms(void)
 {
@@ -213,7 +215,6 @@ static SSL_CTX *client_ctx(const char *root, char *err, size_t errlen)
 		goto fail;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (root ? SSL_CTX_load_verify_locations(ctx, root, NULL) != 1
 		 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		snprintf(err, errlen, "cannot load root certificates %s: %s", root ? root : "(system)",
@@ -232,71 +233,143 @@ fail:
 /* Sets the peer name the certificate must carry: the IP SAN for an address, else the DNS name. */
 static int expect_peer(struct grpc_channel *ch)
 {
-	X509_VERIFY_PARAM *param = SSL_get0_param(ch->ssl);
+	X509_VERIFY_PARAM *param = SSL_get0_param(tls_xprt_ssl(&ch->tls));
 
 	if (ch->addr.host_is_ip)
 		return X509_VERIFY_PARAM_set1_ip_asc(param, ch->addr.host) == 1 ? 0 : -EINVAL;
 	if (X509_VERIFY_PARAM_set1_host(param, ch->addr.host, 0) != 1)
 		return -EINVAL;
-	return SSL_set_tlsext_host_name(ch->ssl, ch->addr.host) == 1 ? 0 : -EINVAL;
+	return SSL_set_tlsext_host_name(tls_xprt_ssl(&ch->tls), ch->addr.host) == 1 ? 0 : -EINVAL;
 }
 
-static int handshake(struct grpc_channel *ch, int64_t deadline, char *err, size_t errlen)
+/* Writes queued output until the socket would block. 0 or ch->dead. */
+static int send_out(struct grpc_channel *ch)
 {
-	char why[200];
-	long vr;
-	int r, e;
+	const uint8_t *p;
+	size_t len;
+	ssize_t n;
 
-	for (;;) {
-		ERR_clear_error();
-		r = SSL_connect(ch->ssl);
-		if (r == 1)
+	while ((p = tls_xprt_out_peek(&ch->tls, &len))) {
+		n = send(ch->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
-		e = SSL_get_error(ch->ssl, r);
-		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-			break;
-		r = wait_fd(ch->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
-		if (r) {
-			snprintf(err, errlen, "TLS handshake with %s: %s", ch->addr.authority,
-				 strerror(-r));
-			return r;
-		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return grpc_chan_fail(ch, -ECONNRESET,
+					      "connection closed by the server (write: %s)",
+					      strerror(errno));
+		if (n < 0)
+			return grpc_chan_fail(ch, -errno, "write: %s", strerror(errno));
+		tls_xprt_out_consume(&ch->tls, (size_t)n);
 	}
-	vr = SSL_get_verify_result(ch->ssl);
+	return 0;
+}
+
+/* Hands what the socket has to the transport: >0 bytes, 0 the peer closed (fed as the end of
+ * input), -EAGAIN nothing now, other -errno a socket error. */
+static ssize_t recv_in(struct grpc_channel *ch, uint8_t *buf, size_t len)
+{
+	ssize_t n = recv(ch->fd, buf, len, 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return -EAGAIN;
+	if (n < 0 && errno != ECONNRESET)
+		return -errno;
+	tls_xprt_input(&ch->tls, buf, n > 0 ? (size_t)n : 0);
+	return n > 0 ? n : 0;
+}
+
+/* Plaintext from the server into nghttp2. */
+static int on_plain(void *arg, const uint8_t *data, size_t len)
+{
+	struct grpc_channel *ch = arg;
+	ssize_t r;
+
+	if (!ch->got_settings && len >= 5 && !memcmp(data, "HTTP/", 5))
+		return grpc_chan_fail(ch, -EPROTO, "the server answered HTTP/1, not HTTP/2");
+	r = nghttp2_session_mem_recv(ch->session, data, len);
+	if (r < 0)
+		return grpc_chan_fail(ch, -EPROTO, "HTTP/2 protocol error from the server: %s",
+				      nghttp2_strerror((int)r));
+	return 0;
+}
+
+static int handshake_failed(struct grpc_channel *ch, int r, char *err, size_t errlen)
+{
+	long vr = SSL_get_verify_result(tls_xprt_ssl(&ch->tls));
+
 	if (vr != X509_V_OK)
 		snprintf(err, errlen, "TLS handshake with %s: server certificate rejected: %s",
 			 ch->addr.authority, X509_verify_cert_error_string(vr));
 	else
 		snprintf(err, errlen, "TLS handshake with %s failed: %s", ch->addr.authority,
-			 e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
-				 ? "connection closed by the server"
-				 : tls_last_error(why, sizeof(why)));
+			 r == -ECONNRESET ? "connection closed by the server" : ch->tls.reason);
 	return -ECONNREFUSED;
+}
+
+/* Runs the handshake to its end; bytes after it stay in the transport, read from buf. */
+static int handshake(struct grpc_channel *ch, uint8_t *buf, size_t buflen, int64_t deadline,
+		     char *err, size_t errlen)
+{
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		r = tls_xprt_handshake(&ch->tls);
+		if (send_out(ch) < 0) {
+			snprintf(err, errlen, "TLS handshake with %s: %s", ch->addr.authority,
+				 ch->reason);
+			return ch->dead;
+		}
+		if (r < 0)
+			return handshake_failed(ch, r, err, errlen);
+		if (r == 1)
+			return 0;
+		r = wait_fd(ch->fd, POLLIN | (tls_xprt_out_len(&ch->tls) ? POLLOUT : 0), deadline);
+		if (r) {
+			snprintf(err, errlen, "TLS handshake with %s: %s", ch->addr.authority,
+				 strerror(-r));
+			return r;
+		}
+		n = recv_in(ch, buf, buflen);
+		if (n < 0 && n != -EAGAIN) {
+			snprintf(err, errlen, "TLS handshake with %s: %s", ch->addr.authority,
+				 strerror((int)-n));
+			return (int)n;
+		}
+	}
 }
 
 int grpc_tls_connect(struct grpc_channel *ch, const char *root_ca_pem_path, int64_t deadline,
 		     char *err, size_t errlen)
 {
 	const unsigned char *proto = NULL;
+	uint8_t buf[16384];
 	unsigned plen = 0;
 	int ret;
 
 	ch->ssl_ctx = client_ctx(root_ca_pem_path, err, errlen);
 	if (!ch->ssl_ctx)
 		return -EINVAL;
-	ch->ssl = SSL_new(ch->ssl_ctx);
-	if (!ch->ssl || SSL_set_fd(ch->ssl, ch->fd) != 1 || expect_peer(ch)) {
+	if (tls_xprt_init(&ch->tls, ch->ssl_ctx, false, &ch->pool, ch->fd, false) < 0 ||
+	    expect_peer(ch)) {
 		snprintf(err, errlen, "TLS setup for %s failed", ch->addr.authority);
 		return -ENOMEM;
 	}
-	ret = handshake(ch, deadline, err, errlen);
+	ret = handshake(ch, buf, sizeof(buf), deadline, err, errlen);
 	if (ret)
 		return ret;
-	SSL_get0_alpn_selected(ch->ssl, &proto, &plen);
+	SSL_get0_alpn_selected(tls_xprt_ssl(&ch->tls), &proto, &plen);
 	if (plen != 2 || memcmp(proto, "h2", 2)) {
 		snprintf(err, errlen, "TLS to %s: the server did not negotiate ALPN h2",
 			 ch->addr.authority);
 		return -EPROTO;
+	}
+	/* what came with the server's last flight (its SETTINGS, often) is read before buf goes */
+	ret = tls_xprt_read(&ch->tls, on_plain, ch);
+	if (ret < 0 || ch->dead) {
+		snprintf(err, errlen, "TLS to %s: %s", ch->addr.authority,
+			 ch->dead ? ch->reason : ch->tls.reason);
+		return ch->dead ? ch->dead : ret;
 	}
 	return 0;
 }
@@ -314,109 +387,56 @@ static int session_over(struct grpc_channel *ch)
 						: "connection closed by the server");
 }
 
-/* >0 bytes read, 0 would block, <0 -errno (the channel is failed). */
-static ssize_t tr_read(struct grpc_channel *ch, uint8_t *buf, size_t len)
-{
-	char why[200];
-	ssize_t n;
-	int e;
-
-	if (!ch->ssl) {
-		n = recv(ch->fd, buf, len, 0);
-		if (n > 0)
-			return n;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return 0;
-		if (n == 0 || errno == ECONNRESET)
-			return session_over(ch);
-		return grpc_chan_fail(ch, -errno, "read: %s", strerror(errno));
-	}
-	ERR_clear_error();
-	n = SSL_read(ch->ssl, buf, (int)(len > 1 << 20 ? 1 << 20 : len));
-	if (n > 0)
-		return n;
-	e = SSL_get_error(ch->ssl, (int)n);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		ch->ssl_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-		return 0;
-	}
-	if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
-		return session_over(ch);
-	return grpc_chan_fail(ch, -EPROTO, "TLS read: %s", tls_last_error(why, sizeof(why)));
-}
-
-/* >0 bytes written, 0 would block, <0 -errno (the channel is failed). */
-static ssize_t tr_write(struct grpc_channel *ch, const uint8_t *buf, size_t len)
-{
-	char why[200];
-	ssize_t n;
-	int e;
-
-	if (!ch->ssl) {
-		n = send(ch->fd, buf, len, MSG_NOSIGNAL);
-		if (n >= 0)
-			return n;
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		if (errno == EPIPE || errno == ECONNRESET)
-			return grpc_chan_fail(ch, -ECONNRESET,
-					      "connection closed by the server (write: %s)",
-					      strerror(errno));
-		return grpc_chan_fail(ch, -errno, "write: %s", strerror(errno));
-	}
-	ERR_clear_error();
-	n = SSL_write(ch->ssl, buf, (int)(len > 1 << 20 ? 1 << 20 : len));
-	if (n > 0)
-		return n;
-	e = SSL_get_error(ch->ssl, (int)n);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		ch->ssl_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-		return 0;
-	}
-	return grpc_chan_fail(ch, -ECONNRESET, "TLS write: %s",
-			      e == SSL_ERROR_SYSCALL ? "connection closed by the server"
-						     : tls_last_error(why, sizeof(why)));
-}
-
+/* Pulls nghttp2's output into the transport (up to OUT_HIGH queued) and writes it. */
 int grpc_flush(struct grpc_channel *ch)
 {
+	const uint8_t *data;
+	bool pulled;
 	ssize_t n;
+	int ret;
 
 	if (ch->dead)
 		return ch->dead;
-	for (;;) {
-		if (ch->wlen == 0) {
-			n = nghttp2_session_mem_send(ch->session, &ch->wptr);
+	do {
+		pulled = false;
+		while (tls_xprt_out_len(&ch->tls) < OUT_HIGH) {
+			n = nghttp2_session_mem_send(ch->session, &data);
 			if (n < 0)
 				return grpc_chan_fail(ch, -EPROTO, "HTTP/2: %s",
 						      nghttp2_strerror((int)n));
 			if (n == 0)
-				return 0;
-			ch->wlen = (size_t)n;
+				break;
+			if (tls_xprt_write(&ch->tls, data, (size_t)n) < 0)
+				return grpc_chan_fail(ch, -EPROTO, "%s", ch->tls.reason);
+			pulled = true;
 		}
-		n = tr_write(ch, ch->wptr, ch->wlen);
-		if (n <= 0)
-			return (int)n;
-		ch->wptr += n;
-		ch->wlen -= (size_t)n;
-	}
+		if (tls_xprt_push(&ch->tls) < 0)
+			return grpc_chan_fail(ch, -EPROTO, "%s", ch->tls.reason);
+		ret = send_out(ch);
+		if (ret)
+			return ret;
+	} while (pulled && tls_xprt_out_len(&ch->tls) == 0);
+	return 0;
 }
 
-/* Reads one chunk into nghttp2. 1 progress, 0 nothing to read, <0 failed. */
+/* Reads one chunk through the transport into nghttp2. 1 progress, 0 nothing to read, <0 failed. */
 static int read_some(struct grpc_channel *ch)
 {
 	uint8_t buf[16384];
-	ssize_t n, r;
+	ssize_t n = recv_in(ch, buf, sizeof(buf));
+	int r;
 
-	n = tr_read(ch, buf, sizeof(buf));
-	if (n <= 0)
-		return (int)n;
-	if (!ch->got_settings && n >= 5 && !memcmp(buf, "HTTP/", 5))
-		return grpc_chan_fail(ch, -EPROTO, "the server answered HTTP/1, not HTTP/2");
-	r = nghttp2_session_mem_recv(ch->session, buf, (size_t)n);
+	if (n == -EAGAIN)
+		return 0;
+	if (n < 0)
+		return grpc_chan_fail(ch, (int)n, "read: %s", strerror((int)-n));
+	r = tls_xprt_read(&ch->tls, on_plain, ch);
+	if (ch->dead)
+		return ch->dead;
+	if (r == TLS_XPRT_CLOSED || n == 0 || r == -ECONNRESET)
+		return session_over(ch);
 	if (r < 0)
-		return grpc_chan_fail(ch, -EPROTO, "HTTP/2 protocol error from the server: %s",
-				      nghttp2_strerror((int)r));
+		return grpc_chan_fail(ch, -EPROTO, "%s", ch->tls.reason);
 	grpc_flush(ch);	/* our GOAWAY, if nghttp2 found a protocol error */
 	if (!ch->dead && !nghttp2_session_want_read(ch->session)) {
 		ch->session_ended = true;
@@ -436,13 +456,12 @@ int grpc_pump(struct grpc_channel *ch, int64_t deadline, grpc_done_fn done, cons
 			return ret;
 		if (done(arg))
 			return 0;
-		ch->ssl_want = 0;
 		ret = read_some(ch);
 		if (ret < 0)
 			return ret;
 		if (ret > 0)
 			continue;
-		if (!nghttp2_session_want_read(ch->session) && ch->wlen == 0 &&
+		if (!nghttp2_session_want_read(ch->session) && !tls_xprt_out_len(&ch->tls) &&
 		    !nghttp2_session_want_write(ch->session)) {
 			ch->session_ended = true;
 			return session_over(ch);
@@ -450,7 +469,7 @@ int grpc_pump(struct grpc_channel *ch, int64_t deadline, grpc_done_fn done, cons
 		if (!ms_left(deadline))
 			return -ETIMEDOUT;
 		pfd[0] = (struct pollfd){ .fd = ch->fd, .events = POLLIN };
-		if (ch->wlen || ch->ssl_want == POLLOUT)
+		if (tls_xprt_out_len(&ch->tls))
 			pfd[0].events |= POLLOUT;
 		pfd[1] = (struct pollfd){ .fd = ch->wake_fd, .events = POLLIN };
 		if (poll(pfd, ch->wake_fd >= 0 ? 2 : 1, ms_left(deadline)) < 0 && errno != EINTR)

@@ -1,7 +1,8 @@
-/* hbone conn: the TLS pump (memory BIOs over an io_uring socket) and the HTTP/2 session. */
+/* hbone conn: the HTTP/2 session over the TLS transport (tls-xprt.h) on an io_uring socket. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +15,6 @@
 #include "hbone-int.h"
 
 #define CONN_RBUF (256 * 1024)
-#define OBUF_CLASS IO_BUF_256K
-#define WBIO_HIGH (1024 * 1024)	/* stop pulling frames from nghttp2 above this */
-#define BIO_KEEP (64 * 1024)	/* an emptied memory BIO larger than this is replaced */
 
 void hbone_settings_default(struct hbone_settings *s)
 {
@@ -53,13 +51,11 @@ static void maybe_free(struct hbone_conn *c)
 	io_timer_disarm(&c->timer);
 	io_timer_disarm(&c->keepalive);
 	ungate(c);
-	SSL_free(c->ssl);
-	c->ssl = NULL;
+	tls_xprt_free(&c->tls);
 	SSL_CTX_free(c->ctx);
 	c->ctx = NULL;
 	nghttp2_session_del(c->h2);
 	c->h2 = NULL;
-	io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);
 	free(c->target);
 	c->target = NULL;
 	if (c->server && c->handler)
@@ -133,69 +129,52 @@ void hconn_fail(struct hbone_conn *c, const char *fmt, ...)
 	conn_close(c, true, reason);
 }
 
-/* A memory BIO keeps the largest buffer it ever needed: an emptied big one is replaced. */
-static BIO *shrink_bio(BIO *b)
+/* ZTUNNEL_KTLS: the first connection with an outcome says it, once per process. */
+static void ktls_report(struct hbone_conn *c)
 {
-	BUF_MEM *bm = NULL;
-	BIO *fresh;
+	static atomic_bool said;
 
-	if (BIO_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || !bm || bm->max <= BIO_KEEP)
-		return NULL;
-	fresh = BIO_new(BIO_s_mem());
-	if (fresh)
-		BIO_set_mem_eof_return(fresh, -1);
-	return fresh;
-}
-
-static void shrink_bios(struct hbone_conn *c)
-{
-	BIO *b;
-
-	if (!c->ssl)
+	if (!c->set->ktls || c->tls.ktls_err == -EINPROGRESS || atomic_exchange(&said, true))
 		return;
-	if ((b = shrink_bio(c->wbio))) {
-		SSL_set0_wbio(c->ssl, b);
-		c->wbio = b;
-	}
-	if ((b = shrink_bio(c->rbio))) {
-		SSL_set0_rbio(c->ssl, b);
-		c->rbio = b;
-	}
+	if (c->tls.ktls_err == 0)
+		log_info("kTLS: the kernel seals what the agent sends", "setting=ZTUNNEL_KTLS");
+	else
+		log_warn("kTLS unavailable, TLS records stay in user space",
+			 "setting=ZTUNNEL_KTLS reason=\"%s\"", c->tls.reason);
 }
 
 static void send_pending(struct hbone_conn *c)
 {
-	int n;
+	const uint8_t *data;
+	size_t len;
 
 	if (c->state == HCONN_CLOSING || c->sock.wdata)
 		return;
-	if (!c->wbio || BIO_pending(c->wbio) == 0) {
-		io_buf_put(&c->w->bufs, OBUF_CLASS, &c->obuf);	/* nothing in flight: no buffer */
-		shrink_bios(c);
-		if (c->state == HCONN_READY && !nghttp2_session_want_read(c->h2) &&
-		    !nghttp2_session_want_write(c->h2)) {
-			char why[sizeof(c->close_reason)];
+	data = tls_xprt_out_peek(&c->tls, &len);
+	if (data) {
+		c->writing = len;
+		io_sock_write(&c->sock, data, len);
+		return;
+	}
+	if (c->set->ktls && tls_xprt_drained(&c->tls) == 0)	/* the handshake's bytes are out */
+		ktls_report(c);
+	if (c->state == HCONN_READY && !nghttp2_session_want_read(c->h2) &&
+	    !nghttp2_session_want_write(c->h2)) {
+		char why[sizeof(c->close_reason)];
 
-			snprintf(why, sizeof(why), "%s", c->close_reason[0] ? c->close_reason :
-				 "session finished");
-			conn_close(c, false, why);
-		}
-		return;
+		snprintf(why, sizeof(why), "%s", c->close_reason[0] ? c->close_reason :
+			 "session finished");
+		conn_close(c, false, why);
 	}
-	if (!c->obuf && !(c->obuf = io_buf_get(&c->w->bufs, OBUF_CLASS))) {
-		hconn_fail(c, "out of memory");
-		return;
-	}
-	n = BIO_read(c->wbio, c->obuf, (int)io_buf_size(OBUF_CLASS));
-	if (n > 0)
-		io_sock_write(&c->sock, c->obuf, (size_t)n);
 }
 
+/* Frames from nghttp2 into the transport (DATA frames come through hstream's send_data
+ * callback, without a copy), sealed into records, then out to the socket. */
 void hconn_flush(struct hbone_conn *c)
 {
 	if (c->state == HCONN_CLOSING)
 		return;
-	while (c->state == HCONN_READY && BIO_pending(c->wbio) < WBIO_HIGH) {
+	while (c->state == HCONN_READY && tls_xprt_out_len(&c->tls) < HCONN_OUT_HIGH) {
 		const uint8_t *data;
 		ssize_t n = nghttp2_session_mem_send(c->h2, &data);
 
@@ -205,14 +184,23 @@ void hconn_flush(struct hbone_conn *c)
 		}
 		if (n == 0)
 			break;
-		if (SSL_write(c->ssl, data, (int)n) != (int)n) {
-			char e[120];
-
-			hconn_fail(c, "tls write: %s", tls_last_error(e, sizeof(e)));
+		if (hconn_write(c, data, (size_t)n) < 0)
 			return;
-		}
+	}
+	if (c->state == HCONN_READY && tls_xprt_push(&c->tls) < 0) {
+		hconn_fail(c, "%s", c->tls.reason);
+		return;
 	}
 	send_pending(c);
+}
+
+int hconn_write(struct hbone_conn *c, const uint8_t *data, size_t len)
+{
+	if (tls_xprt_write(&c->tls, data, len) < 0) {
+		hconn_fail(c, "%s", c->tls.reason);
+		return -EIO;
+	}
+	return 0;
 }
 
 /* The peer's certificate passed the chain check; now its identity. */
@@ -223,12 +211,12 @@ static int check_peer(struct hbone_conn *c, char *why, size_t len)
 	struct tls_spiffe sp;
 	int ret;
 
-	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+	SSL_get0_alpn_selected(tls_xprt_ssl(&c->tls), &alpn, &alpn_len);
 	if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
 		snprintf(why, len, "peer did not negotiate ALPN h2");
 		return -EPROTO;
 	}
-	ret = tls_peer_identity(c->ssl, c->peer_identity, sizeof(c->peer_identity));
+	ret = tls_peer_identity(tls_xprt_ssl(&c->tls), c->peer_identity, sizeof(c->peer_identity));
 	if (ret < 0) {
 		snprintf(why, len, "peer certificate has no valid SPIFFE identity (%s)", strerror(-ret));
 		return ret;
@@ -253,65 +241,52 @@ static int start_tls(struct hbone_conn *c);
 
 static void handshake_step(struct hbone_conn *c)
 {
-	char why[400], e[200];
-	int r = SSL_do_handshake(c->ssl);
+	char why[400];
+	int r = tls_xprt_handshake(&c->tls);
 
-	if (r == 1) {
-		if (check_peer(c, why, sizeof(why)) < 0) {
-			hconn_fail(c, "%s", why);
-			return;
-		}
-		if (new_session(c) < 0) {
-			hconn_fail(c, "cannot start the HTTP/2 session");
-			return;
-		}
-		ungate(c);
-		c->state = HCONN_READY;
-		io_timer_disarm(&c->timer);
-		io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
-		if (!c->server)
-			hpool_conn_ready(c);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		hconn_fail(c, "%s", c->tls.reason);
 		return;
 	}
-	int err = SSL_get_error(c->ssl, r);
-
-	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+	ktls_report(c);
+	if (check_peer(c, why, sizeof(why)) < 0) {
+		hconn_fail(c, "%s", why);
 		return;
-	tls_last_error(e, sizeof(e));
-	long vr = SSL_get_verify_result(c->ssl);
+	}
+	if (new_session(c) < 0) {
+		hconn_fail(c, "cannot start the HTTP/2 session");
+		return;
+	}
+	ungate(c);
+	c->state = HCONN_READY;
+	io_timer_disarm(&c->timer);
+	io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
+	if (!c->server)
+		hpool_conn_ready(c);
+}
 
-	if (vr != X509_V_OK)
-		hconn_fail(c, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
-	else
-		hconn_fail(c, "tls handshake: %s", e[0] ? e : "peer closed");
+static int on_plaintext(void *arg, const uint8_t *data, size_t len)
+{
+	struct hbone_conn *c = arg;
+	ssize_t n = nghttp2_session_mem_recv(c->h2, data, len);
+
+	if (n < 0) {
+		hconn_fail(c, "http2 protocol error: %s", nghttp2_strerror((int)n));
+		return -EPROTO;
+	}
+	return c->state == HCONN_READY ? 0 : -ECANCELED;
 }
 
 static void read_plaintext(struct hbone_conn *c)
 {
-	uint8_t buf[32 * 1024];
+	int r = tls_xprt_read(&c->tls, on_plaintext, c);
 
-	while (c->state == HCONN_READY) {
-		int r = SSL_read(c->ssl, buf, sizeof(buf));
-
-		if (r <= 0) {
-			int err = SSL_get_error(c->ssl, r);
-			char e[160];
-
-			if (err == SSL_ERROR_WANT_READ)
-				return;
-			if (err == SSL_ERROR_ZERO_RETURN)
-				conn_close(c, false, "peer sent close_notify");
-			else
-				hconn_fail(c, "tls read: %s", tls_last_error(e, sizeof(e)));
-			return;
-		}
-		ssize_t n = nghttp2_session_mem_recv(c->h2, buf, (size_t)r);
-
-		if (n < 0) {
-			hconn_fail(c, "http2 protocol error: %s", nghttp2_strerror((int)n));
-			return;
-		}
-	}
+	if (r == TLS_XPRT_CLOSED)
+		conn_close(c, false, "peer sent close_notify");
+	else if (r < 0 && c->state == HCONN_READY)
+		hconn_fail(c, "%s", c->tls.reason);
 }
 
 static void on_sock_read(struct io_sock *s, const uint8_t *data, ssize_t n)
@@ -320,7 +295,7 @@ static void on_sock_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 
 	hconn_enter(c);
 	if (n <= 0) {
-		if (!c->ssl)	/* not a byte sent: a scan or an attacker, not worth a warning */
+		if (!tls_xprt_ssl(&c->tls))	/* not a byte sent: a scan or an attacker, not worth a warning */
 			conn_close(c, false, n == 0 ? "peer closed before sending anything" :
 				   strerror((int)-n));
 		else if (c->state == HCONN_READY)
@@ -329,11 +304,11 @@ static void on_sock_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 			hconn_fail(c, "%s", n == 0 ? "peer closed during handshake" : strerror((int)-n));
 		goto out;
 	}
-	if (!c->ssl && start_tls(c) < 0) {
+	if (!tls_xprt_ssl(&c->tls) && start_tls(c) < 0) {
 		hconn_fail(c, "out of memory");
 		goto out;
 	}
-	BIO_write(c->rbio, data, (int)n);
+	tls_xprt_input(&c->tls, data, (size_t)n);	/* read in place, until read_plaintext */
 	if (c->state == HCONN_HANDSHAKE)
 		handshake_step(c);
 	if (c->state == HCONN_READY) {
@@ -353,10 +328,13 @@ static void on_sock_sent(struct io_sock *s, int err)
 	struct hbone_conn *c = s->owner;
 
 	hconn_enter(c);
-	if (err < 0)
+	if (err < 0) {
 		hconn_fail(c, "send: %s", strerror(-err));
-	else
+	} else {
+		tls_xprt_out_consume(&c->tls, c->writing);
+		c->writing = 0;
 		hconn_flush(c);
+	}
 	hconn_leave(c);
 }
 
@@ -409,7 +387,7 @@ static void on_timer(struct io_timer *t)
 	else if (c->state == HCONN_CONNECTING)
 		hconn_fail(c, "connect timeout: no answer from port %u (is it blocked?)",
 			   hconn_peer_port(c));
-	else if (!c->ssl)
+	else if (!tls_xprt_ssl(&c->tls))
 		conn_close(c, false, "handshake timeout: peer sent nothing");
 	else
 		hconn_fail(c, "handshake timeout");
@@ -449,32 +427,15 @@ void hconn_pong(struct hbone_conn *c)
 	io_timer_arm(c->w, &c->keepalive, c->set->keepalive_interval_ms);
 }
 
-/* The SSL object and its memory BIOs; the context reference passes to it. */
+/* The TLS transport; the context reference passes to its SSL object. */
 static int start_tls(struct hbone_conn *c)
 {
-	c->ssl = SSL_new(c->ctx);
-	if (!c->ssl)
-		return -ENOMEM;
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
-	if (!c->rbio || !c->wbio) {
-		BIO_free(c->rbio);
-		BIO_free(c->wbio);
-		c->rbio = c->wbio = NULL;
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-		return -ENOMEM;
-	}
+	int ret = tls_xprt_init(&c->tls, c->ctx, c->server, &c->w->bufs, c->sock.fd, c->set->ktls);
+
+	if (ret < 0)
+		return ret;
 	SSL_CTX_free(c->ctx);	/* the SSL object holds its own reference */
 	c->ctx = NULL;
-	BIO_set_mem_eof_return(c->rbio, -1);
-	BIO_set_mem_eof_return(c->wbio, -1);
-	SSL_set_bio(c->ssl, c->rbio, c->wbio);
-	SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);	/* idle: no record buffers */
-	if (c->server)
-		SSL_set_accept_state(c->ssl);
-	else
-		SSL_set_connect_state(c->ssl);
 	return 0;
 }
 

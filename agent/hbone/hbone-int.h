@@ -7,22 +7,23 @@
 #include <ztunnel/hbone.h>
 #include <ztunnel/iobuf.h>
 #include <ztunnel/sock.h>
+#include <ztunnel/tls-xprt.h>
 
 enum hconn_state { HCONN_CONNECTING, HCONN_HANDSHAKE, HCONN_READY, HCONN_CLOSING };
 
 /*
- * A TLS + HTTP/2 connection. Owns its socket, SSL, session, output buffer and the list of its
+ * A TLS + HTTP/2 connection. Owns its socket, TLS transport, session and the list of its
  * streams' links (streams own themselves). Freed once the socket is closed, no stream refers
  * to it and no callback of it is on the stack. What a connection holds grows with what it has
  * done: the SSL object comes with the peer's first bytes (server) or the connect (client), the
- * HTTP/2 session with the finished handshake, the output buffer only while bytes go out.
+ * HTTP/2 session with the finished handshake, the transport's output buffers only while bytes
+ * go out.
  */
 struct hbone_conn {
 	struct io_worker *w;
 	struct io_sock sock;
-	SSL_CTX *ctx;			/* one reference, until the SSL object exists */
-	SSL *ssl;			/* owns rbio and wbio */
-	BIO *rbio, *wbio;
+	SSL_CTX *ctx;			/* one reference, until the TLS transport exists */
+	struct tls_xprt tls;		/* the record pump; its SSL object once started */
 	nghttp2_session *h2;
 	struct hbone_gate *gate;	/* borrowed */
 	bool gated;			/* counted as a pending handshake in gate */
@@ -31,7 +32,7 @@ struct hbone_conn {
 	bool server;
 	bool sock_closed;
 	int depth;			/* callbacks of this conn on the stack */
-	uint8_t *obuf;			/* ciphertext being written; from the worker's pool */
+	size_t writing;			/* ciphertext of tls's queue handed to the socket */
 	struct io_timer timer;		/* handshake deadline, then idle release */
 	struct io_timer keepalive;	/* next PING, or the deadline of the one in flight */
 	bool ping_in_flight;
@@ -93,7 +94,11 @@ struct hbone_stream {
 };
 
 /* conn.c */
+#define HCONN_OUT_HIGH (1024 * 1024)	/* no more frames from nghttp2 above this much ciphertext */
+/* Frames to the peer: pulls nghttp2's output into the TLS transport and starts the socket. */
 void hconn_flush(struct hbone_conn *c);
+/* Plaintext into the transport (coalesced, sealed at the flush). 0, or -EIO with c failed. */
+int hconn_write(struct hbone_conn *c, const uint8_t *data, size_t len);
 void hconn_fail(struct hbone_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct hbone_conn *hconn_new(struct io_worker *w, int fd, SSL_CTX *ctx, bool server,
 			     const struct hbone_settings *set, struct hbone_gate *gate);

@@ -265,22 +265,12 @@ static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_
 			    uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	struct hbone_stream *st = src->ptr;
-	size_t n;
 
 	if (!st || nghttp2_session_get_stream_user_data(h2, id) != st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	if (st->pend_len > 0) {
-		n = st->pend_len < length ? st->pend_len : length;
-		memcpy(buf, st->pend, n);
-		st->pend += n;
-		st->pend_len -= n;
-		if (st->rec.direction == ACCESS_OUTBOUND)
-			st->rec.bytes_recv += n;
-		else
-			st->rec.bytes_sent += n;
-		if (st->pend_len == 0 && !st->tcp_eof)
-			io_sock_read(&st->tcp);
-		return (ssize_t)n;
+	if (st->pend_len > 0) {	/* send_data_cb writes them from the socket's buffer */
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+		return (ssize_t)(st->pend_len < length ? st->pend_len : length);
 	}
 	if (st->tcp_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -288,6 +278,31 @@ static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_
 	}
 	st->data_deferred = true;
 	return NGHTTP2_ERR_DEFERRED;
+}
+
+/* A DATA frame without a copy into nghttp2: its header, then the app's bytes straight from the
+ * socket's read buffer into the TLS transport (sealed in place when they fill records). */
+static int send_data_cb(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *user)
+{
+	struct hbone_conn *c = user;
+	struct hbone_stream *st = src->ptr;
+
+	if (!st || nghttp2_session_get_stream_user_data(h2, f->hd.stream_id) != st ||
+	    length > st->pend_len || f->data.padlen)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;	/* nothing written yet */
+	if (hconn_write(c, framehd, 9) < 0 || hconn_write(c, st->pend, length) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	st->pend += length;
+	st->pend_len -= length;
+	if (st->rec.direction == ACCESS_OUTBOUND)
+		st->rec.bytes_recv += length;
+	else
+		st->rec.bytes_sent += length;
+	if (st->pend_len == 0 && !st->tcp_eof)
+		io_sock_read(&st->tcp);	/* the bytes are sealed or copied: the buffer may go */
+	/* nghttp2 would go on with the next frame inside this mem_send: let the socket catch up */
+	return tls_xprt_out_len(&c->tls) >= HCONN_OUT_HIGH ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 struct hbone_stream *hstream_new(struct hbone_conn *c)
@@ -632,4 +647,5 @@ void hstream_set_callbacks(nghttp2_session_callbacks *cb)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
 }

@@ -7,6 +7,8 @@
 
 #include "ztunnel/tls.h"
 
+#include "internal.h"
+
 static const char CTX_SUITES[] = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
 static const char CTX_GROUPS[] = "X25519:P-256";
 static const unsigned char CTX_ALPN[] = "\x02h2";	/* wire format: length, then name */
@@ -166,6 +168,7 @@ SSL_CTX *tls_ctx_new(const struct tls_cert *cert, X509 *root, enum tls_role role
 	if (role == TLS_SERVER &&
 	    !SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ztunnel", 7))
 		goto fail;
+	SSL_CTX_set_keylog_callback(ctx, tls_ktls_keylog);	/* ZTUNNEL_KTLS's key; else a no-op */
 	ERR_clear_error();
 	return ctx;
 fail:

@@ -25,4 +25,35 @@ int tls_pem_emit_key(BIO *bio, const void *pkey);
 /* A PEM passphrase callback that refuses, so encrypted input fails instead of prompting a tty. */
 int tls_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
 
+/* ktls.c: ZTUNNEL_KTLS for a transport (see tls-xprt.h) */
+#include <linux/tls.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+struct tls_xprt;
+/* The kernel's TLS_TX parameters (linux/tls.h), by cipher. */
+union tls_ktls_info {
+	struct tls_crypto_info info;
+	struct tls12_crypto_info_aes_gcm_128 g128;
+	struct tls12_crypto_info_aes_gcm_256 g256;
+};
+/* At tls_xprt_init with ktls: x->ktls_keys, and x found from its SSL by the keylog callback. */
+int tls_ktls_attach(struct tls_xprt *x);
+/* Wipes and frees x->ktls_keys. */
+void tls_ktls_free(struct tls_xprt *x);
+/* SSL_CTX_set_keylog_callback's callback of every HBONE context: keeps our traffic secret for
+ * a transport with kTLS asked for, ignores everything else. */
+void tls_ktls_keylog(const SSL *ssl, const char *line);
+/* Counts the records in ciphertext written after the handshake (their sequence numbers). */
+void tls_ktls_count(struct tls_xprt *x, const uint8_t *p, size_t len);
+/* The TLS_TX parameters for the secret (TLS 1.3 AES-GCM, key and iv by HKDF-Expand-Label) and
+ * record sequence seq. 0, -EOPNOTSUPP (another cipher) or -EIO. */
+int tls_ktls_crypto_info(const SSL *ssl, const uint8_t *secret, size_t slen, uint64_t seq,
+			 union tls_ktls_info *ci, socklen_t *len);
+/* After the handshake: attaches TCP_ULP "tls". 0 (keys pending) or -errno (x->reason). */
+int tls_ktls_start(struct tls_xprt *x);
+/* Once the queue is drained: TLS_TX. 0 (records now sealed by the kernel), -EAGAIN (not
+ * pending or not drained), else -errno with x->reason (user space from here on). */
+int tls_ktls_install(struct tls_xprt *x);
+
 #endif

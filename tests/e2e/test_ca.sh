@@ -21,7 +21,7 @@ GEN=$TB_ROOT/build/gen
 (cd "$TB_ROOT" && cc -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -g -O1 \
 	-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
 	-Iinclude -I"$GEN" -o "$TBDIR/ca-fetch" "$TBDIR/driver.c" agent/ca/*.c agent/grpc/*.c \
-	agent/tls/*.c "$GEN/ca.pb-c.c" "$GEN/google_struct.pb-c.c" \
+	agent/tls/*.c agent/io/buf.c "$GEN/ca.pb-c.c" "$GEN/google_struct.pb-c.c" \
 	-lssl -lcrypto -lnghttp2 -lprotobuf-c) >"$TBDIR/build.log" 2>&1 ||
 	tb_fail "building the ca-fetch driver: $(tail -20 "$TBDIR/build.log")"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
@@ -209,6 +209,7 @@ EOF
 (cd "$TB_ROOT" && cc -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -g -O1 \
 	-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
 	-Iinclude -o "$TBDIR/stream-test" "$TBDIR/stream.c" agent/grpc/*.c agent/tls/identity.c \
+	agent/tls/xprt.c agent/tls/ktls.c agent/io/buf.c \
 	-lssl -lcrypto -lnghttp2) >"$TBDIR/build-stream.log" 2>&1 ||
 	tb_fail "building the stream driver: $(tail -20 "$TBDIR/build-stream.log")"
 tb_bg cp "$PY" "$TB_ROOT/tests/e2e/cp/grpc_echo.py" --listen 127.0.0.1:15020 \

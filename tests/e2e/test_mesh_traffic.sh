@@ -60,4 +60,12 @@ tb_wait_log "$TBDIR/agent-node2.log" \
 	tb_fail "node2: no inbound 'connection complete' from 10.201.1.2"
 tb_log "ok: node2 logged: $(grep -E 'connection complete.*src.addr=10\.201\.1\.2:.*direction=inbound' \
 	"$TBDIR/agent-node2.log" | tail -1)"
+if [ "${ZTUNNEL_KTLS:-false}" = true ]; then	# the setting says what became of it, once
+	for n in node1 node2; do
+		line=$(grep -aE 'kTLS unavailable|kTLS: the kernel seals' "$TBDIR/agent-$n.log") ||
+			tb_fail "$n: ZTUNNEL_KTLS=true but no kTLS log line"
+		[ "$(printf '%s\n' "$line" | wc -l)" -eq 1 ] || tb_fail "$n: kTLS logged more than once"
+		tb_log "ok: $n: $line"
+	done
+fi
 tb_pass "mesh traffic"

@@ -15,6 +15,7 @@ static const char *vars[] = {
 	"LOCAL_XDS_PATH", "KEEPALIVE_ENABLED", "KEEPALIVE_TIME", "KEEPALIVE_INTERVAL",
 	"KEEPALIVE_RETRIES", "ZTUNNEL_CPU_LIMIT", "ZTUNNEL_WORKER_THREADS", "INPOD_ENABLED",
 	"NETWORK", "SERVICE_ACCOUNT", "ZTUNNEL_CA_CERT", "ZTUNNEL_CA_KEY", "INPOD_UDS",
+	"ZTUNNEL_KTLS",
 };
 
 /* env: "NAME=value\0NAME=value\0\0"; the config it gives, or -EINVAL with err */
@@ -97,6 +98,11 @@ int main(void)
 	      !cfg.keepalive.enabled, "keepalive off");
 	CHECK(load("KEEPALIVE_ENABLED=maybe\0", &cfg, err, sizeof(err)) < 0 &&
 	      strstr(err, "KEEPALIVE_ENABLED"), "bad keepalive flag: %s", err);
+	CHECK(load("\0", &cfg, err, sizeof(err)) == 0 && !cfg.hbone.ktls, "kTLS off by default");
+	CHECK(load("ZTUNNEL_KTLS=true\0", &cfg, err, sizeof(err)) == 0 && cfg.hbone.ktls,
+	      "ZTUNNEL_KTLS=true: %s", err);
+	CHECK(load("ZTUNNEL_KTLS=sometimes\0", &cfg, err, sizeof(err)) < 0 &&
+	      strstr(err, "ZTUNNEL_KTLS"), "bad kTLS flag: %s", err);
 	CHECK(load("KEEPALIVE_RETRIES=0\0", &cfg, err, sizeof(err)) < 0 &&
 	      strstr(err, "KEEPALIVE_RETRIES"), "bad retries: %s", err);
 

@@ -5,6 +5,9 @@
 #include "../../agent/grpc/recv.c"
 #include "../../agent/grpc/session.c"
 #include "../../agent/grpc/transport.c"
+#include "../../agent/io/buf.c"
+#include "../../agent/tls/ktls.c"
+#include "../../agent/tls/xprt.c"
 #include "../../agent/tls/identity.c"
 
 #include <arpa/inet.h>

@@ -5,6 +5,7 @@
 #include "../../agent/tls/cert.c"
 #include "../../agent/tls/ctx.c"
 #include "../../agent/tls/identity.c"
+#include "../../agent/tls/ktls.c"
 #include "../../agent/tls/tool.c"
 #include "../../agent/tls/x509.c"
 
