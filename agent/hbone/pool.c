@@ -128,6 +128,9 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 	hconn_enter(c);
 	st = hstream_new(c);
 	if (!st) {
+		struct access_record r = *rec;
+
+		access_log_complete(&r, "out of memory");
 		close(fd);
 		goto out;
 	}

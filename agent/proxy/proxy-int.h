@@ -187,8 +187,8 @@ void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_
 socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockaddr_storage *ss);
 /* A socket in pod's netns bound to src (transparently, port 0), for connecting to the app. */
 int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, uint32_t mark);
-/* Fills the workload fields of rec from the workload owning ip, if any. */
-void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_storage *ss,
-			   char *workload, size_t wl, char *ns, size_t nl, char *identity, size_t il);
+/* Names rec's source workload and namespace after the workload owning rec->src, if any.
+ * 0 or -ENOMEM. */
+int proxy_record_source(struct state_snapshot *snap, struct access_record *rec);
 
 #endif
