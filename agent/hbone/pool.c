@@ -107,17 +107,74 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 	return c;
 }
 
+/* A stream moving bytes now: some of them wait inside the agent, either way. */
+static bool stream_bulk(const struct hbone_stream *st)
+{
+	return st->pend_len || st->q.len || st->writing;
+}
+
+/*
+ * How busy c is moving bytes: its ciphertext backed up behind a write in flight, its
+ * connection window (ours to send in) short of one stream window, or streams with bytes queued
+ * on it. An idle or request/response connection scores 0 whatever its stream count.
+ */
+static unsigned conn_bulk(const struct hbone_conn *c)
+{
+	unsigned bulk = 0;
+
+	if (c->state != HCONN_READY || !c->active_streams)
+		return 0;
+	for (const struct hbone_stream *st = c->streams; st; st = st->next)
+		bulk += stream_bulk(st);
+	if (c->sock.wdata && c->wbio && BIO_pending(c->wbio) > 0)
+		bulk++;
+	if (nghttp2_session_get_remote_window_size(c->h2) < (int32_t)c->set->stream_window)
+		bulk++;
+	return bulk;
+}
+
+/* Orders connections of one key: fewest busy signals, then fewest streams. */
+static uint64_t conn_load(const struct hbone_conn *c)
+{
+	return ((uint64_t)conn_bulk(c) << 32) | c->active_streams;
+}
+
+/*
+ * The connection of t's key for a new stream: the least-loaded one with room; a new one when
+ * none has room (upstream's rule, at the stream limit), or when even the least-loaded is busy
+ * moving bytes and the key has fewer than max_conns_per_peer connections (competing streams
+ * spread over connections: their own TCP windows, TLS pumps and, on the peer, workers).
+ */
+static struct hbone_conn *pick_conn(struct hbone_pool *p, const struct hbone_target *t)
+{
+	struct hbone_conn *c, *best = NULL;
+	uint64_t best_load = 0, load;
+	unsigned n_key = 0;
+
+	for (c = p->conns; c; c = c->pool_next) {
+		if (!hbone_target_same_pool(c->target, t))
+			continue;
+		n_key++;
+		if (!has_room(c))
+			continue;
+		load = conn_load(c);
+		if (!best || load < best_load) {
+			best = c;
+			best_load = load;
+		}
+	}
+	if (best && (!(best_load >> 32) || n_key >= p->set->max_conns_per_peer))
+		return best;
+	c = open_conn(p, t);
+	return c ? c : best;	/* no new connection (out of fds): a busy one still carries it */
+}
+
 void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int fd,
 		       const struct access_record *rec, const struct hbone_meta *meta)
 {
-	struct hbone_conn *c;
+	struct hbone_conn *c = pick_conn(p, t);
 	struct hbone_stream *st;
 
-	for (c = p->conns; c; c = c->pool_next)
-		if (hbone_target_same_pool(c->target, t) && has_room(c))
-			break;
-	if (!c)
-		c = open_conn(p, t);
 	if (!c) {
 		struct access_record r = *rec;
 
