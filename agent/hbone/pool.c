@@ -107,18 +107,44 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 	return c;
 }
 
-/* A stream moving bytes now: some of them wait inside the agent, either way. */
+/* Bytes waiting inside the agent (a stream's, either way, or a connection's ciphertext) from
+ * which on it is moving bulk, not a request and its answer. */
+#define BULK_BYTES (64 * 1024)
+
 static bool stream_bulk(const struct hbone_stream *st)
 {
-	return st->pend_len || st->q.len || st->writing;
+	return st->pend_len + st->q.len >= BULK_BYTES;
+}
+
+/* Bytes a connection's streams moved per second from which on it is carrying bulk (about
+ * 64 Mbit/s: request/response traffic stays far below, an iperf3 stream far above). */
+#define BULK_RATE (8u * 1024 * 1024)
+#define RATE_MIN_MS 20		/* shorter intervals are noise: the previous verdict stands */
+
+/* Whether c's streams moved bytes at bulk rate since the pool last looked (their access
+ * records count the bytes; a stream gone since takes its share along, erring towards idle). */
+static bool conn_moving(struct hbone_conn *c)
+{
+	uint64_t now = io_now_ms(), total = 0, moved;
+
+	for (const struct hbone_stream *st = c->streams; st; st = st->next)
+		total += st->rec.bytes_sent + st->rec.bytes_recv;
+	if (now - c->pool_rate_ms >= RATE_MIN_MS) {
+		moved = total > c->pool_rate_bytes ? total - c->pool_rate_bytes : 0;
+		c->pool_busy = moved * 1000 >= (uint64_t)BULK_RATE * (now - c->pool_rate_ms);
+		c->pool_rate_bytes = total;
+		c->pool_rate_ms = now;
+	}
+	return c->pool_busy;
 }
 
 /*
- * How busy c is moving bytes: its ciphertext backed up behind a write in flight, its
- * connection window (ours to send in) short of one stream window, or streams with bytes queued
- * on it. An idle or request/response connection scores 0 whatever its stream count.
+ * How busy c is moving bytes: streams at bulk rate lately, its ciphertext backed up behind a
+ * write in flight, its connection window (ours to send in) short of one stream window, or
+ * streams with many bytes queued on it. An idle or request/response connection scores 0
+ * whatever its stream count.
  */
-static unsigned conn_bulk(const struct hbone_conn *c)
+static unsigned conn_bulk(struct hbone_conn *c)
 {
 	unsigned bulk = 0;
 
@@ -126,7 +152,8 @@ static unsigned conn_bulk(const struct hbone_conn *c)
 		return 0;
 	for (const struct hbone_stream *st = c->streams; st; st = st->next)
 		bulk += stream_bulk(st);
-	if (c->sock.wdata && c->wbio && BIO_pending(c->wbio) > 0)
+	bulk += conn_moving(c);
+	if (c->sock.wdata && c->wbio && BIO_pending(c->wbio) >= BULK_BYTES)
 		bulk++;
 	if (nghttp2_session_get_remote_window_size(c->h2) < (int32_t)c->set->stream_window)
 		bulk++;
@@ -134,7 +161,7 @@ static unsigned conn_bulk(const struct hbone_conn *c)
 }
 
 /* Orders connections of one key: fewest busy signals, then fewest streams. */
-static uint64_t conn_load(const struct hbone_conn *c)
+static uint64_t conn_load(struct hbone_conn *c)
 {
 	return ((uint64_t)conn_bulk(c) << 32) | c->active_streams;
 }
