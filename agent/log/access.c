@@ -61,8 +61,18 @@ static void untrack(struct access_record *r)
 	r->tprev = r->tnext = NULL;
 }
 
+static __thread unsigned open_here;	/* records are filled, counted and ended on one thread */
+
+unsigned access_open_here(void)
+{
+	return open_here;
+}
+
 void access_count_open(struct access_record *r, struct metrics_series *series, struct metrics *m)
 {
+	if (!r->counted)
+		open_here++;
+	r->counted = true;
 	r->series = series;
 	r->metrics = m;
 	metrics_conn_opened(series);
@@ -76,6 +86,9 @@ void access_log_complete(struct access_record *r, const char *error)
 	double secs = (double)(io_now_ms() - r->start_ms) / 1000.0;
 
 	untrack(r);
+	if (r->counted)
+		open_here--;
+	r->counted = false;
 	if (r->series) {
 		/* Istio flips sent/received for reporter=source (istio/istio#32399): there they are
 		 * the client's; for reporter=destination, received is what the client sent */

@@ -48,6 +48,7 @@ struct access_record {
 	uint64_t start_ms;
 	struct metrics_series *series;	/* counted in it when opened; NULL: not counted */
 	struct metrics *metrics;	/* for the active connections gauge; NULL: none */
+	bool counted;			/* counted open by access_count_open, until completed */
 	struct access_tracker *tracker;	/* set while tracked */
 	struct access_record *tprev, *tnext;
 	access_abort_fn abort;
@@ -69,6 +70,8 @@ unsigned access_names_count(void);
 void access_track(struct access_tracker *t, struct access_record *rec, access_abort_fn abort);
 /* Counts rec as opened in series (and in the active connections gauge of m). */
 void access_count_open(struct access_record *rec, struct metrics_series *series, struct metrics *m);
+/* Records this thread counted open and has not completed: a worker's load. */
+unsigned access_open_here(void);
 
 /* Formats "ip:port" (v6 as [ip]:port) into buf; "-" for an empty address. Returns buf. */
 const char *access_addr(const struct sockaddr_storage *ss, char *buf, size_t len);
