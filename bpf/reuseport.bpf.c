@@ -29,7 +29,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, ZT_RP_MAX_WORKERS);
 	__type(key, __u32);
-	__type(value, __u64);	/* array elements are 8-byte aligned: the mapped layout is u64 */
+	__type(value, __u64);	/* elements are 8-byte aligned: the mapped layout is u64 */
 } zt_rp_load SEC(".maps");
 
 SEC("sk_reuseport")

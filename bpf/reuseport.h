@@ -13,7 +13,8 @@ struct zt_rp_group {
 	__u32 n;			/* workers */
 };
 
-/* zt_rp_load[worker] (__u64: array elements are 8-byte aligned): the worker's open connections as it last published them, plus one per
- * connection the program sent it since (so that a burst spreads before the next publish). */
+/* zt_rp_load[worker] (__u64: array elements are 8-byte aligned): the worker's open
+ * connections as it last published them, plus one per connection the program sent it since
+ * (so that a burst spreads before the next publish). */
 
 #endif

@@ -193,7 +193,7 @@ static struct hbone_conn *pick_conn(struct hbone_pool *p, const struct hbone_tar
 	if (best && (!(best_load >> 32) || n_key >= p->set->max_conns_per_peer))
 		return best;
 	c = open_conn(p, t);
-	return c ? c : best;	/* no new connection (out of fds): a busy one still carries it */
+	return c ? c : best;	/* no new connection (out of fds): a busy one carries it */
 }
 
 void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int fd,

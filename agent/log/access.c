@@ -114,8 +114,9 @@ void access_log_complete(struct access_record *r, const char *error)
 		 access_addr(&r->src, src, sizeof(src)), or_dash(r->names[ACCESS_SRC_WORKLOAD]),
 		 or_dash(r->names[ACCESS_SRC_NAMESPACE]), or_dash(r->names[ACCESS_SRC_IDENTITY]),
 		 access_addr(&r->dst, dst, sizeof(dst)), access_addr(&r->hbone, hb, sizeof(hb)),
-		 or_dash(r->names[ACCESS_DST_SERVICE]), or_dash(r->names[ACCESS_DST_WORKLOAD]), or_dash(r->names[ACCESS_DST_NAMESPACE]),
-		 or_dash(r->names[ACCESS_DST_IDENTITY]), r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",
+		 or_dash(r->names[ACCESS_DST_SERVICE]), or_dash(r->names[ACCESS_DST_WORKLOAD]),
+		 or_dash(r->names[ACCESS_DST_NAMESPACE]), or_dash(r->names[ACCESS_DST_IDENTITY]),
+		 r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",
 		 (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_recv, secs,
 		 error ? error : "");
 #undef ACCESS_FIELDS

@@ -133,7 +133,7 @@ void proxy_free(struct proxy **pxp)
 		return;
 	for (unsigned i = 0; i < px->n_workers; i++)
 		io_worker_stop(&px->workers[i].io);
-	proxy_reuse_close(&px->reuse);	/* attached groups keep the program until they close */
+	proxy_reuse_close(&px->reuse);	/* attached groups keep the program while open */
 	*pxp = NULL;	/* sockets and memory go with the process */
 }
 
@@ -280,7 +280,7 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 		/* the ebpf backend's sockmap holds worker 0's 15001 and 15006 (below) */
 		if (in_sockmap(px, (enum proxy_port_kind)k))
 			fds[0] = -fds[0] - 1;
-		proxy_reuse_add(px->reuse, pod, (enum proxy_port_kind)k, fds);	/* else: hash */
+		proxy_reuse_add(px->reuse, pod, (enum proxy_port_kind)k, fds); /* else: hash */
 	}
 	ret = dns_listen_pod(px->dns, pod);
 	if (ret < 0)

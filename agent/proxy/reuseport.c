@@ -168,8 +168,8 @@ static int group_add(struct proxy_reuse *r, const int *fds, uint64_t *cookies, i
 			ret = -errno;
 	}
 	/* one attach serves the whole group */
-	if (!ret && setsockopt(fds[0] < 0 ? -fds[0] - 1 : fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog,
-			       sizeof(prog)) < 0)
+	if (!ret && setsockopt(fds[0] < 0 ? -fds[0] - 1 : fds[0], SOL_SOCKET,
+			       SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)) < 0)
 		ret = -errno;
 	if (ret < 0) {
 		group_forget(r, slot, cookies);
@@ -197,8 +197,9 @@ int proxy_reuse_add(struct proxy_reuse *r, struct proxy_pod *pod, enum proxy_por
 	}
 	ret = group_add(r, fds, gs->cookies[kind], &gs->slot[kind]);
 	if (ret < 0)
-		log_warn("least-loaded placement off for a listener", "pod=%s/%s kind=%d error=\"%s\"",
-			 pod->namespace_, pod->name, kind, strerror(-ret));
+		log_warn("least-loaded placement off for a listener",
+			 "pod=%s/%s kind=%d error=\"%s\"", pod->namespace_, pod->name, kind,
+			 strerror(-ret));
 	return ret;
 }
 

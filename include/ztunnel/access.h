@@ -48,7 +48,7 @@ struct access_record {
 	uint64_t start_ms;
 	struct metrics_series *series;	/* counted in it when opened; NULL: not counted */
 	struct metrics *metrics;	/* for the active connections gauge; NULL: none */
-	bool counted;			/* counted open by access_count_open, until completed */
+	bool counted;			/* by access_count_open, until completed */
 	struct access_tracker *tracker;	/* set while tracked */
 	struct access_record *tprev, *tnext;
 	access_abort_fn abort;

@@ -32,7 +32,8 @@ n=$(hbone_conns)
 tb_log "ok: rr beside the bulk on one HBONE connection: $out"
 tb_wait_pid "$bulk" 40 || tb_fail "iperf3 did not end"
 [ "$TB_WAIT_RC" -eq 0 ] || tb_fail "iperf3 failed: $(tail -5 "$TBDIR/iperf.log")"
-recv=$(grep 'receiver$' "$TBDIR/iperf.log") || tb_fail "no iperf3 result: $(tail -5 "$TBDIR/iperf.log")"
+recv=$(grep 'receiver$' "$TBDIR/iperf.log") ||
+	tb_fail "no iperf3 result: $(tail -5 "$TBDIR/iperf.log")"
 grep -Eq ' [0-9.]+ [MG]Bytes ' <<<"$recv" || tb_fail "the bulk moved too little: $recv"
 tb_log "ok: the bulk completed: $recv"
 tb_pass "a bulk stream does not starve request/response streams on the same connection"

@@ -35,7 +35,8 @@ tb_bg client iperf3 -c 10.201.2.2 -p 5202 -t 8 -i 1 --forceflush \
 	>"$TBDIR/iperf2.log" 2>&1
 bulk2=$TB_BG_PID
 tb_poll 20 grep -q 'sec.*Bytes' "$TBDIR/iperf2.log" || tb_fail "iperf3 #2 moved nothing in 20 s"
-tb_poll 10 at_least 2 || tb_fail "a second bulk beside a busy connection: $(hbone_conns) HBONE connection(s), want 2"
+tb_poll 10 at_least 2 ||
+	tb_fail "a second bulk beside a busy connection: $(hbone_conns) HBONE connection(s), want 2"
 tb_log "ok: the second bulk opened a second connection to the peer: $(hbone_conns)"
 out=$(tb_exec client timeout 60 "$PY" "$TB_PEERS/rr_client.py" 10.201.2.2:7100 \
 	--exchanges 50 --fresh 10 --timeout 30) || tb_fail "rr beside two bulks: $out"
@@ -47,6 +48,7 @@ for b in "$bulk1" "$bulk2"; do
 	[ "$TB_WAIT_RC" -eq 0 ] || tb_fail "iperf3 failed"
 done
 tb_log "ok: both bulks completed"
-tb_poll 15 at_most 0 || tb_fail "idle: $(hbone_conns) HBONE connections left after the release timeout"
+tb_poll 15 at_most 0 ||
+	tb_fail "idle: $(hbone_conns) HBONE connections left after the release timeout"
 tb_log "ok: idle connections released after POOL_UNUSED_RELEASE_TIMEOUT"
 tb_pass "competing streams spread over connections to one peer, bounded"
