@@ -91,6 +91,7 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
 	{ "ZTUNNEL_BPF_PIN_DIR", K_STRING, CFG(bpf_pin_dir), 0, 0 },
 	{ "ZTUNNEL_BPF_SOCKMAP", K_BOOL, CFG(bpf_sockmap), 0, 0 },
+	{ "ZTUNNEL_LEAST_LOADED_WORKER", K_BOOL, CFG(least_loaded), 0, 0 },
 	{ "ZTUNNEL_BPF_CGROUP", K_STRING, CFG(bpf_cgroup), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
 	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
@@ -219,6 +220,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->metrics_port = 15020;
 	cfg->ready_port = 15021;
 	cfg->dns_capture = true;	/* upstream's default */
+	cfg->least_loaded = true;
 	cfg->dns_proxy_addr = "127.0.0.1:15053";
 	hbone_settings_default(&cfg->hbone);
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {

@@ -125,6 +125,14 @@ fail:
 	return NULL;
 }
 
+void proxy_set_hash_placement(struct proxy *px)
+{
+	if (px->reuse)
+		log_info("worker placement by the kernel's reuseport hash",
+			 "setting=ZTUNNEL_LEAST_LOADED_WORKER=false");
+	proxy_reuse_close(&px->reuse);
+}
+
 void proxy_free(struct proxy **pxp)
 {
 	struct proxy *px = *pxp;

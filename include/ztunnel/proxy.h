@@ -50,6 +50,9 @@ struct proxy *proxy_new(unsigned n_workers, struct state_store *store,
 			const struct hbone_settings *set, struct metrics *metrics,
 			bool count_connections);
 void proxy_free(struct proxy **px);
+/* New connections of pods enrolled from now on are placed by the kernel's reuseport hash, not
+ * on the least-loaded worker (ZTUNNEL_LEAST_LOADED_WORKER=false). */
+void proxy_set_hash_placement(struct proxy *px);
 
 /*
  * On-demand look-ups (XDS_ON_DEMAND): with demand set, an outbound connection whose destination
