@@ -304,6 +304,8 @@ static int start_serving(struct agent *a)
 	if (!a->px)
 		return -1;
 	proxy_set_redirect(a->px, &a->redirect);
+	if (!a->cfg.least_loaded)
+		proxy_set_hash_placement(a->px);
 	{
 		struct io_worker *ws[CONFIG_MAX_WORKERS];
 

@@ -91,6 +91,7 @@ static const struct setting settings[] = {
 	{ "ZTUNNEL_REDIRECT", K_STRING, CFG(redirect_mode), 0, 0 },
 	{ "ZTUNNEL_BPF_PIN_DIR", K_STRING, CFG(bpf_pin_dir), 0, 0 },
 	{ "ZTUNNEL_BPF_SOCKMAP", K_BOOL, CFG(bpf_sockmap), 0, 0 },
+	{ "ZTUNNEL_LEAST_LOADED_WORKER", K_BOOL, CFG(least_loaded), 0, 0 },
 	{ "ZTUNNEL_BPF_CGROUP", K_STRING, CFG(bpf_cgroup), 0, 0 },
 	{ "ZTUNNEL_LOG", K_STRING, CFG(log_level), 0, 0 },
 	{ "LOG_FORMAT", K_STRING, CFG(log_format), 0, 0 },
@@ -119,6 +120,7 @@ static const struct setting settings[] = {
 	{ "HTTP2_FRAME_SIZE", K_UINT, CFG(hbone.frame_size), 16384, (1u << 24) - 1 },
 	{ "POOL_MAX_STREAMS_PER_CONNECTION", K_UINT, CFG(hbone.max_streams_per_conn), 1, 10000 },
 	{ "POOL_UNUSED_RELEASE_TIMEOUT", K_DURATION_MS, CFG(hbone.idle_release_ms), 100, 86400000 },
+	{ "ZTUNNEL_POOL_MAX_CONNS_PER_PEER", K_UINT, CFG(hbone.max_conns_per_peer), 1, 64 },
 	/* upstream's fixed 10 s / 20 s; settable here so that tests need not wait 30 s */
 	{ "LOCALHOST_APP_TUNNEL", K_BOOL, CFG(hbone.localhost_app_tunnel), 0, 0 },
 	{ "ZTUNNEL_KTLS", K_BOOL, CFG(hbone.ktls), 0, 0 },
@@ -219,6 +221,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->metrics_port = 15020;
 	cfg->ready_port = 15021;
 	cfg->dns_capture = true;	/* upstream's default */
+	cfg->least_loaded = true;
 	cfg->dns_proxy_addr = "127.0.0.1:15053";
 	hbone_settings_default(&cfg->hbone);
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {

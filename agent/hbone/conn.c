@@ -22,6 +22,7 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->conn_window = 16u << 20;
 	s->frame_size = 1u << 20;
 	s->max_streams_per_conn = 100;
+	s->max_conns_per_peer = 4;
 	s->server_max_streams = 200;
 	s->idle_release_ms = 5 * 60 * 1000;
 	s->handshake_timeout_ms = 10 * 1000;

@@ -49,6 +49,8 @@ struct hbone_conn {
 	/* client side */
 	struct hbone_pool *pool;
 	struct hbone_conn *pool_next;
+	uint64_t pool_rate_bytes, pool_rate_ms;	/* the pool's last look at its streams */
+	bool pool_busy;			/* ... and whether they moved bulk until then */
 	struct hbone_target *target;	/* the pool key and connect parameters (its authority is
 					 * the first stream's; streams carry their own); owned. A
 					 * pointer so that a server connection stays small */

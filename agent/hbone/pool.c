@@ -107,17 +107,101 @@ static struct hbone_conn *open_conn(struct hbone_pool *p, const struct hbone_tar
 	return c;
 }
 
+/* Bytes waiting inside the agent (a stream's, either way, or a connection's ciphertext) from
+ * which on it is moving bulk, not a request and its answer. */
+#define BULK_BYTES (64 * 1024)
+
+static bool stream_bulk(const struct hbone_stream *st)
+{
+	return st->pend_len + st->q.len >= BULK_BYTES;
+}
+
+/* Bytes a connection's streams moved per second from which on it is carrying bulk (about
+ * 64 Mbit/s: request/response traffic stays far below, an iperf3 stream far above). */
+#define BULK_RATE (8u * 1024 * 1024)
+#define RATE_MIN_MS 20		/* shorter intervals are noise: the previous verdict stands */
+
+/* Whether c's streams moved bytes at bulk rate since the pool last looked (their access
+ * records count the bytes; a stream gone since takes its share along, erring towards idle). */
+static bool conn_moving(struct hbone_conn *c)
+{
+	uint64_t now = io_now_ms(), total = 0, moved;
+
+	for (const struct hbone_stream *st = c->streams; st; st = st->next)
+		total += st->rec.bytes_sent + st->rec.bytes_recv;
+	if (now - c->pool_rate_ms >= RATE_MIN_MS) {
+		moved = total > c->pool_rate_bytes ? total - c->pool_rate_bytes : 0;
+		c->pool_busy = moved * 1000 >= (uint64_t)BULK_RATE * (now - c->pool_rate_ms);
+		c->pool_rate_bytes = total;
+		c->pool_rate_ms = now;
+	}
+	return c->pool_busy;
+}
+
+/*
+ * How busy c is moving bytes: streams at bulk rate lately, its ciphertext backed up behind a
+ * write in flight, its connection window (ours to send in) short of one stream window, or
+ * streams with many bytes queued on it. An idle or request/response connection scores 0
+ * whatever its stream count.
+ */
+static unsigned conn_bulk(struct hbone_conn *c)
+{
+	unsigned bulk = 0;
+
+	if (c->state != HCONN_READY || !c->active_streams)
+		return 0;
+	for (const struct hbone_stream *st = c->streams; st; st = st->next)
+		bulk += stream_bulk(st);
+	bulk += conn_moving(c);
+	if (c->sock.wdata && tls_xprt_out_len(&c->tls) >= BULK_BYTES)
+		bulk++;
+	if (nghttp2_session_get_remote_window_size(c->h2) < (int32_t)c->set->stream_window)
+		bulk++;
+	return bulk;
+}
+
+/* Orders connections of one key: fewest busy signals, then fewest streams. */
+static uint64_t conn_load(struct hbone_conn *c)
+{
+	return ((uint64_t)conn_bulk(c) << 32) | c->active_streams;
+}
+
+/*
+ * The connection of t's key for a new stream: the least-loaded one with room; a new one when
+ * none has room (upstream's rule, at the stream limit), or when even the least-loaded is busy
+ * moving bytes and the key has fewer than max_conns_per_peer connections (competing streams
+ * spread over connections: their own TCP windows, TLS pumps and, on the peer, workers).
+ */
+static struct hbone_conn *pick_conn(struct hbone_pool *p, const struct hbone_target *t)
+{
+	struct hbone_conn *c, *best = NULL;
+	uint64_t best_load = 0, load;
+	unsigned n_key = 0;
+
+	for (c = p->conns; c; c = c->pool_next) {
+		if (!hbone_target_same_pool(c->target, t))
+			continue;
+		n_key++;
+		if (!has_room(c))
+			continue;
+		load = conn_load(c);
+		if (!best || load < best_load) {
+			best = c;
+			best_load = load;
+		}
+	}
+	if (best && (!(best_load >> 32) || n_key >= p->set->max_conns_per_peer))
+		return best;
+	c = open_conn(p, t);
+	return c ? c : best;	/* no new connection (out of fds): a busy one carries it */
+}
+
 void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int fd,
 		       const struct access_record *rec, const struct hbone_meta *meta)
 {
-	struct hbone_conn *c;
+	struct hbone_conn *c = pick_conn(p, t);
 	struct hbone_stream *st;
 
-	for (c = p->conns; c; c = c->pool_next)
-		if (hbone_target_same_pool(c->target, t) && has_room(c))
-			break;
-	if (!c)
-		c = open_conn(p, t);
 	if (!c) {
 		struct access_record r = *rec;
 
@@ -128,6 +212,9 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 	hconn_enter(c);
 	st = hstream_new(c);
 	if (!st) {
+		struct access_record r = *rec;
+
+		access_log_complete(&r, "out of memory");
 		close(fd);
 		goto out;
 	}

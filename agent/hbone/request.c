@@ -19,7 +19,8 @@ int hstream_on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *
 	st->id = f->hd.stream_id;
 	st->rec.direction = ACCESS_INBOUND;
 	st->rec.src = c->peer;
-	snprintf(st->rec.src_identity, sizeof(st->rec.src_identity), "%s", c->peer_identity);
+	/* out of memory: the proxy refuses the stream (it checks the name is there) */
+	access_set(&st->rec, ACCESS_SRC_IDENTITY, c->peer_identity);
 	nghttp2_session_set_stream_user_data(h2, st->id, st);
 	return 0;
 }

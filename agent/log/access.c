@@ -61,8 +61,18 @@ static void untrack(struct access_record *r)
 	r->tprev = r->tnext = NULL;
 }
 
+static __thread unsigned open_here;	/* records are filled, counted and ended on one thread */
+
+unsigned access_open_here(void)
+{
+	return open_here;
+}
+
 void access_count_open(struct access_record *r, struct metrics_series *series, struct metrics *m)
 {
+	if (!r->counted)
+		open_here++;
+	r->counted = true;
 	r->series = series;
 	r->metrics = m;
 	metrics_conn_opened(series);
@@ -76,6 +86,9 @@ void access_log_complete(struct access_record *r, const char *error)
 	double secs = (double)(io_now_ms() - r->start_ms) / 1000.0;
 
 	untrack(r);
+	if (r->counted)
+		open_here--;
+	r->counted = false;
 	if (r->series) {
 		/* Istio flips sent/received for reporter=source (istio/istio#32399): there they are
 		 * the client's; for reporter=destination, received is what the client sent */
@@ -98,12 +111,14 @@ void access_log_complete(struct access_record *r, const char *error)
 	"direction=%s bytes_sent=%llu bytes_recv=%llu duration=%.3fs"
 	log_emit(error ? LOG_WARN : LOG_INFO, "connection complete",
 		 error ? ACCESS_FIELDS " error=\"%s\"" : ACCESS_FIELDS "%.0s",
-		 access_addr(&r->src, src, sizeof(src)), or_dash(r->src_workload),
-		 or_dash(r->src_namespace), or_dash(r->src_identity),
+		 access_addr(&r->src, src, sizeof(src)), or_dash(r->names[ACCESS_SRC_WORKLOAD]),
+		 or_dash(r->names[ACCESS_SRC_NAMESPACE]), or_dash(r->names[ACCESS_SRC_IDENTITY]),
 		 access_addr(&r->dst, dst, sizeof(dst)), access_addr(&r->hbone, hb, sizeof(hb)),
-		 or_dash(r->dst_service), or_dash(r->dst_workload), or_dash(r->dst_namespace),
-		 or_dash(r->dst_identity), r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",
+		 or_dash(r->names[ACCESS_DST_SERVICE]), or_dash(r->names[ACCESS_DST_WORKLOAD]),
+		 or_dash(r->names[ACCESS_DST_NAMESPACE]), or_dash(r->names[ACCESS_DST_IDENTITY]),
+		 r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",
 		 (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_recv, secs,
 		 error ? error : "");
 #undef ACCESS_FIELDS
+	access_names_release(r);
 }

@@ -12,6 +12,7 @@ static bool judge(const struct state_snapshot *snap, const struct access_record 
 {
 	struct policy_request req = { 0 };
 	struct policy_result res;
+	const char *sid;
 	uint16_t sport;
 
 	proxy_ip_of(&rec->src, &req.src_ip, &sport);
@@ -21,13 +22,14 @@ static bool judge(const struct state_snapshot *snap, const struct access_record 
 		snprintf(why, len, "destination workload is no longer known");
 		return false;
 	}
-	if (strncmp(rec->src_identity, "spiffe://", 9) == 0)
-		req.principal = rec->src_identity + 9;
+	sid = access_get(rec, ACCESS_SRC_IDENTITY);
+	if (strncmp(sid, "spiffe://", 9) == 0)
+		req.principal = sid + 9;
 	policy_check(snap, &req, &res);
 	snprintf(why, len, "%s", res.reason);
 	if (res.dry_run_would_deny)
 		log_info("dry-run policy would deny", "src.addr=%s src.identity=%s dst.workload=%s",
-			 "-", rec->src_identity[0] ? rec->src_identity : "-", rec->dst_workload);
+			 "-", sid[0] ? sid : "-", access_get(rec, ACCESS_DST_WORKLOAD));
 	return res.verdict == POLICY_ALLOW;
 }
 
@@ -67,9 +69,9 @@ void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, c
 	sw = state_lookup_ip(snap, &ip);
 	proxy_ip_of(&rec->dst, &ip, &port);
 	dw = state_lookup_ip(snap, &ip);
-	if (rec->dst_service[0])
-		svc = state_lookup_hostname(snap, rec->dst_service);
-	snprintf(sid, sizeof(sid), "%s", rec->src_identity);
+	if (rec->names[ACCESS_DST_SERVICE])
+		svc = state_lookup_hostname(snap, rec->names[ACCESS_DST_SERVICE]);
+	snprintf(sid, sizeof(sid), "%s", access_get(rec, ACCESS_SRC_IDENTITY));
 	if (!sid[0] && sw && sw->protocol == STATE_PROTO_HBONE && rec->direction == ACCESS_OUTBOUND)
 		state_workload_identity(sw, sid, sizeof(sid));
 	struct metrics_labels l = {
@@ -83,7 +85,7 @@ void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, c
 		.source_app = sw ? sw->canonical_name : NULL,
 		.source_version = sw ? sw->canonical_revision : NULL,
 		.source_cluster = sw ? sw->cluster_id : NULL,
-		.destination_service = rec->dst_service,
+		.destination_service = rec->names[ACCESS_DST_SERVICE],
 		.destination_service_namespace = svc ? svc->namespace_ : NULL,
 		.destination_service_name = svc ? svc->name : NULL,
 		.destination_workload = dw ? or_unknown(dw->workload_name && *dw->workload_name ?
@@ -91,7 +93,7 @@ void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, c
 		.destination_canonical_service = dw ? dw->canonical_name : NULL,
 		.destination_canonical_revision = dw ? dw->canonical_revision : NULL,
 		.destination_workload_namespace = dw ? dw->namespace_ : NULL,
-		.destination_principal = mtls ? rec->dst_identity : NULL,
+		.destination_principal = mtls ? access_get(rec, ACCESS_DST_IDENTITY) : NULL,
 		.destination_app = dw ? dw->canonical_name : NULL,
 		.destination_version = dw ? dw->canonical_revision : NULL,
 		.destination_cluster = dw ? dw->cluster_id : NULL,

@@ -52,9 +52,9 @@ static void peer_meta(struct proxy_worker *pw, struct hbone_stream *st, struct a
 	char out[sizeof(hbone_stream_meta(st)->baggage)];
 
 	proxy_baggage_parse(hbone_stream_meta(st)->baggage, bag);
-	if (!rec->src_workload[0] && bag->workload[0]) {
-		snprintf(rec->src_workload, sizeof(rec->src_workload), "%s", bag->workload);
-		snprintf(rec->src_namespace, sizeof(rec->src_namespace), "%s", bag->namespace_);
+	if (!rec->names[ACCESS_SRC_WORKLOAD] && bag->workload[0]) {
+		access_set(rec, ACCESS_SRC_WORKLOAD, bag->workload);	/* the log's only */
+		access_set(rec, ACCESS_SRC_NAMESPACE, bag->namespace_);
 	}
 	proxy_ip_of(&rec->dst, &ip, &port);
 	proxy_baggage_encode(state_lookup_ip(snap, &ip), out, sizeof(out));
@@ -78,7 +78,8 @@ static void app_tunnel_connect(struct proxy_worker *pw, struct proxy_pod *pod,
 {
 	struct sockaddr_storage to = *dst;
 	uint8_t hdr[16 + 36 + 3 + TLS_SPIFFE_MAX];
-	ssize_t n = proxy_ppv2_header(&rec->src, &rec->dst, rec->src_identity, hdr, sizeof(hdr));
+	ssize_t n = proxy_ppv2_header(&rec->src, &rec->dst, access_get(rec, ACCESS_SRC_IDENTITY),
+				      hdr, sizeof(hdr));
 	struct state_ip lo;
 	uint16_t port;
 	int fd;
@@ -118,12 +119,15 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	const struct state_app_tunnel *tunnel;
 	int fd;
 
-	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", pod->name);
-	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", pod->namespace_);
-	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", pod->identity);
-	proxy_record_workload(proxy_snapshot(pw), &rec->src, rec->src_workload,
-			      sizeof(rec->src_workload), rec->src_namespace,
-			      sizeof(rec->src_namespace), NULL, 0);
+	/* the policies judge the source identity: without its name the stream cannot go on */
+	if (!access_get(rec, ACCESS_SRC_IDENTITY)[0] != !hbone_stream_peer_identity(st)[0] ||
+	    access_set(rec, ACCESS_DST_WORKLOAD, pod->name) < 0 ||
+	    access_set(rec, ACCESS_DST_NAMESPACE, pod->namespace_) < 0 ||
+	    access_set(rec, ACCESS_DST_IDENTITY, pod->identity) < 0 ||
+	    proxy_record_source(proxy_snapshot(pw), rec) < 0) {
+		hbone_stream_refuse(st, 503, "out of memory");
+		return;
+	}
 	if (__atomic_load_n(&pw->px->draining, __ATOMIC_ACQUIRE)) {
 		hbone_stream_goaway(st);
 		hbone_stream_refuse(st, 503, "the agent is draining");
@@ -215,10 +219,13 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 		close(fd);
 		return;
 	}
-	snprintf(rec.dst_workload, sizeof(rec.dst_workload), "%s", pod->name);
-	snprintf(rec.dst_namespace, sizeof(rec.dst_namespace), "%s", pod->namespace_);
-	proxy_record_workload(snap, &rec.src, rec.src_workload, sizeof(rec.src_workload),
-			      rec.src_namespace, sizeof(rec.src_namespace), NULL, 0);
+	if (access_set(&rec, ACCESS_DST_WORKLOAD, pod->name) < 0 ||
+	    access_set(&rec, ACCESS_DST_NAMESPACE, pod->namespace_) < 0 ||
+	    proxy_record_source(snap, &rec) < 0) {
+		access_log_complete(&rec, "out of memory");
+		io_sock_reset_close(fd);
+		return;
+	}
 	port = ntohs(((struct sockaddr_in *)&rec.dst)->sin_port);
 	if (proxy_agent_port(port)) {
 		access_log_complete(&rec, "destination is a port of the agent");

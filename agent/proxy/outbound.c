@@ -46,21 +46,20 @@ void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_
 	}
 }
 
-void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_storage *ss,
-			   char *workload, size_t wl, char *ns, size_t nl, char *identity, size_t il)
+int proxy_record_source(struct state_snapshot *snap, struct access_record *rec)
 {
 	struct state_ip ip;
 	uint16_t port;
 	const struct state_workload *w;
 
-	proxy_ip_of(ss, &ip, &port);
+	proxy_ip_of(&rec->src, &ip, &port);
 	w = state_lookup_ip(snap, &ip);
 	if (!w)
-		return;
-	snprintf(workload, wl, "%s", w->name ? w->name : "");
-	snprintf(ns, nl, "%s", w->namespace_ ? w->namespace_ : "");
-	if (identity && w->protocol == STATE_PROTO_HBONE)
-		state_workload_identity(w, identity, il);
+		return 0;
+	if (access_set(rec, ACCESS_SRC_WORKLOAD, w->name) < 0 ||
+	    access_set(rec, ACCESS_SRC_NAMESPACE, w->namespace_) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
@@ -116,9 +115,10 @@ static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	t.netns_fd = pod->netns_fd;
 	t.client_ctx = __atomic_load_n(&pod->client_ctx, __ATOMIC_ACQUIRE);	/* rotation swaps it */
 	/* as upstream, the destination of a waypoint hop is the waypoint (the service stays) */
-	snprintf(rec->dst_workload, sizeof(rec->dst_workload), "%s", r->w->name);
-	snprintf(rec->dst_namespace, sizeof(rec->dst_namespace), "%s", r->w->namespace_);
-	snprintf(rec->dst_identity, sizeof(rec->dst_identity), "%s", t.dst_identity);
+	/* out of memory: the log and labels lose a name, the tunnel checks t's identity anyway */
+	access_set(rec, ACCESS_DST_WORKLOAD, r->w->name);
+	access_set(rec, ACCESS_DST_NAMESPACE, r->w->namespace_);
+	access_set(rec, ACCESS_DST_IDENTITY, t.dst_identity);
 	proxy_count_open(pw, rec, PROXY_FLAGS_OK, true);
 	request_meta(src, r, rec, &meta);
 	hbone_pool_tunnel(pw->pool, &t, fd, rec, &meta);
@@ -196,7 +196,7 @@ static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int f
 	src.workload = state_lookup_pod(snap, pod->uid, pod->namespace_, pod->name);
 	ret = proxy_route_pick(snap, &src, &dst, dport, next_random(pw), &r, why, sizeof(why));
 	if (r.svc)
-		snprintf(rec->dst_service, sizeof(rec->dst_service), "%s", r.svc->hostname);
+		access_set(rec, ACCESS_DST_SERVICE, r.svc->hostname);
 	if (ret < 0) {
 		/* never around a waypoint: no route is a refused connection */
 		access_log_complete(rec, why);
@@ -282,8 +282,12 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 		return;
 	}
 	rec.dst = orig;
-	snprintf(rec.src_workload, sizeof(rec.src_workload), "%s", pod->name);
-	snprintf(rec.src_namespace, sizeof(rec.src_namespace), "%s", pod->namespace_);
-	snprintf(rec.src_identity, sizeof(rec.src_identity), "%s", pod->identity);
+	if (access_set(&rec, ACCESS_SRC_WORKLOAD, pod->name) < 0 ||
+	    access_set(&rec, ACCESS_SRC_NAMESPACE, pod->namespace_) < 0 ||
+	    access_set(&rec, ACCESS_SRC_IDENTITY, pod->identity) < 0) {
+		access_log_complete(&rec, "out of memory");
+		io_sock_reset_close(fd);
+		return;
+	}
 	route_outbound(pw, pod, fd, &orig, &rec, true);
 }

@@ -41,6 +41,7 @@ struct proxy {
 	int (*demand)(void *ctx, const char *name);	/* on-demand look-ups, or NULL */
 	const struct redirect *redirect;	/* borrowed: original destinations; NULL: conntrack */
 	struct dns *dns;			/* borrowed: the DNS proxy, or NULL */
+	struct proxy_reuse *reuse;		/* owned: least-loaded placement, or NULL */
 	void *demand_ctx;
 };
 
@@ -141,6 +142,26 @@ ssize_t proxy_ppv2_header(const struct sockaddr_storage *src, const struct socka
 void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, const char *flags,
 			   bool mtls, const struct proxy_baggage *peer);
 
+/* reuseport.c: least-loaded worker placement. */
+struct proxy_reuse;
+/* Loads the SK_REUSEPORT program for n_workers; NULL (logged) when BPF is unavailable or
+ * there is only one worker: the kernel's hash then places connections. */
+struct proxy_reuse *proxy_reuse_open(unsigned n_workers);
+void proxy_reuse_close(struct proxy_reuse **r);
+/* Places the connections of pod's listener group of kind (fds: one per worker, in worker
+ * order) by load. A socket given as -fd - 1 is known but not selectable: it sits in the ebpf
+ * capture backend's sockmap, and a socket can be in only one of the two maps; a connection for
+ * which that worker is the least loaded gets the kernel's hash. 0, or -errno (logged; that
+ * group keeps the kernel's hash). r may be NULL. */
+int proxy_reuse_add(struct proxy_reuse *r, struct proxy_pod *pod, enum proxy_port_kind kind,
+		    const int *fds);
+/* Forgets pod's groups (before its listeners close) and frees pod->reuse. r may be NULL. */
+void proxy_reuse_del(struct proxy_reuse *r, struct proxy_pod *pod);
+/* Worker `worker` has `load` open connections (a store into the program's array). */
+void proxy_reuse_publish(struct proxy_reuse *r, unsigned worker, unsigned load);
+/* The load the program sees for worker now (tests, admin). */
+unsigned proxy_reuse_load(const struct proxy_reuse *r, unsigned worker);
+
 /* shed.c */
 void proxy_shed_init(struct proxy_shed *s);
 /* An accept failed with res: is it the kind that a pause fixes (out of fds or memory)? */
@@ -187,8 +208,8 @@ void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_
 socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockaddr_storage *ss);
 /* A socket in pod's netns bound to src (transparently, port 0), for connecting to the app. */
 int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, uint32_t mark);
-/* Fills the workload fields of rec from the workload owning ip, if any. */
-void proxy_record_workload(struct state_snapshot *snap, const struct sockaddr_storage *ss,
-			   char *workload, size_t wl, char *ns, size_t nl, char *identity, size_t il);
+/* Names rec's source workload and namespace after the workload owning rec->src, if any.
+ * 0 or -ENOMEM. */
+int proxy_record_source(struct state_snapshot *snap, struct access_record *rec);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ztunnel/config.h>
 #include <ztunnel/dns.h>
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
@@ -74,8 +75,11 @@ int proxy_original_dst(struct proxy_worker *pw, int fd, struct sockaddr_storage 
 /* The worker's tick: parked connections whose wait is over, then the policy re-check. */
 static void proxy_tick(struct io_worker *w)
 {
-	proxy_parked_tick(w->user);
+	struct proxy_worker *pw = w->user;
+
+	proxy_parked_tick(pw);
 	proxy_recheck(w);
+	proxy_reuse_publish(pw->px->reuse, (unsigned)w->id, access_open_here());
 }
 
 struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbone_settings *set,
@@ -114,10 +118,19 @@ struct proxy *proxy_new(unsigned n, struct state_store *store, const struct hbon
 		if (!pw->pool || !pw->shard || io_worker_start(&pw->io) < 0)
 			goto fail;
 	}
+	px->reuse = proxy_reuse_open(n);
 	return px;
 fail:
 	/* workers started so far are left to the process exit: start-up failure is fatal */
 	return NULL;
+}
+
+void proxy_set_hash_placement(struct proxy *px)
+{
+	if (px->reuse)
+		log_info("worker placement by the kernel's reuseport hash",
+			 "setting=ZTUNNEL_LEAST_LOADED_WORKER=false");
+	proxy_reuse_close(&px->reuse);
 }
 
 void proxy_free(struct proxy **pxp)
@@ -128,6 +141,7 @@ void proxy_free(struct proxy **pxp)
 		return;
 	for (unsigned i = 0; i < px->n_workers; i++)
 		io_worker_stop(&px->workers[i].io);
+	proxy_reuse_close(&px->reuse);	/* attached groups keep the program while open */
 	*pxp = NULL;	/* sockets and memory go with the process */
 }
 
@@ -168,6 +182,7 @@ static void on_accept(struct io_op *op, int res, uint32_t flags)
 			proxy_inbound_plain_accept(l->pw, l->pod, res);
 		} else
 			proxy_inbound_hbone_accept(l->pw, l->pod, res);
+		proxy_reuse_publish(l->pw->px->reuse, (unsigned)l->pw->io.id, access_open_here());
 	} else if (proxy_accept_overloaded(res)) {
 		proxy_shed_accept(l);	/* paused: logged once per interval, re-armed later */
 	} else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED && res != -ECANCELED) {
@@ -231,6 +246,12 @@ static int open_listener(struct proxy_pod *pod, uint16_t port, uint32_t mark)
 	return fd;
 }
 
+static bool in_sockmap(const struct proxy *px, enum proxy_port_kind k)
+{
+	return k != PROXY_INBOUND_HBONE && px->redirect && px->redirect->ops &&
+	       strcmp(px->redirect->ops->name, "ebpf") == 0;
+}
+
 int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 {
 	unsigned n = px->n_workers * PROXY_KINDS, i;
@@ -259,6 +280,16 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 		ls[i]->accept_op = (struct io_op){ .cb = on_accept, .ctx = ls[i] };
 		ls[i]->pod = proxy_pod_get(pod);
 	}
+	for (int k = 0; px->reuse && k < PROXY_KINDS; k++) {
+		int fds[CONFIG_MAX_WORKERS];
+
+		for (i = 0; i < px->n_workers; i++)
+			fds[i] = ls[i * PROXY_KINDS + (unsigned)k]->fd;
+		/* the ebpf backend's sockmap holds worker 0's 15001 and 15006 (below) */
+		if (in_sockmap(px, (enum proxy_port_kind)k))
+			fds[0] = -fds[0] - 1;
+		proxy_reuse_add(px->reuse, pod, (enum proxy_port_kind)k, fds); /* else: hash */
+	}
 	ret = dns_listen_pod(px->dns, pod);
 	if (ret < 0)
 		goto fail;
@@ -270,6 +301,7 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 	free(ls);
 	return 0;
 fail:
+	proxy_reuse_del(px->reuse, pod);
 	for (i = 0; i < n; i++) {
 		if (!ls[i])
 			continue;
@@ -288,6 +320,7 @@ void proxy_drain(struct proxy *px)
 
 void proxy_unlisten_pod(struct proxy *px, struct proxy_pod *pod)
 {
+	proxy_reuse_del(px->reuse, pod);
 	dns_unlisten_pod(px->dns, pod);
 	for (unsigned i = 0; i < px->n_workers; i++)
 		io_worker_post(&px->workers[i].io, remove_listeners_task, proxy_pod_get(pod));

@@ -25,6 +25,7 @@ struct config {
 	const char *redirect_mode;	/* ZTUNNEL_REDIRECT: nftables (default), ebpf or none */
 	const char *bpf_pin_dir;	/* ZTUNNEL_BPF_PIN_DIR, /sys/fs/bpf/ztunnel (ebpf) */
 	bool bpf_sockmap;		/* ZTUNNEL_BPF_SOCKMAP: the socket fast path (ebpf only) */
+	bool least_loaded;		/* ZTUNNEL_LEAST_LOADED_WORKER: BPF placement (true) */
 	const char *bpf_cgroup;		/* ZTUNNEL_BPF_CGROUP: where sock_ops attaches */
 	const char *log_level;		/* ZTUNNEL_LOG, else the level in RUST_LOG: error|warn|info|debug */
 	const char *rust_log;		/* RUST_LOG as upstream's chart sets it ("info", "ztunnel=debug") */

@@ -18,6 +18,8 @@ struct hbone_settings {
 	uint32_t conn_window;		/* HTTP2_CONNECTION_WINDOW_SIZE, 16 MiB */
 	uint32_t frame_size;		/* HTTP2_FRAME_SIZE, 1 MiB */
 	uint32_t max_streams_per_conn;	/* POOL_MAX_STREAMS_PER_CONNECTION, 100 */
+	uint32_t max_conns_per_peer;	/* ZTUNNEL_POOL_MAX_CONNS_PER_PEER: busy connections of
+					 * one pool key before streams share them again, 4 */
 	uint32_t server_max_streams;	/* 200 */
 	uint32_t idle_release_ms;	/* POOL_UNUSED_RELEASE_TIMEOUT, 5 min */
 	uint32_t handshake_timeout_ms;	/* 10 s: connect + TLS handshake */

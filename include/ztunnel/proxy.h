@@ -15,6 +15,8 @@
 #define PROXY_MAX_POD_IPS 4
 
 /* An enrolled pod as the datapath sees it. Shared by reference count (listeners, connections). */
+struct proxy_reuse_groups;
+
 struct proxy_pod {
 	int refcount;			/* atomic */
 	char uid[256];
@@ -31,6 +33,8 @@ struct proxy_pod {
 	SSL_CTX *client_ctx;		/* owned reference */
 	struct redirect_pod capture;	/* the capture backend's view: listeners (proxy_listen_pod),
 					 * addresses and state (inpod) */
+	struct proxy_reuse_groups *reuse;	/* owned: its listener groups' placement, from
+						 * proxy_listen_pod to proxy_unlisten_pod */
 };
 
 struct proxy_pod *proxy_pod_get(struct proxy_pod *pod);
@@ -46,6 +50,9 @@ struct proxy *proxy_new(unsigned n_workers, struct state_store *store,
 			const struct hbone_settings *set, struct metrics *metrics,
 			bool count_connections);
 void proxy_free(struct proxy **px);
+/* New connections of pods enrolled from now on are placed by the kernel's reuseport hash, not
+ * on the least-loaded worker (ZTUNNEL_LEAST_LOADED_WORKER=false). */
+void proxy_set_hash_placement(struct proxy *px);
 
 /*
  * On-demand look-ups (XDS_ON_DEMAND): with demand set, an outbound connection whose destination
