@@ -333,6 +333,12 @@ int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, ch
 		snprintf(err, errlen, "ebpf: the pod has no IPv4 address");
 		return -EINVAL;
 	}
+	if (pod->n_ipv6) {
+		/* its IPv6 traffic would go around the mesh: refused rather than half captured */
+		snprintf(err, errlen, "ebpf: the pod has IPv6 addresses and this backend captures "
+			 "IPv4 only (use ZTUNNEL_REDIRECT=nftables for dual-stack pods)");
+		return -EAFNOSUPPORT;
+	}
 	if (pod->state) {	/* installed again by this agent: replace, keep the pins */
 		ebpf_pod_free(pod->state);
 		pod->state = NULL;

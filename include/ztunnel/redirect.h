@@ -28,6 +28,7 @@ struct redirect_pod {
 	int netns_fd;				/* borrowed */
 	uint32_t ipv4[REDIRECT_MAX_ADDRS];	/* the pod's IPv4 addresses, network order */
 	unsigned n_ipv4;
+	unsigned n_ipv6;			/* how many IPv6 addresses it has besides */
 	int outbound_fd, inbound_fd;		/* listeners 15001 and 15006 (borrowed) */
 	int dns_udp_fd, dns_tcp_fd;		/* the DNS proxy's (15053, borrowed) when the agent
 						 * serves DNS, else -1 */
