@@ -32,7 +32,8 @@ static int conntrack_original_dst(int fd, struct sockaddr_storage *dst)
 static int nft_install(const struct redirect *r, struct redirect_pod *pod, char *err,
 		       size_t errlen)
 {
-	return redirect_nft_install(r->mark, pod ? pod->dns_port : 0, err, errlen);
+	return redirect_nft_install(r->mark, pod ? pod->dns_port : 0, pod && pod->dns_ipv6, err,
+				    errlen);
 }
 
 static int nft_remove(const struct redirect *r, struct redirect_pod *pod, char *err,

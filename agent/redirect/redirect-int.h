@@ -29,7 +29,8 @@ int redirect_nl_request(struct mnl_socket *nl, struct nlmsghdr *nlh, char *why, 
 /* Installs (replacing) or removes the two istio-ambient nftables tables in one transaction;
  * mark is the agent sockets' mark the rules leave alone; dns_port: the DNS rules' target
  * (0: no DNS rules). */
-int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, char *err, size_t errlen);
+int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, bool dns_ipv6, char *err,
+		       size_t errlen);
 /* The mask agent-mark matches compare under: 0xfff, or all bits for a mark above it. */
 uint32_t redirect_agent_mask(uint32_t mark);
 /* Adds or deletes the ebpf backend's policy rules and table-101 route (src: the pod's IPv4

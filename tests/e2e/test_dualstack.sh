@@ -94,6 +94,23 @@ tb_wait_log "$L2" "$CC.*src\\.addr=10\\.201\\.1\\.2:[0-9]+ .*dst\\.addr=10\\.201
 	tb_fail "node2 did not log the inbound connection to the v4-only pod"
 tb_log "ok: dual-stack client -> v4-only pod 10.201.2.4 through the mesh"
 
+# (4b) DNS: AAAA and A of a dual-stack service from the agent's proxy, the query sent over IPv6
+# (captured by the ip6 rule to [::1]:15053) and over IPv4; then the v6 VIP through the mesh
+for r in fd00:53::1 10.0.53.1; do
+	for t in AAAA:fd00:96::10 A:10.96.0.10; do
+		out=$(tb_exec client timeout 10 dig +short +time=2 +tries=1 "@$r" web.default.svc.cluster.local "${t%%:*}") ||
+			tb_fail "dig @$r ${t%%:*}: $out"
+		[ "$out" = "${t#*:}" ] || tb_fail "dig @$r web ${t%%:*}: got '$out', want ${t#*:}"
+	done
+done
+tb_log "ok: DNS: web's AAAA fd00:96::10 and A 10.96.0.10, asked over IPv6 and IPv4"
+out=$(tb_curl client "http://[fd00:96::10]:80/vip6" -6) || tb_fail "curl -6 to the v6 VIP failed: $out"
+[[ "$out" == *"path=/vip6"* && "$out" == *"peer=$C6:"* && "$out" == *"server=server-remote"* ]] ||
+	tb_fail "curl -6 to [fd00:96::10]:80: unexpected answer '$out'"
+tb_wait_log "$L1" "$CC.*dst\.addr=$(re "[fd00:201:2::2]"):9000 .*dst\.service=web\.default\.svc\.cluster\.local .*direction=outbound" 10 ||
+	tb_fail "node1 did not log the v6 VIP connection as service web to [fd00:201:2::2]:9000"
+tb_log "ok: the v6 service VIP [fd00:96::10]:80 reaches server-remote [fd00:201:2::2]:9000"
+
 # (5) a v6 CIDR policy: client2's IPv6 address is denied, client's is not, client2's IPv4 neither
 tb_reload_config "deny fd00:201:1::4/128" "$CFG" < <(cat "$TB_TESTDATA/dualstack-mesh.yaml"; printf '%s\n' \
 	'policies:' \
@@ -139,5 +156,9 @@ out=$(tb_exec client timeout 10 socat -t5 -T5 - "TCP6:[$S6]:9000" </dev/null 2>&
 [[ "$out" != *"peer="* ]] || tb_fail "IPV6_ENABLED=false: IPv6 to server-remote reached the app: $out"
 [ "$(grep -c "served $C6" "$TBDIR/whoami-server-remote.log")" -eq "$n" ] ||
 	tb_fail "IPV6_ENABLED=false: the app served an IPv6 connection"
+out=$(tb_exec server-remote timeout 10 dig +time=2 +tries=1 @10.0.53.1 web.default.svc.cluster.local AAAA) ||
+	tb_fail "IPV6_ENABLED=false: dig AAAA: $out"
+[[ "$out" == *"status: NOERROR"* && "$out" == *"ANSWER: 0,"* ]] ||
+	tb_fail "IPV6_ENABLED=false: AAAA of web should be NOERROR without records: $out"
 tb_log "ok: IPV6_ENABLED=false: listeners 0.0.0.0, IPv4 through the mesh, IPv6 refused ($out)"
 tb_pass "dual stack"
