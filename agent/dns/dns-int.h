@@ -40,7 +40,7 @@ struct dns_listener {
 	int fd;				/* owned */
 	bool tcp;
 	bool closing;
-	int family;			/* AF_INET (DNS_PROXY_ADDR) or AF_INET6 ([::1], same port) */
+	int family;			/* AF_INET (DNS_PROXY_ADDR) or AF_INET6 ([::1]) */
 	struct io_op op;		/* UDP: recvmsg; TCP: multishot accept */
 	unsigned refs;			/* replies being sent, client connections, forwards */
 	unsigned n_forwards;		/* the pod's forwards in flight on this worker (UDP one) */

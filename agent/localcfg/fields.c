@@ -147,8 +147,9 @@ static int cidr_item(struct lc_ctx *c, yaml_node_t *n, void *elem)
 	mapped = cidr->addr.family == AF_INET && strchr(addr, ':');
 	max = cidr->addr.family == AF_INET ? 32 : 128;
 	len = max + (mapped ? 96 : 0);
-	if (slash && (strlen(slash + 1) > 3 || strspn(slash + 1, "0123456789") !=
-			strlen(slash + 1) || !slash[1] || (len = strtoul(slash + 1, NULL, 10)) > 128))
+	if (slash && (strlen(slash + 1) > 3 || !slash[1] ||
+		      strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
+		      (len = strtoul(slash + 1, NULL, 10)) > 128))
 		goto bad;
 	if (mapped)
 		len = len >= 96 ? len - 96 : max + 1;

@@ -235,7 +235,7 @@ static int open_listener(struct proxy_pod *pod, uint16_t port, const struct hbon
 	int fd = inpod_socket(pod->netns_fd, family, SOCK_STREAM, set->mark);
 
 	if (fd == -EAFNOSUPPORT && family == AF_INET6) {
-		family = AF_INET;	/* main.c checked the kernel; this netns may still lack it */
+		family = AF_INET;	/* main.c checked the kernel; this netns may lack it */
 		fd = inpod_socket(pod->netns_fd, family, SOCK_STREAM, set->mark);
 	}
 	if (fd < 0)

@@ -31,7 +31,7 @@ struct dns_settings {
 	unsigned n_upstreams;
 	char domain[128];		/* cluster domain, lower case, no trailing dot */
 	uint32_t mark;			/* SO_MARK of the forwarding sockets (the agent's mark) */
-	bool ipv6;			/* IPV6_ENABLED: also [::1] on the listen port, AAAA answers */
+	bool ipv6;			/* IPV6_ENABLED: [::1] on the same port too, AAAA */
 };
 
 /*

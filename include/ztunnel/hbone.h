@@ -29,7 +29,7 @@ struct hbone_settings {
 	uint32_t keepalive_interval_ms;	/* PING after this long (10 s), again as long after a PONG */
 	uint32_t keepalive_timeout_ms;	/* close when no PONG came this long after a PING (20 s) */
 	bool localhost_app_tunnel;	/* LOCALHOST_APP_TUNNEL: PROXY app tunnels go to 127.0.0.1 */
-	bool ipv6;			/* IPV6_ENABLED (and the kernel has it): pod listeners on [::] */
+	bool ipv6;			/* IPV6_ENABLED (the kernel has it): listeners on [::] */
 };
 
 /* Fills upstream's defaults. */
