@@ -481,6 +481,7 @@ int dns_listen_pod(struct dns *d, struct proxy_pod *pod)
 	int ret = 0;
 
 	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;
+	pod->capture.dns6_udp_fd = pod->capture.dns6_tcp_fd = -1;
 	pod->capture.dns_port = 0;
 	pod->capture.dns_ipv6 = false;
 	if (!d || !d->set.enabled)
@@ -500,6 +501,8 @@ int dns_listen_pod(struct dns *d, struct proxy_pod *pod)
 	pod->capture.dns_tcp_fd = ls[1]->fd;
 	pod->capture.dns_port = ntohs(d->set.listen.sin_port);
 	pod->capture.dns_ipv6 = v6;
+	pod->capture.dns6_udp_fd = v6 ? ls[2]->fd : -1;
+	pod->capture.dns6_tcp_fd = v6 ? ls[3]->fd : -1;
 	for (i = 0; i < n; i++) {
 		if (ls[i] && (v6 || ls[i]->family == AF_INET)) {
 			io_worker_post(ls[i]->dw->io, add_task, ls[i]);
@@ -540,6 +543,7 @@ void dns_unlisten_pod(struct dns *d, struct proxy_pod *pod)
 		}
 	}
 	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;
+	pod->capture.dns6_udp_fd = pod->capture.dns6_tcp_fd = -1;
 }
 
 struct dns *dns_new(const struct dns_settings *set, struct io_worker *const *ws, unsigned n_workers,

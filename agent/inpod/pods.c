@@ -150,8 +150,8 @@ static void capture_view(struct proxy_pod *pod)
 	for (size_t i = 0; i < pod->n_ips; i++)
 		if (pod->ips[i].family == AF_INET && c->n_ipv4 < REDIRECT_MAX_ADDRS)
 			c->ipv4[c->n_ipv4++] = pod->ips[i].v4.s_addr;
-		else if (pod->ips[i].family == AF_INET6)
-			c->n_ipv6++;
+		else if (pod->ips[i].family == AF_INET6 && c->n_ipv6 < REDIRECT_MAX_ADDRS)
+			c->ipv6[c->n_ipv6++] = pod->ips[i].v6;
 }
 
 static bool uid_ok(const char *uid)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #define REDIRECT_PORT_OUTBOUND 15001
@@ -29,10 +30,12 @@ struct redirect_pod {
 	int netns_fd;				/* borrowed */
 	uint32_t ipv4[REDIRECT_MAX_ADDRS];	/* the pod's IPv4 addresses, network order */
 	unsigned n_ipv4;
-	unsigned n_ipv6;			/* how many IPv6 addresses it has besides */
+	struct in6_addr ipv6[REDIRECT_MAX_ADDRS];	/* its IPv6 addresses */
+	unsigned n_ipv6;
 	int outbound_fd, inbound_fd;		/* listeners 15001 and 15006 (borrowed) */
 	int dns_udp_fd, dns_tcp_fd;		/* the DNS proxy's (15053, borrowed) when the agent
 						 * serves DNS, else -1 */
+	int dns6_udp_fd, dns6_tcp_fd;		/* the DNS proxy's [::1] ones (IPV6_ENABLED), or -1 */
 	uint16_t dns_port;			/* their port (DNS_PROXY_ADDR); 0 when DNS is off */
 	bool dns_ipv6;				/* the DNS proxy listens on [::1] too: IPv6 DNS is
 						 * redirected to it */

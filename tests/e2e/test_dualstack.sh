@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# IPv6 dual stack: pods with IPv4 and IPv6 (ULA) addresses. Over IPv6, across nodes and on the
+# IPv6 dual stack: pods with IPv4 and IPv6 (ULA) addresses, captured by the nftables backend or
+# (ZTUNNEL_REDIRECT=ebpf) by the eBPF one. Over IPv6, across nodes and on the
 # same node, socat and curl -6 reach the app through the mesh (HBONE to [v6]:15008, :authority
 # [v6]:port) and the app sees the client's real IPv6 address; IPv4 still works in the same pods
 # (the agent logs it as a.b.c.d, never ::ffff:a.b.c.d); a dual-stack pod reaches a v4-only one;
@@ -49,6 +50,29 @@ for port in 15001 15006 15008; do
 		tb_fail "client's :$port listener is '$l', want [::]:$port (dual stack)"
 done
 tb_log "ok: the client pod's listeners 15001/15006/15008 are on [::]"
+
+# the capture of IPv6: the ip6 nat rules (nftables), or the ip -6 rules to table 101 with its
+# IPv6 local route (ebpf: sk_lookup and tc ingress steer both families)
+if [ "${ZTUNNEL_REDIRECT:-nftables}" = ebpf ]; then
+	r6=$(tb_exec client ip -6 rule show)
+	[[ "$r6" == *"ipproto tcp lookup 101"* && "$r6" == *"dport 53 lookup 101"* ]] ||
+		tb_fail "ebpf: no IPv6 capture rules in the client pod: $r6"
+	rt=$(tb_exec client ip -6 route show table 101)
+	[[ "$rt" == *"local default dev lo"*"src $C6"* ]] || tb_fail "ebpf: table 101 (IPv6): '$rt'"
+	[ "$(tb_bpf_links client sk_lookup)" = 1 ] && [ "$(tb_bpf_links client tcx)" = 1 ] ||
+		tb_fail "ebpf: the capture programs are not attached in the client pod"
+	! tb_exec client nft list tables 2>/dev/null | grep -q istio || tb_fail "ebpf: nftables tables present"
+	tb_log "ok: ebpf capture: ip -6 rules to table 101 ($rt), sk_lookup and tcx attached"
+else
+	rs=$(tb_exec client nft list table inet istio-ambient-nat)
+	[[ "$rs" == *"tcp ip6 daddr != ::1 meta mark & 0x00000fff != 0x00000539 redirect to :15001"* &&
+	   "$rs" == *"ip6 daddr != ::1 tcp dport != 15008 "*"redirect to :15006"* &&
+	   "$rs" == *"meta nfproto ipv6 udp dport 53"*"redirect to :15053"* ]] ||
+		tb_fail "nftables: no IPv6 redirect rules in the client pod: $rs"
+	rt=$(tb_exec client ip -6 route show table 100)
+	[[ "$rt" == *"local default dev lo"* ]] || tb_fail "nftables: table 100 (IPv6): '$rt'"
+	tb_log "ok: nftables capture: ip6 redirects to 15001 and 15053, ip -6 table 100 ($rt)"
+fi
 
 # peer_of POD DST PORT [socat address family]: the peer address whoami at DST saw.
 peer_of() {
