@@ -104,12 +104,35 @@ static uint64_t count(struct zt_tc_ingress *s, uint32_t which)
 	return bpf_count(bpf_map__fd(s->maps.zt_counts), which);
 }
 
-/* IPv6: the same decisions for the pod's IPv6 address (no probe address: probes are IPv4);
- * a header chain (a hop-by-hop header first) is not parsed and passes. */
+/* An IPv6 SYN to POD6:8080 behind n extension headers of type ext (8 bytes each; 44: the
+ * fragment header, frag_off as given), in buf; its length. */
+static size_t chain6(uint8_t *buf, size_t cap, int n, uint8_t ext, uint16_t frag_off)
+{
+	struct packet6 p = tcp_packet6(CLIENT6, POD6, 8080, true, false);
+	size_t off = sizeof(p.eth) + sizeof(p.ip);
+
+	if (off + (size_t)n * 8 + sizeof(p.tcp) > cap)
+		return 0;
+	p.ip.nexthdr = n ? ext : IPPROTO_TCP;
+	memcpy(buf, &p, off);
+	for (int i = 0; i < n; i++, off += 8) {
+		memset(buf + off, 0, 8);
+		buf[off] = i + 1 < n ? ext : IPPROTO_TCP;	/* next header; hdrlen 0 */
+		if (ext == 44)
+			memcpy(buf + off + 2, &frag_off, 2);
+	}
+	memcpy(buf + off, &p.tcp, sizeof(p.tcp));
+	return off + sizeof(p.tcp);
+}
+
+/* IPv6: the same decisions for the pod's IPv6 address (no probe address: probes are IPv4),
+ * through extension headers; a chain too long to walk to the pod is dropped, never let by. */
 static void test_ipv6(struct zt_tc_ingress *s)
 {
 	uint64_t before = count(s, ZT_COUNT_NO_LISTENER);
-	struct packet6 hbh = tcp_packet6(CLIENT6, POD6, 8080, true, false);
+	struct packet6 icmp = tcp_packet6(CLIENT6, POD6, 8080, true, false);
+	uint8_t buf[256];
+	size_t n;
 
 	CHECK(verdict6(s, tcp_packet6(CLIENT6, POD6, 8080, true, false)) == TC_ACT_SHOT,
 	      "an IPv6 SYN to the pod with no 15006 listener is dropped");
@@ -122,11 +145,27 @@ static void test_ipv6(struct zt_tc_ingress *s)
 	      "an IPv6 SYN to another address is not this pod's");
 	CHECK(verdict6(s, tcp_packet6(CLIENT6, "::ffff:10.201.2.2", 8080, true, false)) ==
 		      TC_ACT_OK, "the v4-mapped form of the pod's IPv4 address is not its IPv6 one");
-	hbh.ip.nexthdr = 0;
-	CHECK(verdict6(s, hbh) == TC_ACT_OK, "an extension header chain is not parsed");
-	CHECK(count(s, ZT_COUNT_NO_LISTENER) == before + 1, "only one IPv6 capture attempted");
+	icmp.ip.nexthdr = 58;	/* ICMPv6 */
+	CHECK(verdict6(s, icmp) == TC_ACT_OK, "ICMPv6 to the pod passes");
+	CHECK(count(s, ZT_COUNT_NO_LISTENER) == before + 1, "one IPv6 capture so far");
+	n = chain6(buf, sizeof(buf), 1, 0, 0);
+	CHECK(run_packet(s, buf, n) == TC_ACT_SHOT && count(s, ZT_COUNT_NO_LISTENER) == before + 2,
+	      "a SYN behind a hop-by-hop header is captured too");
+	n = chain6(buf, sizeof(buf), 3, 60, 0);
+	CHECK(run_packet(s, buf, n) == TC_ACT_SHOT && count(s, ZT_COUNT_NO_LISTENER) == before + 3,
+	      "a SYN behind three destination options headers is captured");
+	n = chain6(buf, sizeof(buf), 1, 44, 0);
+	CHECK(run_packet(s, buf, n) == TC_ACT_SHOT && count(s, ZT_COUNT_NO_LISTENER) == before + 4,
+	      "a SYN in a first fragment is captured");
+	n = chain6(buf, sizeof(buf), 1, 44, htons(8 << 3));
+	CHECK(run_packet(s, buf, n) == TC_ACT_OK, "a later fragment (no TCP header) passes");
+	n = chain6(buf, sizeof(buf), 6, 60, 0);
+	CHECK(run_packet(s, buf, n) == TC_ACT_SHOT && count(s, ZT_COUNT_NO_LISTENER) == before + 4,
+	      "a chain longer than the program walks, to the pod, is dropped uncounted");
+	n = chain6(buf, sizeof(buf), 1, 60, 0);
+	CHECK(run_packet(s, buf, n - sizeof(struct tcphdr) + 4) == TC_ACT_SHOT,
+	      "a TCP header cut short behind an extension header, to the pod, is dropped");
 }
-
 
 int main(void)
 {
