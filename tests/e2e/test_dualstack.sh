@@ -27,6 +27,7 @@ tb_pod node1 client2 10.201.1.4
 tb_pod node1 server-local 10.201.1.3
 tb_pod node2 server-remote 10.201.2.2
 TB_DUALSTACK=0 tb_pod node2 v4only 10.201.2.4
+tb_pod node2 plain 10.201.2.9	# outside the mesh (not enrolled)
 cp "$TB_TESTDATA/dualstack-mesh.yaml" "$CFG"
 tb_agent node1 cfg.yaml
 tb_agent node2 cfg.yaml
@@ -110,6 +111,14 @@ tb_wait_log "$L2" "$CC.*src\\.addr=10\\.201\\.1\\.2:[0-9]+ .*dst\\.addr=10\\.201
 	tb_fail "IPv4: node2 did not log the inbound connection from 10.201.1.2 (as IPv4)"
 ! grep -q 'ffff:' "$L1" "$L2" || tb_fail "an agent logged a v4-mapped address: $(grep -m1 -h 'ffff:' "$L1" "$L2")"
 tb_log "ok: IPv4 through the dual-stack listeners, logged as IPv4 (no ::ffff: in the agents' logs)"
+
+# (3b) plaintext from outside the mesh over IPv6: captured by 15006 (original destination from
+# IP6T_SO_ORIGINAL_DST, or the local address under ebpf), the app sees the real IPv6 client
+peer=$(peer_of plain "[fd00:201:1::3]" 9000 TCP6)
+[[ "$peer" == "fd00:201:2::9:"* ]] || tb_fail "plaintext IPv6: app saw '$peer', want fd00:201:2::9:<port>"
+tb_wait_log "$L1" "$CC.*src\.addr=$(re "[fd00:201:2::9]"):[0-9]+ .*dst\.addr=$(re "[fd00:201:1::3]"):9000 .*direction=inbound" 10 ||
+	tb_fail "plaintext IPv6: node1 did not log the inbound (15006) connection"
+tb_log "ok: plaintext IPv6 from outside the mesh through 15006, the app saw $peer"
 
 # (4) a dual-stack pod reaches a v4-only one
 peer=$(peer_of client 10.201.2.4 9000 TCP4)
