@@ -51,6 +51,8 @@ for port in 15001 15006 15008; do
 		tb_fail "client's :$port listener is '$l', want [::]:$port (dual stack)"
 done
 tb_log "ok: the client pod's listeners 15001/15006/15008 are on [::]"
+tb_exec node1 curl -sS --max-time 5 http://127.0.0.1:15000/config_dump | grep -q '"ipv6":true' ||
+	tb_fail "node1's /config_dump does not say ipv6 true"
 
 # the capture of IPv6: the ip6 nat rules (nftables), or the ip -6 rules to table 101 with its
 # IPv6 local route (ebpf: sk_lookup and tc ingress steer both families)
@@ -181,6 +183,8 @@ tb_agent_stop node2
 IPV6_ENABLED=false tb_agent node2 cfg.yaml
 tb_poll 10 tb__listening server-remote 15008 || tb_fail "node2 did not reopen server-remote's listeners"
 l=$(tb_exec server-remote ss -Hltn "sport = :15008" | awk '{print $4}' | sort -u)
+tb_exec node2 curl -sS --max-time 5 http://127.0.0.1:15000/config_dump | grep -q '"ipv6":false' ||
+	tb_fail "IPV6_ENABLED=false: node2's /config_dump does not say ipv6 false"
 [ "$l" = "0.0.0.0:15008" ] || tb_fail "IPV6_ENABLED=false: server-remote's :15008 listener is '$l', want 0.0.0.0:15008"
 peer=$(peer_of client 10.201.2.2 9000 TCP4)
 [[ "$peer" == "::ffff:10.201.1.2:"* ]] || tb_fail "IPV6_ENABLED=false: IPv4 got '$peer'"
