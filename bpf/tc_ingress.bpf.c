@@ -99,6 +99,11 @@ int zt_tc_ingress(struct __sk_buff *skb)
 	sk = zt_listener(ZT_SLOT_INBOUND);
 	if (!sk)
 		return ZT_TC_ACT_SHOT;
+	/* an IPv4-only listener (IPV6_ENABLED=false) cannot take an IPv6 SYN: fail closed */
+	if (skb->protocol == bpf_htons(ZT_ETH_P_IPV6) && sk->family != 10 /* AF_INET6 */) {
+		bpf_sk_release(sk);
+		return ZT_TC_ACT_SHOT;
+	}
 	if (bpf_sk_assign(skb, sk, 0) == 0)
 		zt_count(ZT_COUNT_INBOUND);
 	bpf_sk_release(sk);

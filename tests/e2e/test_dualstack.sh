@@ -116,11 +116,15 @@ tb_log "ok: IPv4 through the dual-stack listeners, logged as IPv4 (no ::ffff: in
 
 # (3b) plaintext from outside the mesh over IPv6: captured by 15006 (original destination from
 # IP6T_SO_ORIGINAL_DST, or the local address under ebpf), the app sees the real IPv6 client
-peer=$(peer_of plain "[fd00:201:1::3]" 9000 TCP6)
-[[ "$peer" == "fd00:201:2::9:"* ]] || tb_fail "plaintext IPv6: app saw '$peer', want fd00:201:2::9:<port>"
-tb_wait_log "$L1" "$CC.*src\.addr=$(re "[fd00:201:2::9]"):[0-9]+ .*dst\.addr=$(re "[fd00:201:1::3]"):9000 .*direction=inbound" 10 ||
-	tb_fail "plaintext IPv6: node1 did not log the inbound (15006) connection"
-tb_log "ok: plaintext IPv6 from outside the mesh through 15006, the app saw $peer"
+for d in fd00:201:1::3:node1 "$S6:node2"; do
+	dst=${d%:*}; node=${d##*:}
+	peer=$(peer_of plain "[$dst]" 9000 TCP6)
+	[[ "$peer" == "fd00:201:2::9:"* ]] ||
+		tb_fail "plaintext IPv6 to $dst: app saw '$peer', want fd00:201:2::9:<port>"
+	tb_wait_log "$TBDIR/agent-$node.log" "$CC.*src\.addr=$(re "[fd00:201:2::9]"):[0-9]+ .*dst\.addr=$(re "[$dst]"):9000 .*direction=inbound" 10 ||
+		tb_fail "plaintext IPv6: $node did not log the inbound (15006) connection to $dst"
+	tb_log "ok: plaintext IPv6 from outside the mesh through $node's 15006, the app at $dst saw $peer"
+done
 
 # (4) a dual-stack pod reaches a v4-only one
 peer=$(peer_of client 10.201.2.4 9000 TCP4)
@@ -183,6 +187,14 @@ tb_agent_stop node2
 IPV6_ENABLED=false tb_agent node2 cfg.yaml
 tb_poll 10 tb__listening server-remote 15008 || tb_fail "node2 did not reopen server-remote's listeners"
 l=$(tb_exec server-remote ss -Hltn "sport = :15008" | awk '{print $4}' | sort -u)
+# plaintext IPv6 straight to the pod is captured all the same (15006 has no IPv6 socket now):
+# refused (nftables) or dropped (ebpf), never delivered to the app around the agent
+n=$(grep -c "served fd00:201:2::9" "$TBDIR/whoami-server-remote.log")
+out=$(tb_exec plain timeout 4 socat -T2 - "TCP6:[$S6]:9000,connect-timeout=2" </dev/null 2>&1)
+[[ "$out" != *"peer="* ]] || tb_fail "IPV6_ENABLED=false: plaintext IPv6 reached the app: $out"
+[ "$(grep -c "served fd00:201:2::9" "$TBDIR/whoami-server-remote.log")" -eq "$n" ] ||
+	tb_fail "IPV6_ENABLED=false: the app served plaintext IPv6"
+tb_log "ok: IPV6_ENABLED=false: plaintext IPv6 to the pod did not reach the app (${out:-no answer})"
 tb_exec node2 curl -sS --max-time 5 http://127.0.0.1:15000/config_dump | grep -q '"ipv6":false' ||
 	tb_fail "IPV6_ENABLED=false: node2's /config_dump does not say ipv6 false"
 [ "$l" = "0.0.0.0:15008" ] || tb_fail "IPV6_ENABLED=false: server-remote's :15008 listener is '$l', want 0.0.0.0:15008"
