@@ -5,8 +5,10 @@
 # [v6]:port) and the app sees the client's real IPv6 address; IPv4 still works in the same pods
 # (the agent logs it as a.b.c.d, never ::ffff:a.b.c.d); a dual-stack pod reaches a v4-only one;
 # a v6 CIDR policy denies one v6 client and not another (nor the denied pod's IPv4); 256 MiB
-# arrive intact over IPv6; and with IPV6_ENABLED=false the agent listens on IPv4 only, IPv4 works
-# and IPv6 to its pods fails closed (nothing reaches the app around the agent).
+# arrive intact over IPv6; with IPV6_ENABLED=false the agent listens on IPv4 only, IPv4 works
+# and IPv6 to its pods fails closed (nothing reaches the app around the agent); an agent whose
+# socket(AF_INET6) fails with EAFNOSUPPORT (a kernel without IPv6) logs one warning and runs
+# IPv4 only.
 set -u
 . "$(dirname "$0")/lib.sh"
 TB_DUALSTACK=1
@@ -210,4 +212,39 @@ out=$(tb_exec server-remote timeout 10 dig +time=2 +tries=1 @10.0.53.1 web.defau
 [[ "$out" == *"status: NOERROR"* && "$out" == *"ANSWER: 0,"* ]] ||
 	tb_fail "IPV6_ENABLED=false: AAAA of web should be NOERROR without records: $out"
 tb_log "ok: IPV6_ENABLED=false: listeners 0.0.0.0, IPv4 through the mesh, IPv6 refused ($out)"
+# (8) a kernel without IPv6, as the agent sees one: socket(AF_INET6) fails with EAFNOSUPPORT
+# (an LD_PRELOAD shim, IPV6_ENABLED left at its default): one warning, IPv4 only, no crash
+cat >"$TBDIR/noipv6.c" <<'SHIM'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/socket.h>
+int socket(int family, int type, int proto)
+{
+	static int (*real)(int, int, int);
+
+	if (family == AF_INET6) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (!real)
+		real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+	return real(family, type, proto);
+}
+SHIM
+cc -shared -fPIC -o "$TBDIR/noipv6.so" "$TBDIR/noipv6.c" -ldl || tb_fail "building the no-IPv6 shim"
+tb_agent_stop node2
+LD_PRELOAD=$TBDIR/noipv6.so tb_agent node2 cfg.yaml
+tb_wait_log "$L2" 'msg="IPv6 is not available in this kernel' 5 ||
+	tb_fail "no-IPv6 kernel: node2 did not log the one warning"
+[ "$(tb_count "$L2" 'IPv6 is not available in this kernel')" = 1 ] ||
+	tb_fail "no-IPv6 kernel: the warning is logged more than once"
+! grep -q 'os error 97\|Address family not supported' "$L2" ||
+	tb_fail "no-IPv6 kernel: an address-family error in the log: $(grep -m1 'Address family' "$L2")"
+tb_poll 10 tb__listening server-remote 15008 || tb_fail "no-IPv6 kernel: no listeners"
+l=$(tb_exec server-remote ss -Hltn "sport = :15008" | awk '{print $4}' | sort -u)
+[ "$l" = "0.0.0.0:15008" ] || tb_fail "no-IPv6 kernel: :15008 listener is '$l', want 0.0.0.0:15008"
+peer=$(peer_of client 10.201.2.2 9000 TCP4)
+[[ "$peer" == "::ffff:10.201.1.2:"* ]] || tb_fail "no-IPv6 kernel: IPv4 got '$peer'"
+tb_log "ok: no-IPv6 kernel: one warning ($(grep -o 'msg="IPv6 is not available[^"]*"' "$L2")), IPv4 listeners, IPv4 through the mesh"
 tb_pass "dual stack"
