@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/admin.h>
 #include <ztunnel/ca.h>
 #include <ztunnel/config.h>
@@ -379,6 +380,12 @@ int main(int argc, char **argv)
 	log_set_level_name(a.cfg.log_level);
 	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
 	io_sock_set_keepalive(&a.cfg.keepalive);
+	if (a.cfg.ipv6_enabled && !io_addr_ipv6_supported()) {
+		log_warn("IPv6 is not available in this kernel (socket(AF_INET6): address family "
+			 "not supported): IPv4 only, as with IPV6_ENABLED=false", NULL);
+		a.cfg.ipv6_enabled = false;
+	}
+	a.cfg.hbone.ipv6 = a.cfg.ipv6_enabled;
 	admin_raise_nofile();
 	sfd = signal_fd();
 	if (a.cfg.local_xds_path && !a.cfg.xds_address &&
@@ -403,6 +410,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return 1;
 	}
+	a.dns_set.ipv6 = a.cfg.ipv6_enabled;
 	if (a.dns_set.enabled && !a.dns_set.n_upstreams)
 		log_warn("dns proxy has no upstream resolver: names outside the mesh get SERVFAIL",
 			 "resolv_conf=/etc/resolv.conf%s", "");

@@ -12,6 +12,8 @@ enum zt_slot {
 	ZT_SLOT_INBOUND = 1,	/* 15006 */
 	ZT_SLOT_DNS_UDP = 2,	/* 15053, UDP: only when the agent serves DNS */
 	ZT_SLOT_DNS_TCP = 3,	/* 15053, TCP */
+	ZT_SLOT_DNS6_UDP = 4,	/* [::1]:15053, UDP: the IPv6 DNS listeners (IPV6_ENABLED) */
+	ZT_SLOT_DNS6_TCP = 5,	/* [::1]:15053, TCP */
 	ZT_SLOTS
 };
 
@@ -32,5 +34,6 @@ struct zt_pod_info {
 };
 
 #define ZT_POD_ADDRS 8	/* IPv4 addresses of one pod the program knows */
+#define ZT_POD_ADDRS6 4	/* IPv6 addresses of one pod the program knows */
 
 #endif

@@ -46,7 +46,7 @@ done
 # The capture-dependent tests again with the eBPF backend. (test_drain checks the RST a closed
 # redirect gives; the ebpf backend drops instead, see test_ebpf_restart.)
 for name in mesh_traffic source_ip bulk_and_halfclose policy refusals restart pool interop \
-	    peer_auth metrics packet_mark dns; do
+	    peer_auth metrics packet_mark dns dualstack; do
 	run_one "e2e/test_${name}[ebpf]" 300 env ZTUNNEL_REDIRECT=ebpf bash "tests/e2e/test_$name.sh"
 done
 # And with the socket fast path on the in-pod legs (tests/e2e/test_sockmap.sh proves it is used).

@@ -113,6 +113,7 @@ static const struct setting settings[] = {
 	{ "INSTANCE_IP", K_STRING, CFG(instance_ip), 0, 0 },
 	{ "INPOD_UDS", K_STRING, CFG(inpod_uds), 0, 0 },
 	{ "ISTIO_META_DNS_CAPTURE", K_BOOL, CFG(dns_capture), 0, 0 },
+	{ "IPV6_ENABLED", K_BOOL, CFG(ipv6_enabled), 0, 0 },
 	{ "DNS_PROXY_ADDR", K_STRING, CFG(dns_proxy_addr), 0, 0 },
 	{ "DNS_UPSTREAMS", K_STRING, CFG(dns_upstreams), 0, 0 },
 	{ "HTTP2_STREAM_WINDOW_SIZE", K_UINT, CFG(hbone.stream_window), 65535, 1u << 30 },
@@ -222,6 +223,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->ready_port = 15021;
 	cfg->dns_capture = true;	/* upstream's default */
 	cfg->least_loaded = true;
+	cfg->ipv6_enabled = true;	/* upstream's default */
 	cfg->dns_proxy_addr = "127.0.0.1:15053";
 	hbone_settings_default(&cfg->hbone);
 	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {

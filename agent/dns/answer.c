@@ -448,9 +448,11 @@ static enum dns_verdict lookup(const struct state_snapshot *snap, const struct d
 		return DNS_FORWARD;
 	}
 	/* found: from here we are the authority. No address of the family (AAAA of a v4-only
-	 * service): NOERROR without records, as upstream, never NXDOMAIN. */
+	 * service, or IPv6 off): NOERROR without records, as upstream, never NXDOMAIN. */
 	n = svc ? service_addrs(snap, svc, family, ips, MAX_ADDRS) :
 		  workload_addrs(wl, family, ips, MAX_ADDRS);
+	if (family == AF_INET6 && c->no_ipv6)
+		n = 0;	/* upstream: with IPv6 off, no AAAA records (still NOERROR) */
 	v = reply_with(build_answer(q, ldns_rr_owner(qrr), orig, al, wildcard, ips, n), limit,
 		       reply, reply_len);
 	free(a);

@@ -21,9 +21,16 @@ struct dns_worker;
 union dns_pktinfo_ctl {
 	char buf[64] __attribute__((aligned(__alignof__(struct cmsghdr))));
 };
-_Static_assert(CMSG_SPACE(sizeof(struct in_pktinfo)) <= sizeof(union dns_pktinfo_ctl) &&
-	       CMSG_SPACE(sizeof(struct sockaddr_in)) <= sizeof(union dns_pktinfo_ctl),
-	       "no room for IP_PKTINFO");
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) <= sizeof(union dns_pktinfo_ctl) &&
+	       CMSG_SPACE(sizeof(struct sockaddr_in6)) <= sizeof(union dns_pktinfo_ctl),
+	       "no room for IP(V6)_PKTINFO");
+
+/* A client's or a listener's address: IPv4, or IPv6 (the [::1] listeners). */
+union dns_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
 
 /* One pod's UDP or TCP socket on one worker. Freed when closing and nothing refers to it. */
 struct dns_listener {
@@ -33,6 +40,7 @@ struct dns_listener {
 	int fd;				/* owned */
 	bool tcp;
 	bool closing;
+	int family;			/* AF_INET (DNS_PROXY_ADDR) or AF_INET6 ([::1]) */
 	struct io_op op;		/* UDP: recvmsg; TCP: multishot accept */
 	unsigned refs;			/* replies being sent, client connections, forwards */
 	unsigned n_forwards;		/* the pod's forwards in flight on this worker (UDP one) */
@@ -41,14 +49,14 @@ struct dns_listener {
 	/* UDP under a capture without NAT: sockets bound to the resolver addresses the pod asked,
 	 * its replies' sources (a pod has a few); owned, closed with the listener */
 	struct {
-		struct sockaddr_in addr;
+		union dns_addr addr;
 		int fd;
 	} reply_from[DNS_REPLY_SOCKETS];
 	unsigned n_reply_from;
 	/* UDP receive: one datagram at a time, with the address it was sent to (IP_ORIGDSTADDR) */
 	struct msghdr msg;
 	struct iovec iov;
-	struct sockaddr_in peer;
+	union dns_addr peer;
 	union dns_pktinfo_ctl ctl;
 	uint8_t buf[DNS_MAX_QUERY + 1];
 };
@@ -57,10 +65,11 @@ struct dns_listener {
 struct dns_client_conn;
 struct dns_reply_to {
 	struct dns_listener *udp;	/* reference (refs) when a UDP query, else NULL */
-	struct sockaddr_in peer;
-	struct sockaddr_in local;	/* the query's destination, the reply's source: with
-					 * REDIRECT our own 127.0.0.1:15053 (conntrack maps it
-					 * back); with sk_lookup (no NAT) what the pod asked */
+	union dns_addr peer;
+	union dns_addr local;		/* the query's destination, the reply's source: with
+					 * REDIRECT our own 127.0.0.1:15053 or [::1]:15053
+					 * (conntrack maps it back); with sk_lookup (no NAT) what
+					 * the pod asked; all zero when unknown */
 	struct dns_client_conn *tcp;	/* the TCP client, or NULL (also once it went away) */
 };
 

@@ -86,7 +86,7 @@ struct udp_reply {
 	int fd;				/* owned: a socket for this reply only, or -1 */
 	struct msghdr msg;
 	struct iovec iov;
-	struct sockaddr_in peer;
+	union dns_addr peer;
 	union dns_pktinfo_ctl ctl;
 	struct dns_listener *l;		/* reference */
 	uint8_t *data;			/* owned */
@@ -106,22 +106,54 @@ static void on_udp_sent(struct io_op *op, int res, uint32_t flags)
 	free(r);
 }
 
+static socklen_t addr_len(const union dns_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof(a->in6) : sizeof(a->in);
+}
+
+static uint16_t addr_port(const union dns_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in.sin_port;
+}
+
+static bool addr_same(const union dns_addr *a, const union dns_addr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family || addr_port(a) != addr_port(b))
+		return false;
+	return a->sa.sa_family == AF_INET6 ?
+		       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr)) :
+		       a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+}
+
+/* IP_TRANSPARENT and IP_FREEBIND, or their IPv6 twins, on a socket of family. */
+static void transparent(int fd, int family)
+{
+	int one = 1;
+
+	if (family == AF_INET6) {
+		setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
+		setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+	} else {
+		setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+		setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
+	}
+}
+
 /* A socket in the pod bound (transparently) to the address and port the pod's query went to:
  * under sk_lookup the reply must come from the resolver it asked, port 53 included. */
-static int reply_socket(struct dns_listener *l, const struct sockaddr_in *from)
+static int reply_socket(struct dns_listener *l, const union dns_addr *from)
 {
 	int one = 1, fd;
 
-	fd = inpod_socket(l->pod->netns_fd, AF_INET, SOCK_DGRAM, l->dw->dns->set.mark);
+	fd = inpod_socket(l->pod->netns_fd, from->sa.sa_family, SOCK_DGRAM, l->dw->dns->set.mark);
 
 	if (fd < 0)
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-	setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one));
+	transparent(fd, from->sa.sa_family);
 	/* it only sends: the pod's queries to that address are steered to the listener first */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)from, sizeof(*from)) < 0) {
+	if (bind(fd, &from->sa, addr_len(from)) < 0) {
 		int err = -errno;
 
 		close(fd);
@@ -132,14 +164,13 @@ static int reply_socket(struct dns_listener *l, const struct sockaddr_in *from)
 
 /* The listener's socket replying from `from`: kept for the next replies (up to
  * DNS_REPLY_SOCKETS; past that one per reply, *own_fd set to close after it). fd or -errno. */
-static int reply_from(struct dns_listener *l, const struct sockaddr_in *from, int *own_fd)
+static int reply_from(struct dns_listener *l, const union dns_addr *from, int *own_fd)
 {
 	int fd;
 
 	*own_fd = -1;
 	for (unsigned i = 0; i < l->n_reply_from; i++)
-		if (l->reply_from[i].addr.sin_addr.s_addr == from->sin_addr.s_addr &&
-		    l->reply_from[i].addr.sin_port == from->sin_port)
+		if (addr_same(&l->reply_from[i].addr, from))
 			return l->reply_from[i].fd;
 	fd = reply_socket(l, from);
 	if (fd < 0)
@@ -153,13 +184,31 @@ static int reply_from(struct dns_listener *l, const struct sockaddr_in *from, in
 	return fd;
 }
 
+/* The reply leaves from the query's destination: IP_PKTINFO's source address (IPv4 only; the
+ * IPv6 listener is bound to [::1], the only address its queries reach it at). */
+static void reply_source(struct udp_reply *r, const union dns_addr *local)
+{
+	struct in_pktinfo pi = { .ipi_spec_dst = local->in.sin_addr };
+	struct cmsghdr *cm;
+
+	if (local->sa.sa_family != AF_INET || local->in.sin_addr.s_addr == htonl(INADDR_ANY))
+		return;
+	r->msg.msg_control = r->ctl.buf;
+	r->msg.msg_controllen = CMSG_SPACE(sizeof(pi));	/* exactly one message */
+	cm = CMSG_FIRSTHDR(&r->msg);
+	cm->cmsg_level = IPPROTO_IP;
+	cm->cmsg_type = IP_PKTINFO;
+	cm->cmsg_len = CMSG_LEN(sizeof(pi));
+	memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+}
+
 void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t *msg, size_t len)
 {
 	int fd;
 	struct udp_reply *r;
-	struct cmsghdr *cm;
-	struct in_pktinfo pi = { .ipi_spec_dst = to->local.sin_addr };
-	bool own = !to->local.sin_port || to->local.sin_port == l->dw->dns->set.listen.sin_port;
+	uint16_t lport = addr_port(&to->local);
+	bool own = !to->local.sa.sa_family || !lport ||
+		   lport == l->dw->dns->set.listen.sin_port;
 
 	if (l->closing || !(r = calloc(1, sizeof(*r)))) {
 		free(msg);
@@ -178,17 +227,10 @@ void dns_udp_send(struct dns_listener *l, const struct dns_reply_to *to, uint8_t
 	r->peer = to->peer;
 	r->data = msg;
 	r->iov = (struct iovec){ .iov_base = msg, .iov_len = len };
-	r->msg = (struct msghdr){ .msg_name = &r->peer, .msg_namelen = sizeof(r->peer),
+	r->msg = (struct msghdr){ .msg_name = &r->peer, .msg_namelen = addr_len(&r->peer),
 				  .msg_iov = &r->iov, .msg_iovlen = 1 };
-	if (own && to->local.sin_addr.s_addr != htonl(INADDR_ANY)) {
-		r->msg.msg_control = r->ctl.buf;
-		r->msg.msg_controllen = CMSG_SPACE(sizeof(pi));	/* exactly one message */
-		cm = CMSG_FIRSTHDR(&r->msg);
-		cm->cmsg_level = IPPROTO_IP;
-		cm->cmsg_type = IP_PKTINFO;
-		cm->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-	}
+	if (own)
+		reply_source(r, &to->local);
 	r->l = dns_listener_ref(l);
 	io_prep_sendmsg(l->dw->io, &r->op, fd, &r->msg);
 }
@@ -197,7 +239,8 @@ void dns_handle_query(struct dns_listener *l, const struct dns_reply_to *to, con
 		      size_t len)
 {
 	struct dns_worker *dw = l->dw;
-	struct dns_client client = { l->pod->namespace_, l->pod->network };
+	struct dns_client client = { l->pod->namespace_, l->pod->network,
+				     .no_ipv6 = !dw->dns->set.ipv6 };
 	struct dns_query_info info;
 	struct metrics_dns_series *series;
 	uint8_t *reply = NULL;
@@ -247,20 +290,24 @@ static void arm_recv(struct dns_listener *l)
 
 /* The address and port a received datagram was sent to (after NAT, if any), or all zero when
  * the kernel did not say. */
-static struct sockaddr_in query_dst(struct msghdr *msg)
+static union dns_addr query_dst(struct msghdr *msg)
 {
-	struct sockaddr_in sa = { 0 };
+	union dns_addr a;
 
+	memset(&a, 0, sizeof(a));
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-		if (cm->cmsg_level != IPPROTO_IP || cm->cmsg_type != IP_ORIGDSTADDR ||
-		    cm->cmsg_len < CMSG_LEN(sizeof(sa)))
+		bool v4 = cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_ORIGDSTADDR;
+		bool v6 = cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_ORIGDSTADDR;
+		size_t n = v6 ? sizeof(a.in6) : sizeof(a.in);
+
+		if ((!v4 && !v6) || cm->cmsg_len < CMSG_LEN(n))
 			continue;
-		memcpy(&sa, CMSG_DATA(cm), sizeof(sa));
-		if (sa.sin_family != AF_INET)
-			memset(&sa, 0, sizeof(sa));
+		memcpy(&a, CMSG_DATA(cm), n);
+		if (a.sa.sa_family != (v6 ? AF_INET6 : AF_INET))
+			memset(&a, 0, sizeof(a));
 		break;
 	}
-	return sa;
+	return a;
 }
 
 static void on_udp_recv(struct io_op *op, int res, uint32_t flags)
@@ -273,8 +320,8 @@ static void on_udp_recv(struct io_op *op, int res, uint32_t flags)
 	}
 	if (res >= 0 && (l->msg.msg_flags & MSG_TRUNC)) {
 		metrics_dns_drop(l->dw->dns->metrics, METRICS_DNS_DROP_OVERSIZED);
-	} else if (res >= 0 && l->msg.msg_namelen == sizeof(l->peer) &&
-		   l->peer.sin_family == AF_INET) {
+	} else if (res >= 0 && l->peer.sa.sa_family == l->family &&
+		   l->msg.msg_namelen == addr_len(&l->peer)) {
 		struct dns_reply_to to = { .udp = l, .peer = l->peer, .local = query_dst(&l->msg) };
 
 		dns_handle_query(l, &to, l->buf, (size_t)res);
@@ -355,10 +402,24 @@ static void remove_task(struct io_worker *w, void *arg)
 	free(ua);
 }
 
-static int open_socket(const struct dns *d, struct proxy_pod *pod, bool tcp)
+/* Binds fd to DNS_PROXY_ADDR (IPv4), or for IPv6 to [::1] on the same port (as upstream's
+ * "localhost:15053" binds both): the nat rules' REDIRECT of an IPv6 query goes to ::1. */
+static int bind_listen(int fd, const struct dns *d, int family)
+{
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = d->set.listen.sin_port,
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int one = 1;
+
+	if (family == AF_INET)
+		return bind(fd, (const struct sockaddr *)&d->set.listen, sizeof(d->set.listen));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	return bind(fd, (const struct sockaddr *)&sa6, sizeof(sa6));
+}
+
+static int open_socket(const struct dns *d, struct proxy_pod *pod, bool tcp, int family)
 {
 	int one = 1;
-	int fd = inpod_socket(pod->netns_fd, AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, d->set.mark);
+	int fd = inpod_socket(pod->netns_fd, family, tcp ? SOCK_STREAM : SOCK_DGRAM, d->set.mark);
 
 	if (fd < 0)
 		return fd;
@@ -367,11 +428,12 @@ static int open_socket(const struct dns *d, struct proxy_pod *pod, bool tcp)
 	/* replies leave from the address each query was sent to: under a capture without NAT
 	 * (sk_lookup) that is the resolver the pod asked, not a local address (TCP: the accepted
 	 * socket's, so its SYN-ACK may leave from it) */
-	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-	if (!tcp)
+	transparent(fd, family);
+	if (!tcp && family == AF_INET)
 		setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&d->set.listen, sizeof(d->set.listen)) < 0 ||
-	    (tcp && listen(fd, 128) < 0)) {
+	else if (!tcp)
+		setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one));
+	if (bind_listen(fd, d, family) < 0 || (tcp && listen(fd, 128) < 0)) {
 		int err = -errno;
 
 		close(fd);
@@ -380,46 +442,76 @@ static int open_socket(const struct dns *d, struct proxy_pod *pod, bool tcp)
 	return fd;
 }
 
+/* The listener of slot i (UDP, TCP; then with IPv6 the same on [::1]) on worker i / per. NULL
+ * with *err set; NULL with *err 0 for an IPv6 one the pod's netns cannot have (no IPv6 on lo). */
+static struct dns_listener *listener_new(struct dns *d, struct proxy_pod *pod, unsigned i,
+					 unsigned per, int *err)
+{
+	struct dns_listener *l = calloc(1, sizeof(*l));
+
+	*err = -ENOMEM;
+	if (!l)
+		return NULL;
+	l->tcp = i % 2;
+	l->family = (i % per) >= 2 ? AF_INET6 : AF_INET;
+	l->dw = &d->workers[i / per];
+	l->fd = open_socket(d, pod, l->tcp, l->family);
+	if (l->fd < 0) {
+		*err = l->fd;
+		if (l->family == AF_INET6 && (*err == -EADDRNOTAVAIL || *err == -EAFNOSUPPORT))
+			*err = 0;
+		else
+			log_error("cannot open the pod's DNS listener",
+				  "pod=%s/%s proto=%s family=%s error=\"%s\"", pod->namespace_,
+				  pod->name, l->tcp ? "tcp" : "udp",
+				  l->family == AF_INET6 ? "ipv6" : "ipv4", strerror(-*err));
+		free(l);
+		return NULL;
+	}
+	l->op = (struct io_op){ .cb = l->tcp ? on_tcp_accept : on_udp_recv, .ctx = l };
+	l->pod = proxy_pod_get(pod);
+	return l;
+}
+
 int dns_listen_pod(struct dns *d, struct proxy_pod *pod)
 {
-	unsigned n = d->n_workers * 2, i;
+	unsigned per = d && d->set.ipv6 ? 4 : 2, n, i;
 	struct dns_listener **ls;
+	bool v6 = per == 4;
 	int ret = 0;
 
 	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;
+	pod->capture.dns6_udp_fd = pod->capture.dns6_tcp_fd = -1;
 	pod->capture.dns_port = 0;
+	pod->capture.dns_ipv6 = false;
 	if (!d || !d->set.enabled)
 		return 0;
+	n = d->n_workers * per;
 	ls = calloc(n, sizeof(*ls));
 	if (!ls)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		ls[i] = calloc(1, sizeof(**ls));
-		if (!ls[i]) {
-			ret = -ENOMEM;
+		ls[i] = listener_new(d, pod, i, per, &ret);
+		if (!ls[i] && ret < 0)
 			goto fail;
-		}
-		ls[i]->tcp = i % 2;
-		ls[i]->dw = &d->workers[i / 2];
-		ls[i]->fd = open_socket(d, pod, ls[i]->tcp);
-		if (ls[i]->fd < 0) {
-			ret = ls[i]->fd;
-			log_error("cannot open the pod's DNS listener", "pod=%s/%s proto=%s error=\"%s\"",
-				  pod->namespace_, pod->name, ls[i]->tcp ? "tcp" : "udp",
-				  strerror(-ret));
-			free(ls[i]);
-			ls[i] = NULL;
-			goto fail;
-		}
-		ls[i]->op = (struct io_op){ .cb = ls[i]->tcp ? on_tcp_accept : on_udp_recv,
-					    .ctx = ls[i] };
-		ls[i]->pod = proxy_pod_get(pod);
+		if (!ls[i])
+			v6 = false;	/* no IPv6 in this pod: its IPv4 DNS only */
 	}
 	pod->capture.dns_udp_fd = ls[0]->fd;
 	pod->capture.dns_tcp_fd = ls[1]->fd;
 	pod->capture.dns_port = ntohs(d->set.listen.sin_port);
-	for (i = 0; i < n; i++)
-		io_worker_post(ls[i]->dw->io, add_task, ls[i]);
+	pod->capture.dns_ipv6 = v6;
+	pod->capture.dns6_udp_fd = v6 ? ls[2]->fd : -1;
+	pod->capture.dns6_tcp_fd = v6 ? ls[3]->fd : -1;
+	for (i = 0; i < n; i++) {
+		if (ls[i] && (v6 || ls[i]->family == AF_INET)) {
+			io_worker_post(ls[i]->dw->io, add_task, ls[i]);
+		} else if (ls[i]) {	/* the pod has some IPv6 listeners but not all: none */
+			close(ls[i]->fd);
+			proxy_pod_put(ls[i]->pod);
+			free(ls[i]);
+		}
+	}
 	free(ls);
 	return 0;
 fail:
@@ -451,6 +543,7 @@ void dns_unlisten_pod(struct dns *d, struct proxy_pod *pod)
 		}
 	}
 	pod->capture.dns_udp_fd = pod->capture.dns_tcp_fd = -1;
+	pod->capture.dns6_udp_fd = pod->capture.dns6_tcp_fd = -1;
 }
 
 struct dns *dns_new(const struct dns_settings *set, struct io_worker *const *ws, unsigned n_workers,

@@ -139,17 +139,19 @@ static int remove_rules(void *arg)
 	return redirect_pod_remove(rc->redirect, rc->pod, rc->why, rc->len);
 }
 
-/* The backend's view of the pod: its netns and IPv4 addresses (listeners come with them). */
+/* The backend's view of the pod: its netns and addresses (listeners come with them). */
 static void capture_view(struct proxy_pod *pod)
 {
 	struct redirect_pod *c = &pod->capture;
 
 	c->key = pod->uid;
 	c->netns_fd = pod->netns_fd;
-	c->n_ipv4 = 0;
-	for (size_t i = 0; i < pod->n_ips && c->n_ipv4 < REDIRECT_MAX_ADDRS; i++)
-		if (pod->ips[i].family == AF_INET)
+	c->n_ipv4 = c->n_ipv6 = 0;
+	for (size_t i = 0; i < pod->n_ips; i++)
+		if (pod->ips[i].family == AF_INET && c->n_ipv4 < REDIRECT_MAX_ADDRS)
 			c->ipv4[c->n_ipv4++] = pod->ips[i].v4.s_addr;
+		else if (pod->ips[i].family == AF_INET6 && c->n_ipv6 < REDIRECT_MAX_ADDRS)
+			c->ipv6[c->n_ipv6++] = pod->ips[i].v6;
 }
 
 static bool uid_ok(const char *uid)

@@ -130,6 +130,7 @@ static int cidr_item(struct lc_ctx *c, yaml_node_t *n, void *elem)
 	const char *t = localcfg_text(c, n), *slash;
 	char addr[INET6_ADDRSTRLEN + 1];
 	unsigned long len, max;
+	bool mapped;
 	size_t alen;
 
 	if (!t)
@@ -142,10 +143,17 @@ static int cidr_item(struct lc_ctx *c, yaml_node_t *n, void *elem)
 	addr[alen] = '\0';
 	if (state_ip_parse(addr, &cidr->addr))
 		goto bad;
+	/* a v4-mapped CIDR (::ffff:a.b.c.d/104) is parsed as the v4 one: its length too */
+	mapped = cidr->addr.family == AF_INET && strchr(addr, ':');
 	max = cidr->addr.family == AF_INET ? 32 : 128;
-	len = max;
-	if (slash && (strlen(slash + 1) > 3 || strspn(slash + 1, "0123456789") !=
-			strlen(slash + 1) || !slash[1] || (len = strtoul(slash + 1, NULL, 10)) > max))
+	len = max + (mapped ? 96 : 0);
+	if (slash && (strlen(slash + 1) > 3 || !slash[1] ||
+		      strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
+		      (len = strtoul(slash + 1, NULL, 10)) > 128))
+		goto bad;
+	if (mapped)
+		len = len >= 96 ? len - 96 : max + 1;
+	if (len > max)
 		goto bad;
 	cidr->length = (uint8_t)len;
 	return 0;

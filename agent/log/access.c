@@ -4,12 +4,17 @@
 #include <stdio.h>
 
 #include <ztunnel/access.h>
+#include <ztunnel/addr.h>
 #include <ztunnel/io.h>
 #include <ztunnel/log.h>
 
-const char *access_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+const char *access_addr(const struct sockaddr_storage *addr, char *buf, size_t len)
 {
+	struct sockaddr_storage copy = *addr;
+	const struct sockaddr_storage *ss = &copy;
 	char ip[INET6_ADDRSTRLEN];
+
+	io_addr_unmap(&copy);	/* ::ffff:a.b.c.d is logged as a.b.c.d */
 
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)ss;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
 #include <ztunnel/redirect.h>
@@ -191,6 +192,7 @@ void proxy_inbound_hbone_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 
 	memset(&peer, 0, sizeof(peer));
 	getpeername(fd, (struct sockaddr *)&peer, &len);
+	io_addr_unmap(&peer);	/* a [::] listener's IPv4 peer */
 	/* the context is swapped when the certificate rotates: read it once, atomically */
 	ret = hbone_server_start(&pw->io, fd, __atomic_load_n(&pod->server_ctx, __ATOMIC_ACQUIRE),
 				 pod->trust_domain, &pw->px->set, pw->px->gate, &inbound_handler,
@@ -213,6 +215,7 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 
 	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
+	io_addr_unmap(&rec.src);
 	len = sizeof(rec.dst);
 	if (proxy_original_dst(pw, fd, &rec.dst) < 0) {
 		access_log_complete(&rec, "no original destination (connection not redirected)");

@@ -8,6 +8,7 @@
 
 #include <openssl/rand.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
 #include <ztunnel/sock.h>
@@ -43,6 +44,7 @@ void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_
 	} else {
 		ip->v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr;
 		*port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+		state_ip_unmap(ip);
 	}
 }
 
@@ -276,6 +278,7 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 
 	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
+	io_addr_unmap(&rec.src);	/* a [::] listener's IPv4 peer */
 	if (proxy_original_dst(pw, fd, &orig) < 0) {
 		access_log_complete(&rec, "no original destination (connection not redirected)");
 		close(fd);

@@ -226,20 +226,41 @@ struct listen_args {
 	uint32_t mark;
 };
 
-static int open_listener(struct proxy_pod *pod, uint16_t port, uint32_t mark)
+/* With IPv6 on: one dual-stack socket on [::] (IPV6_V6ONLY off, as upstream binds [::]), which
+ * takes IPv4 too; the peers it reports as ::ffff:a.b.c.d are made v4 where they are read. */
+static int bind_listener(int fd, int family, uint16_t port)
 {
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+				    .sin6_addr = IN6ADDR_ANY_INIT };
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int one = 1;
-	int fd = inpod_socket(pod->netns_fd, AF_INET, SOCK_STREAM, mark);
+	int zero = 0;
 
+	if (family == AF_INET6) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+			return -errno;
+		return bind(fd, (struct sockaddr *)&sa6, sizeof(sa6)) < 0 ? -errno : 0;
+	}
+	return bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+}
+
+static int open_listener(struct proxy_pod *pod, uint16_t port, const struct hbone_settings *set)
+{
+	int family = set->ipv6 ? AF_INET6 : AF_INET;
+	int one = 1, err;
+	int fd = inpod_socket(pod->netns_fd, family, SOCK_STREAM, set->mark);
+
+	if (fd == -EAFNOSUPPORT && family == AF_INET6) {
+		family = AF_INET;	/* main.c checked the kernel; this netns may lack it */
+		fd = inpod_socket(pod->netns_fd, family, SOCK_STREAM, set->mark);
+	}
 	if (fd < 0)
 		return fd;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
-		int err = -errno;
-
+	err = bind_listener(fd, family, port);
+	if (err < 0 || listen(fd, 1024) < 0) {
+		err = err < 0 ? err : -errno;
 		close(fd);
 		return err;
 	}
@@ -268,7 +289,7 @@ int proxy_listen_pod(struct proxy *px, struct proxy_pod *pod)
 		}
 		ls[i]->kind = (enum proxy_port_kind)(i % PROXY_KINDS);
 		ls[i]->pw = &px->workers[i / PROXY_KINDS];
-		ls[i]->fd = open_listener(pod, kind_port[ls[i]->kind], px->set.mark);
+		ls[i]->fd = open_listener(pod, kind_port[ls[i]->kind], &px->set);
 		if (ls[i]->fd < 0) {
 			ret = ls[i]->fd;
 			log_error("cannot open pod listener", "pod=%s/%s port=%u error=\"%s\"",

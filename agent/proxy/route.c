@@ -14,6 +14,17 @@ static bool has_ip(const struct state_workload *w, const struct state_ip *ip)
 	return false;
 }
 
+/* The address of w to connect to for a connection that asked for orig: as upstream, the first
+ * one of orig's family (a dual-stack pod behind a VIP is reached over the VIP's family), else
+ * the first. w has at least one. */
+static struct state_ip family_ip(const struct state_workload *w, const struct state_ip *orig)
+{
+	for (size_t i = 0; i < w->n_ips; i++)
+		if (w->ips[i].family == orig->family)
+			return w->ips[i];
+	return w->ips[0];
+}
+
 const char *proxy_gateway_name(const struct state_gateway *g, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -52,8 +63,8 @@ bool proxy_from_waypoint(const struct state_snapshot *snap, const struct state_w
 /* Follows the waypoint reference g for a connection to orig: fills the next hop. 0, or -ENOENT
  * (not in the state) / -EHOSTUNREACH (no endpoint with an address) with why filled. */
 static int resolve_waypoint(const struct state_snapshot *snap, const struct state_gateway *g,
-			    const struct proxy_route_source *src, uint64_t rnd,
-			    struct proxy_route *r, char *why, size_t len)
+			    const struct proxy_route_source *src, const struct state_ip *orig,
+			    uint64_t rnd, struct proxy_route *r, char *why, size_t len)
 {
 	const struct state_service *svc = NULL;
 	const struct state_workload *w = NULL;
@@ -81,7 +92,7 @@ static int resolve_waypoint(const struct state_snapshot *snap, const struct stat
 				 g->hbone_mtls_port);
 			return -EHOSTUNREACH;
 		}
-		r->ip = w->ips[0];
+		r->ip = family_ip(w, orig);
 	}
 	r->kind = PROXY_ROUTE_WAYPOINT;
 	r->w = w;
@@ -106,7 +117,7 @@ int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route
 		/* a workload's own waypoint, unless the traffic comes from it (the sandwich) */
 		if (r->w->waypoint.present &&
 		    !proxy_from_waypoint(snap, r->w, src->identity, &src->ip))
-			return resolve_waypoint(snap, &r->w->waypoint, src, rnd, r, why, len);
+			return resolve_waypoint(snap, &r->w->waypoint, src, dst, rnd, r, why, len);
 		r->kind = PROXY_ROUTE_DIRECT;
 		return 0;
 	}
@@ -117,7 +128,7 @@ int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route
 	}
 	r->svc = svc;
 	if (svc->waypoint.present)	/* :authority stays the VIP: the waypoint load balances */
-		return resolve_waypoint(snap, &svc->waypoint, src, rnd, r, why, len);
+		return resolve_waypoint(snap, &svc->waypoint, src, dst, rnd, r, why, len);
 	if (svc->load_balancing.mode == STATE_LB_PASSTHROUGH) {	/* to the VIP as it is */
 		r->kind = PROXY_ROUTE_PASSTHROUGH;
 		return 0;
@@ -128,7 +139,7 @@ int proxy_route_pick(const struct state_snapshot *snap, const struct proxy_route
 		snprintf(why, len, "service has no healthy endpoint for this port");
 		return -EHOSTUNREACH;
 	}
-	r->ip = r->w->ips[0];
+	r->ip = family_ip(r->w, dst);
 	r->authority_ip = r->ip;
 	r->authority_port = r->port;
 	r->kind = PROXY_ROUTE_DIRECT;

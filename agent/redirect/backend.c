@@ -2,28 +2,38 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/redirect.h>
 
 #include "redirect-int.h"
 
-/* REDIRECT rules (ours or istio-cni's) rewrite the destination; conntrack has the original. */
+/* REDIRECT rules (ours or istio-cni's) rewrite the destination; conntrack has the original. A
+ * dual-stack socket's IPv4 connection answers SO_ORIGINAL_DST (as upstream asks first), an IPv6
+ * one IP6T_SO_ORIGINAL_DST. */
 static int conntrack_original_dst(int fd, struct sockaddr_storage *dst)
 {
 	socklen_t len = sizeof(*dst);
 
 	memset(dst, 0, sizeof(*dst));
-	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) < 0)
+	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) == 0)
+		return 0;
+	len = sizeof(*dst);
+	memset(dst, 0, sizeof(*dst));
+	if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len) < 0)
 		return -errno;
+	io_addr_unmap(dst);
 	return 0;
 }
 
 static int nft_install(const struct redirect *r, struct redirect_pod *pod, char *err,
 		       size_t errlen)
 {
-	return redirect_nft_install(r->mark, pod ? pod->dns_port : 0, err, errlen);
+	return redirect_nft_install(r->mark, pod ? pod->dns_port : 0, pod && pod->dns_ipv6, err,
+				    errlen);
 }
 
 static int nft_remove(const struct redirect *r, struct redirect_pod *pod, char *err,
@@ -40,6 +50,7 @@ static int local_original_dst(int fd, struct sockaddr_storage *dst)
 	memset(dst, 0, sizeof(*dst));
 	if (getsockname(fd, (struct sockaddr *)dst, &len) < 0)
 		return -errno;
+	io_addr_unmap(dst);
 	return 0;
 }
 

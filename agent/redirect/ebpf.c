@@ -49,10 +49,16 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 			(skel)->rodata->pod_addrs[i_] = (pod)->ipv4[i_];             \
 		(skel)->rodata->n_pod_addrs = (pod)->n_ipv4 < ZT_POD_ADDRS ?         \
 						      (pod)->n_ipv4 : ZT_POD_ADDRS;  \
+		for (unsigned i_ = 0; i_ < (pod)->n_ipv6 && i_ < ZT_POD_ADDRS6; i_++) \
+			memcpy((void *)(skel)->rodata->pod_addrs6[i_], &(pod)->ipv6[i_], \
+			       16);                                                   \
+		(skel)->rodata->n_pod_addrs6 = (pod)->n_ipv6 < ZT_POD_ADDRS6 ?       \
+						       (pod)->n_ipv6 : ZT_POD_ADDRS6; \
 		(skel)->rodata->loopback_ifindex = if_nametoindex("lo");            \
 		(skel)->rodata->probe_addr = probe_.s_addr;                          \
 		(skel)->rodata->hbone_port = REDIRECT_PORT_INBOUND_HBONE;            \
-		(skel)->rodata->dns_capture = (pod)->dns_udp_fd >= 0;                \
+		(skel)->rodata->dns_capture = (pod)->dns_udp_fd < 0 ? 0 :           \
+					      (pod)->dns6_udp_fd >= 0 ? 2 : 1;       \
 	} while (0)
 
 static void pin_path(const struct ebpf_pod *e, const char *name, char *buf, size_t len)
@@ -148,6 +154,10 @@ static int load(struct redirect_pod *pod, struct ebpf_pod *e, char *err, size_t 
 		ret = put_slot(e->lookup, ZT_SLOT_DNS_UDP, pod->dns_udp_fd);
 	if (ret == 0)
 		ret = put_slot(e->lookup, ZT_SLOT_DNS_TCP, pod->dns_tcp_fd);
+	if (ret == 0)
+		ret = put_slot(e->lookup, ZT_SLOT_DNS6_UDP, pod->dns6_udp_fd);
+	if (ret == 0)
+		ret = put_slot(e->lookup, ZT_SLOT_DNS6_TCP, pod->dns6_tcp_fd);
 	if (ret < 0)
 		snprintf(err, errlen, "ebpf: putting the listeners in the sockmap: %s", strerror(-ret));
 	return ret;
@@ -281,7 +291,8 @@ static void ebpf_pod_free(struct ebpf_pod *e)
 
 int redirect_ebpf_probe(const struct redirect *r, char *err, size_t errlen)
 {
-	struct redirect_pod none = { .netns_fd = -1, .n_ipv4 = 1, .dns_udp_fd = -1 };
+	struct redirect_pod none = { .netns_fd = -1, .n_ipv4 = 1, .dns_udp_fd = -1,
+				     .dns6_udp_fd = -1 };
 	struct zt_sk_lookup *lookup;
 	struct zt_tc_ingress *tc;
 	int ret = -ENOMEM, fd;
@@ -353,13 +364,14 @@ int redirect_ebpf_install(const struct redirect *r, struct redirect_pod *pod, ch
 		snprintf(err, errlen, "ebpf: setting accept_local on the pod's interfaces: %s",
 			 strerror(-ret));
 	if (ret == 0)
-		ret = redirect_ebpf_rules_apply(true, r->mark, pod->ipv4[0], pod->dns_udp_fd >= 0,
-						err, errlen);
+		ret = redirect_ebpf_rules_apply(r->mark, &(struct redirect_ebpf_rules){
+			.src = pod->ipv4[0], .src6 = pod->n_ipv6 ? &pod->ipv6[0] : NULL,
+			.dns = pod->dns_udp_fd >= 0, .dns6 = pod->dns6_udp_fd >= 0 }, err, errlen);
 	if (ret == 0)
 		ret = redirect_sockmap_pod_add(pod, err, errlen);
 	if (ret < 0) {	/* never half-captured: what this install pinned goes again */
 		redirect_sockmap_pod_del();
-		redirect_ebpf_rules_apply(false, r->mark, 0, true, ignored, sizeof(ignored));
+		redirect_ebpf_rules_apply(r->mark, NULL, ignored, sizeof(ignored));
 		redirect_ebpf_unpin(e->dir, NULL);
 		ebpf_pod_free(e);
 		return ret;
@@ -392,7 +404,7 @@ int redirect_ebpf_remove(const struct redirect *r, struct redirect_pod *pod, cha
 	}
 	if (was >= 0)
 		redirect_ebpf_accept_local(was, NULL, why, sizeof(why));
-	return redirect_ebpf_rules_apply(false, r->mark, 0, true, err, errlen);
+	return redirect_ebpf_rules_apply(r->mark, NULL, err, errlen);
 }
 
 int redirect_bpf_percpu_sum(int map_fd, uint32_t key, uint64_t *sum)

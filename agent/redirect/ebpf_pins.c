@@ -224,7 +224,7 @@ static int clean_in_pod(void *arg)
 	struct clean_call *c = arg;
 	int fd, ret;
 
-	ret = redirect_ebpf_rules_apply(false, c->mark, 0, true, c->why, sizeof(c->why));
+	ret = redirect_ebpf_rules_apply(c->mark, NULL, c->why, sizeof(c->why));
 	if (c->accept_local_was >= 0) {
 		fd = redirect_ebpf_accept_local(c->accept_local_was, NULL, c->why, sizeof(c->why));
 		ret = ret ? ret : fd;

@@ -26,11 +26,14 @@
  *                                             is delivered here and sk_lookup steers it
  *   32763  ipproto udp dport 53 lookup 101    DNS queries, only when the agent serves DNS
  * and table 101: "local default dev lo src <pod ip>" (the source an app's socket gets is the
- * pod's, not the destination's as a plain local route would give).
+ * pod's, not the destination's as a plain local route would give). A pod with an IPv6 address
+ * gets the same in IPv6 (no probe rule: probes come over IPv4; the DNS rule when the agent
+ * serves DNS on [::1] too), table 101 with "local ::/0 dev lo src <pod ipv6>".
  */
 enum { RULE_MARK, RULE_PROBE, RULE_TCP, RULE_DNS, RULES };
 
-static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, uint32_t seq)
+static struct nlmsghdr *rule_msg(char *buf, int family, int which, uint32_t mark, bool add,
+				 uint32_t seq)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct fib_rule_hdr *frh;
@@ -40,7 +43,7 @@ static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, 
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
 	nlh->nlmsg_seq = seq;
 	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
-	frh->family = AF_INET;
+	frh->family = (uint8_t)family;
 	frh->action = FR_ACT_TO_TBL;
 	frh->table = which >= RULE_TCP ? REDIRECT_EBPF_TABLE : RT_TABLE_MAIN;
 	mnl_attr_put_u32(nlh, FRA_PRIORITY, REDIRECT_EBPF_RULE_PRIORITY + (uint32_t)which);
@@ -69,40 +72,77 @@ static struct nlmsghdr *rule_msg(char *buf, int which, uint32_t mark, bool add, 
 	return nlh;
 }
 
-int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, bool dns, char *err,
-			      size_t errlen)
+/* Whether rule `which` (RULES: the table 101 route) of family is wanted by this install. */
+static bool wanted(const struct redirect_ebpf_rules *want, int family, int which)
+{
+	if (!want)
+		return false;
+	if (family == AF_INET6 && (!want->src6 || which == RULE_PROBE))
+		return false;
+	if (which == RULE_DNS)
+		return family == AF_INET6 ? want->dns6 : want->dns;
+	return true;
+}
+
+static int family_apply(struct mnl_socket *nl, int family, const struct redirect_ebpf_rules *want,
+			uint32_t mark, uint32_t *seq, char *err, size_t errlen)
 {
 	static const char *const what[RULES + 1] = { "fwmark rule", "kubelet probe rule",
 						     "ipproto tcp rule", "udp dport 53 rule",
 						     "table 101 local route" };
 	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(NLMSG_ALIGNTO)));
-	uint32_t seq = (uint32_t)time(NULL);
-	struct mnl_socket *nl = redirect_nl_open(NETLINK_ROUTE);
+	const void *src = family == AF_INET6 ? (const void *)(want ? want->src6 : NULL) :
+					       (const void *)(want ? &want->src : NULL);
 	char why[160];
 	int ret = 0;
+
+	for (int i = 0; i <= RULES; i++) {
+		/* what this install does not want goes, if an earlier one left it */
+		bool add = wanted(want, family, i);
+		struct nlmsghdr *nlh = i < RULES ? rule_msg(buf, family, i, mark, add, (*seq)++) :
+				       redirect_local_route_msg(buf, family, REDIRECT_EBPF_TABLE,
+								add ? src : NULL,
+								if_nametoindex("lo"), add, (*seq)++);
+		int r;
+
+		if (family == AF_INET6 && i == RULE_PROBE)
+			continue;
+		r = redirect_nl_request(nl, nlh, why, sizeof(why));
+		if (r == 0 || (add && r == -EEXIST) || (!add && (r == -ENOENT || r == -ESRCH)) ||
+		    (!add && family == AF_INET6 && (r == -EAFNOSUPPORT || r == -EOPNOTSUPP)))
+			continue;
+		if (!ret) {
+			ret = r;
+			snprintf(err, errlen, "%s %s %s: %s%s%s", add ? "adding" : "deleting",
+				 family == AF_INET6 ? "ipv6" : "ipv4", what[i], strerror(-r),
+				 why[0] ? ": " : "", why);
+		}
+		if (want)
+			break;
+	}
+	return ret;
+}
+
+int redirect_ebpf_rules_apply(uint32_t mark, const struct redirect_ebpf_rules *want, char *err,
+			      size_t errlen)
+{
+	uint32_t seq = (uint32_t)time(NULL);
+	struct mnl_socket *nl = redirect_nl_open(NETLINK_ROUTE);
+	char scratch[160];
+	int ret, r;
 
 	if (!nl) {
 		ret = -errno;
 		snprintf(err, errlen, "rules: netlink socket: %s", strerror(errno));
 		return ret;
 	}
-	for (int i = 0; i <= RULES; i++) {
-		/* without DNS its rule goes, if an earlier install with DNS left it */
-		bool add = install && (i != RULE_DNS || dns);
-		struct nlmsghdr *nlh = i < RULES ? rule_msg(buf, i, mark, add, seq++) :
-				       redirect_local_route_msg(buf, AF_INET, REDIRECT_EBPF_TABLE, src,
-								if_nametoindex("lo"), add, seq++);
-		int r = redirect_nl_request(nl, nlh, why, sizeof(why));
-
-		if (r == 0 || (add && r == -EEXIST) || (!add && (r == -ENOENT || r == -ESRCH)))
-			continue;
-		if (!ret) {
+	ret = family_apply(nl, AF_INET, want, mark, &seq, err, errlen);
+	if (ret == 0 || !want) {
+		/* a removal goes on past a failure; err keeps the first reason */
+		r = family_apply(nl, AF_INET6, want, mark, &seq, ret ? scratch : err,
+				 ret ? sizeof(scratch) : errlen);
+		if (!ret)
 			ret = r;
-			snprintf(err, errlen, "%s ipv4 %s: %s%s%s", add ? "adding" : "deleting",
-				 what[i], strerror(-r), why[0] ? ": " : "", why);
-		}
-		if (install)
-			break;
 	}
 	mnl_socket_close(nl);
 	return ret;

@@ -31,8 +31,9 @@
  * sees IPv4 and IPv6: every rule that tests an address is pinned to its family with
  * "meta nfproto" and written once for IPv4 (127.0.0.1) and once for IPv6 (::1); the kubelet SNAT
  * address 169.254.7.127 only exists in IPv4. Marks are compared under the 0xfff mask.
- * The DNS rules are written only when the DNS proxy is on (a port to redirect to), IPv4 only
- * (the proxy listens on IPv4). Not written: the raw table's conntrack zone for UDP 53.
+ * The DNS rules are written only when the DNS proxy is on (a port to redirect to), the IPv6 ones
+ * only when it also listens on [::1] (IPV6_ENABLED). Not written: the raw table's conntrack zone
+ * for UDP 53, nor a kubelet-probe exception for IPv6 (there is no IPv6 SNAT address here).
  */
 enum nft_match_kind {
 	M_END = 0,
@@ -68,8 +69,11 @@ struct nft_rule_spec {
 	struct nft_match match[NFT_MAX_MATCH];
 	enum nft_action action;
 	uint16_t port;		/* redirect target */
-	bool dns;		/* a DNS rule: only with the proxy on, to its port */
+	uint8_t dns;		/* NFT_DNS4/6: a DNS rule, only with the proxy on (IPv6: with its
+				 * [::1] listener), to its port */
 };
+
+enum { NFT_NOT_DNS, NFT_DNS4, NFT_DNS6 };
 
 struct nft_chain_spec {
 	const char *table;
@@ -104,25 +108,31 @@ static const struct nft_chain_spec nft_chains[] = {
 };
 
 static const struct nft_rule_spec nft_rules[] = {
-	{ NFT_MANGLE, "prerouting", { IS_AGENT }, A_CTMARK_SET, 0, false },
-	{ NFT_MANGLE, "output", { CTMARK_IS(REDIRECT_CONN_MARK) }, A_MARK_SET, 0, false },
-	{ NFT_NAT, "prerouting", { IS_V4, SADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0, false },
+	{ NFT_MANGLE, "prerouting", { IS_AGENT }, A_CTMARK_SET, 0, NFT_NOT_DNS },
+	{ NFT_MANGLE, "output", { CTMARK_IS(REDIRECT_CONN_MARK) }, A_MARK_SET, 0, NFT_NOT_DNS },
+	{ NFT_NAT, "prerouting", { IS_V4, SADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0,
+	  NFT_NOT_DNS },
 	{ NFT_NAT, "prerouting", { IS_V4, IS_TCP, NOT_LOCAL4, NOT_HBONE, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_INBOUND_PLAIN, false },
+	  REDIRECT_PORT_INBOUND_PLAIN, NFT_NOT_DNS },
 	{ NFT_NAT, "prerouting", { IS_V6, IS_TCP, NOT_LOCAL6, NOT_HBONE, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_INBOUND_PLAIN, false },
-	{ NFT_NAT, "output", { IS_V4, DADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0, false },
+	  REDIRECT_PORT_INBOUND_PLAIN, NFT_NOT_DNS },
+	{ NFT_NAT, "output", { IS_V4, DADDR4_IS(REDIRECT_KUBELET_SNAT) }, A_ACCEPT, 0,
+	  NFT_NOT_DNS },
 	{ NFT_NAT, "output", { IS_V4, IS_UDP, DPORT_DNS, NOT_OIF_LO, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_DNS, true },
+	  REDIRECT_PORT_DNS, NFT_DNS4 },
 	{ NFT_NAT, "output", { IS_V4, IS_TCP, DPORT_DNS, NOT_LOCAL4, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_DNS, true },
-	{ NFT_NAT, "output", { MARK_IS(REDIRECT_CONN_MARK) }, A_ACCEPT, 0, false },
-	{ NFT_NAT, "output", { OIF_LO, IS_V4, NOT_LOCAL4 }, A_ACCEPT, 0, false },
-	{ NFT_NAT, "output", { OIF_LO, IS_V6, NOT_LOCAL6 }, A_ACCEPT, 0, false },
+	  REDIRECT_PORT_DNS, NFT_DNS4 },
+	{ NFT_NAT, "output", { IS_V6, IS_UDP, DPORT_DNS, NOT_OIF_LO, NOT_AGENT }, A_REDIRECT,
+	  REDIRECT_PORT_DNS, NFT_DNS6 },
+	{ NFT_NAT, "output", { IS_V6, IS_TCP, DPORT_DNS, NOT_LOCAL6, NOT_AGENT }, A_REDIRECT,
+	  REDIRECT_PORT_DNS, NFT_DNS6 },
+	{ NFT_NAT, "output", { MARK_IS(REDIRECT_CONN_MARK) }, A_ACCEPT, 0, NFT_NOT_DNS },
+	{ NFT_NAT, "output", { OIF_LO, IS_V4, NOT_LOCAL4 }, A_ACCEPT, 0, NFT_NOT_DNS },
+	{ NFT_NAT, "output", { OIF_LO, IS_V6, NOT_LOCAL6 }, A_ACCEPT, 0, NFT_NOT_DNS },
 	{ NFT_NAT, "output", { IS_V4, IS_TCP, NOT_LOCAL4, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_OUTBOUND, false },
+	  REDIRECT_PORT_OUTBOUND, NFT_NOT_DNS },
 	{ NFT_NAT, "output", { IS_V6, IS_TCP, NOT_LOCAL6, NOT_AGENT }, A_REDIRECT,
-	  REDIRECT_PORT_OUTBOUND, false },
+	  REDIRECT_PORT_OUTBOUND, NFT_NOT_DNS },
 };
 
 /* Expressions are appended to one rule; the first failure sticks in err. */
@@ -311,6 +321,7 @@ struct nft_txn {
 	uint32_t nmsg;
 	uint32_t mark;		/* the agent's */
 	uint16_t dns_port;	/* 0: DNS is off, its rules are left out */
+	bool dns_ipv6;		/* the IPv6 DNS rules too */
 	struct {
 		const char *what;
 		const char *table;
@@ -439,7 +450,8 @@ static int nft_build(struct nft_txn *t, bool install)
 	for (size_t i = 0; i < sizeof(nft_chains) / sizeof(nft_chains[0]) && !ret; i++)
 		ret = txn_chain(t, &nft_chains[i]);
 	for (size_t i = 0; i < sizeof(nft_rules) / sizeof(nft_rules[0]) && !ret; i++)
-		if (!nft_rules[i].dns || t->dns_port)
+		if (nft_rules[i].dns == NFT_NOT_DNS ||
+		    (t->dns_port && (nft_rules[i].dns == NFT_DNS4 || t->dns_ipv6)))
 			ret = txn_rule(t, (int)i);
 	return ret;
 }
@@ -561,7 +573,8 @@ static int nft_commit(struct nft_txn *t, char *err, size_t errlen)
 	return ret;
 }
 
-int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, char *err, size_t errlen)
+int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, bool dns_ipv6, char *err,
+		       size_t errlen)
 {
 	struct nft_txn *t = nft_txn_new();
 	int ret;
@@ -572,6 +585,7 @@ int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, char *err
 	}
 	t->mark = mark;
 	t->dns_port = dns_port;
+	t->dns_ipv6 = dns_ipv6;
 	ret = nft_build(t, install);
 	if (ret < 0)
 		snprintf(err, errlen, "nftables: building rules: %s", strerror(-ret));

@@ -29,12 +29,19 @@ int redirect_nl_request(struct mnl_socket *nl, struct nlmsghdr *nlh, char *why, 
 /* Installs (replacing) or removes the two istio-ambient nftables tables in one transaction;
  * mark is the agent sockets' mark the rules leave alone; dns_port: the DNS rules' target
  * (0: no DNS rules). */
-int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, char *err, size_t errlen);
+int redirect_nft_apply(bool install, uint32_t mark, uint16_t dns_port, bool dns_ipv6, char *err,
+		       size_t errlen);
 /* The mask agent-mark matches compare under: 0xfff, or all bits for a mark above it. */
 uint32_t redirect_agent_mask(uint32_t mark);
-/* Adds or deletes the ebpf backend's policy rules and table-101 route (src: the pod's IPv4
- * address, network order; dns: the UDP port-53 rule too); idempotent. */
-int redirect_ebpf_rules_apply(bool install, uint32_t mark, uint32_t src, bool dns, char *err,
+/* What the ebpf backend's policy rules of one pod are made of. */
+struct redirect_ebpf_rules {
+	uint32_t src;			/* the pod's IPv4 address (table 101's src), network order */
+	const struct in6_addr *src6;	/* its IPv6 one, or NULL: no IPv6 rules */
+	bool dns, dns6;			/* the UDP port-53 rule, in IPv4 / IPv6 */
+};
+/* Adds (want) or deletes (want NULL: all of them, both families) the ebpf backend's policy rules
+ * and table-101 routes; a piece the install does not want is deleted; idempotent. */
+int redirect_ebpf_rules_apply(uint32_t mark, const struct redirect_ebpf_rules *want, char *err,
 			      size_t errlen);
 
 /* tc links (tcx, kernel 6.6): the values of the kernel's enums, which Debian 12's 6.1 uapi
@@ -61,10 +68,10 @@ int redirect_ebpf_clean(const struct redirect *r, const char *state_dir,
 int redirect_ebpf_accept_local(bool on, bool *was, char *err, size_t errlen);
 /* The sum over CPUs of key's value in a per-CPU array of u64 (ebpf.c). 0 or -errno (*sum 0). */
 int redirect_bpf_percpu_sum(int map_fd, uint32_t key, uint64_t *sum);
-/* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc network order,
- * 0 for none; only on add) in buf. */
+/* Builds "ip route add|del local default dev lo [src prefsrc] table T" (prefsrc: a struct
+ * in_addr or in6_addr of family, or NULL for none; only on add) in buf. */
 struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,
-					  uint32_t prefsrc, uint32_t lo, bool add, uint32_t seq);
+					  const void *prefsrc, uint32_t lo, bool add, uint32_t seq);
 /* Adds or deletes the fwmark rule and table-100 local routes, v4 and v6; idempotent. */
 int redirect_route_apply(bool install, char *err, size_t errlen);
 

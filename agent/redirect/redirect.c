@@ -118,13 +118,13 @@ int redirect_nl_request(struct mnl_socket *nl, struct nlmsghdr *nlh, char *why, 
 	}
 }
 
-int redirect_nft_install(uint32_t mark, uint16_t dns_port, char *err, size_t errlen)
+int redirect_nft_install(uint32_t mark, uint16_t dns_port, bool dns_ipv6, char *err, size_t errlen)
 {
 	int ret;
 
 	if (errlen)
 		err[0] = '\0';
-	ret = redirect_nft_apply(true, mark, dns_port, err, errlen);
+	ret = redirect_nft_apply(true, mark, dns_port, dns_ipv6, err, errlen);
 	if (ret < 0)
 		return ret;
 	return redirect_route_apply(true, err, errlen);
@@ -137,7 +137,7 @@ int redirect_nft_remove(uint32_t mark, char *err, size_t errlen)
 	if (errlen)
 		err[0] = '\0';
 	/* Try both halves even if one fails, report the first failure. */
-	ret = redirect_nft_apply(false, mark, 0, err, errlen);
+	ret = redirect_nft_apply(false, mark, 0, false, err, errlen);
 	if (ret < 0) {
 		char ignored[8];
 

@@ -45,7 +45,7 @@ static struct nlmsghdr *route_rule_msg(char *buf, int family, bool add, uint32_t
 }
 
 struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,
-					  uint32_t prefsrc, uint32_t lo, bool add, uint32_t seq)
+					  const void *prefsrc, uint32_t lo, bool add, uint32_t seq)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
@@ -63,7 +63,7 @@ struct nlmsghdr *redirect_local_route_msg(char *buf, int family, uint32_t table,
 	mnl_attr_put_u32(nlh, RTA_TABLE, table);
 	mnl_attr_put_u32(nlh, RTA_OIF, lo);
 	if (add && prefsrc)
-		mnl_attr_put(nlh, RTA_PREFSRC, sizeof(prefsrc), &prefsrc);
+		mnl_attr_put(nlh, RTA_PREFSRC, family == AF_INET6 ? 16 : 4, prefsrc);
 	return nlh;
 }
 
@@ -96,7 +96,7 @@ static int route_family_apply(struct mnl_socket *nl, const struct route_family *
 	}
 	if (f->family == AF_INET6 && (ret == -EAFNOSUPPORT || ret == -EOPNOTSUPP))
 		return 0;	/* IPv6 disabled: no route to add or delete either */
-	nlh = redirect_local_route_msg(buf, f->family, REDIRECT_ROUTE_TABLE, 0, lo, add, (*seq)++);
+	nlh = redirect_local_route_msg(buf, f->family, REDIRECT_ROUTE_TABLE, NULL, lo, add, (*seq)++);
 	ret = redirect_nl_request(nl, nlh, why, sizeof(why));
 	if (ret < 0 && !route_benign(ret, add, f->family)) {
 		snprintf(err, errlen, "%s %s local default route dev lo table %d: %s%s%s",

@@ -21,6 +21,7 @@ int state_ip_parse(const char *text, struct state_ip *out)
 	}
 	if (inet_pton(AF_INET6, addr, &out->v6) == 1) {
 		out->family = AF_INET6;
+		state_ip_unmap(out);
 		return 0;
 	}
 	memset(out, 0, sizeof(*out));
@@ -41,6 +42,16 @@ static void ip_canonical(const struct state_ip *in, struct state_ip *out)
 		out->v4 = in->v4;
 	else if (in->family == AF_INET6)
 		out->v6 = in->v6;
+}
+
+void state_ip_unmap(struct state_ip *ip)
+{
+	struct state_ip v4;
+
+	if (ip->family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&ip->v6))
+		return;
+	ip_canonical(ip, &v4);
+	*ip = v4;
 }
 
 bool state_ip_equal(const struct state_ip *a, const struct state_ip *b)

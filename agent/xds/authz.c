@@ -81,12 +81,16 @@ static int cidrs(Istio__Security__Address **in, size_t n, struct state_cidr_list
 
 	for (size_t i = 0; !ret && i < n; i++) {
 		struct state_cidr *c = &out->v[i];
+		uint32_t len = in[i]->length;
 
 		out->n = i + 1;
 		ret = xds_ip(&in[i]->address, &c->addr, field, err, errlen);
-		if (!ret && in[i]->length > (c->addr.family == AF_INET ? 32u : 128u))
+		/* a v4-mapped CIDR (::ffff:a.b.c.d/104) became the v4 one: its length too */
+		if (!ret && in[i]->address.len == 16 && c->addr.family == AF_INET)
+			len = len >= 96 ? len - 96 : 33;
+		if (!ret && len > (c->addr.family == AF_INET ? 32u : 128u))
 			ret = xds_errf(err, errlen, "%s: prefix length %u", field, in[i]->length);
-		c->length = (uint8_t)in[i]->length;
+		c->length = (uint8_t)len;
 	}
 	return ret;
 }

@@ -59,6 +59,7 @@ int xds_ip(const ProtobufCBinaryData *b, struct state_ip *out, const char *field
 	} else if (b->len == 16) {
 		out->family = AF_INET6;
 		memcpy(&out->v6, b->data, 16);
+		state_ip_unmap(out);	/* ::ffff:a.b.c.d is a.b.c.d, for the look-ups by IP */
 	} else {
 		return xds_errf(err, errlen, "%s: IP address of %zu bytes (want 4 or 16)", field,
 				b->len);

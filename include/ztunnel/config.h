@@ -56,6 +56,8 @@ struct config {
 	const char *instance_ip;	/* INSTANCE_IP */
 	const char *inpod_uds;		/* INPOD_UDS: istio-cni's ZDS socket (enrollment by istio-cni) */
 	bool dns_capture;		/* ISTIO_META_DNS_CAPTURE, true: the DNS proxy in each pod */
+	bool ipv6_enabled;		/* IPV6_ENABLED, true: pod listeners on [::] (dual stack),
+					 * AAAA answers; false (or a kernel without IPv6): IPv4 */
 	const char *dns_proxy_addr;	/* DNS_PROXY_ADDR, 127.0.0.1:15053 (inside the pods) */
 	const char *dns_upstreams;	/* DNS_UPSTREAMS: "ip[:port],..." instead of /etc/resolv.conf */
 	struct hbone_settings hbone;	/* HTTP2_*, POOL_*, PACKET_MARK */

@@ -31,6 +31,7 @@ struct dns_settings {
 	unsigned n_upstreams;
 	char domain[128];		/* cluster domain, lower case, no trailing dot */
 	uint32_t mark;			/* SO_MARK of the forwarding sockets (the agent's mark) */
+	bool ipv6;			/* IPV6_ENABLED: [::1] on the same port too, AAAA */
 };
 
 /*
@@ -51,6 +52,7 @@ void dns_dump_json(const struct dns_settings *set, FILE *out);
 struct dns_client {
 	const char *namespace_;
 	const char *network;	/* "" for the default network */
+	bool no_ipv6;		/* IPV6_ENABLED=false: AAAA of mesh names answer no records */
 };
 
 enum dns_verdict {

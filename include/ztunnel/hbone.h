@@ -32,6 +32,7 @@ struct hbone_settings {
 	uint32_t keepalive_timeout_ms;	/* close when no PONG came this long after a PING (20 s) */
 	bool localhost_app_tunnel;	/* LOCALHOST_APP_TUNNEL: PROXY app tunnels go to 127.0.0.1 */
 	bool ktls;			/* ZTUNNEL_KTLS: try kernel TLS after handshakes, off */
+	bool ipv6;			/* IPV6_ENABLED (the kernel has it): listeners on [::] */
 };
 
 /* Fills upstream's defaults. */

@@ -2,9 +2,11 @@
 #ifndef ZTUNNEL_REDIRECT_H
 #define ZTUNNEL_REDIRECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #define REDIRECT_PORT_OUTBOUND 15001
@@ -28,10 +30,15 @@ struct redirect_pod {
 	int netns_fd;				/* borrowed */
 	uint32_t ipv4[REDIRECT_MAX_ADDRS];	/* the pod's IPv4 addresses, network order */
 	unsigned n_ipv4;
+	struct in6_addr ipv6[REDIRECT_MAX_ADDRS];	/* its IPv6 addresses */
+	unsigned n_ipv6;
 	int outbound_fd, inbound_fd;		/* listeners 15001 and 15006 (borrowed) */
 	int dns_udp_fd, dns_tcp_fd;		/* the DNS proxy's (15053, borrowed) when the agent
 						 * serves DNS, else -1 */
+	int dns6_udp_fd, dns6_tcp_fd;		/* the DNS proxy's [::1] ones (IPV6_ENABLED), or -1 */
 	uint16_t dns_port;			/* their port (DNS_PROXY_ADDR); 0 when DNS is off */
+	bool dns_ipv6;				/* the DNS proxy listens on [::1] too: IPv6 DNS is
+						 * redirected to it */
 	void *state;				/* the backend's, from install to remove */
 };
 
@@ -100,10 +107,11 @@ void redirect_dump_json(const struct redirect *r, FILE *out);
  * istio-cni's nftables backend writes (MARK below is the agent's mark, 0x539 by default):
  *  - tables inet istio-ambient-nat and inet istio-ambient-mangle (replaced if present);
  *  - mangle prerouting: mark MARK -> ct mark 0x111; mangle output: ct mark 0x111 -> mark;
- *  - nat prerouting: from 169.254.7.127 accept; TCP not to 127.0.0.1, dport != 15008,
- *    mark != MARK -> redirect :15006;
+ *  - nat prerouting: from 169.254.7.127 accept; TCP not to 127.0.0.1 (IPv6: ::1), dport !=
+ *    15008, mark != MARK -> redirect :15006 (IPv4 and IPv6: the listeners are on [::]);
  *  - nat output: to 169.254.7.127 accept; with dns_port (the DNS proxy is on): IPv4 UDP dport
  *    53 not out of lo and TCP dport 53 not to 127.0.0.1, mark != MARK -> redirect :dns_port;
+ *    with dns_ipv6 also (the proxy listens on [::1]) the same for IPv6 (TCP not to ::1);
  *    mark 0x111 accept; oif lo and daddr != 127.0.0.1 accept; TCP not to 127.0.0.1,
  *    mark != MARK -> redirect :15001;
  *  - ip rule fwmark 0x111/0xfff lookup 100 and "local 0.0.0.0/0 dev lo table 100" (v4 and v6),
@@ -111,7 +119,7 @@ void redirect_dump_json(const struct redirect *r, FILE *out);
  * Marks compare under 0xfff, or exactly when MARK has higher bits. All over netlink
  * (libnftnl/libmnl); never runs nft or ip.
  */
-int redirect_nft_install(uint32_t mark, uint16_t dns_port, char *err, size_t errlen);
+int redirect_nft_install(uint32_t mark, uint16_t dns_port, bool dns_ipv6, char *err, size_t errlen);
 /* Removes everything redirect_nft_install added in the current netns; absent pieces are fine. */
 int redirect_nft_remove(uint32_t mark, char *err, size_t errlen);
 

@@ -20,6 +20,9 @@ struct state_ip {
 /* Parses "10.0.0.1", "::1" or "net/10.0.0.1" (the network prefix is dropped). 0 or -EINVAL. */
 int state_ip_parse(const char *text, struct state_ip *out);
 bool state_ip_equal(const struct state_ip *a, const struct state_ip *b);
+/* Makes a v4-mapped IPv6 address (::ffff:a.b.c.d) the IPv4 one, in place; others unchanged.
+ * state_ip_parse does it already: look-ups by IP (keyed on family and bytes) see one form. */
+void state_ip_unmap(struct state_ip *ip);
 /* Formats as text ("10.0.0.1", "fd00::1"); returns buf. len >= INET6_ADDRSTRLEN. */
 const char *state_ip_format(const struct state_ip *ip, char *buf, size_t len);
 

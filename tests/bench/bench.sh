@@ -9,6 +9,8 @@
 # the paths; ebpf = the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and
 # metrics), sockmap = that with ZTUNNEL_BPF_SOCKMAP=true; big = the ztunnel-c path with 10,000
 # more workloads, 1,000 services and 100 policies in the state (rr and connection rate);
+# ipv6 (not in the default set) = plain TCP and the ztunnel-c path again over IPv6 on a dual-stack
+# testbed (TB_DUALSTACK=1, the pods' fd00:201:I::N twins), beside the IPv4 figures;
 # haproxy = the ceiling of the mesh's
 # shape: the same three TCP legs (client app -> haproxy in the client pod -> haproxy in the
 # server pod -> server app), zero-copy (option splice-auto), no crypto.
@@ -25,6 +27,7 @@ ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
 CLIENT_IP=10.201.1.2
 SERVER_IP=10.201.2.2
+SERVER_IP6=fd00:201:2::2
 ECHO_PORT=7000
 IPERF_PORT=5201
 LOGS=$ROOT/build/bench-logs
@@ -324,20 +327,23 @@ run_haproxy() {
 # (namespace ALLOW by principal, a DENY on other ports and sources, STRICT mTLS), all evaluated
 # for every connection the bench makes.
 write_mesh() {
+	local V6_CLIENT="" V6_SERVER=""
+	[ "$TB_DUALSTACK" = 1 ] && V6_CLIENT=", \"$(tb_ip6 "$CLIENT_IP")\"" &&
+		V6_SERVER=", \"$SERVER_IP6\""
 	tb_config mesh.yaml <<-EOF
 		workloads:
 		- uid: "Kubernetes//Pod/default/client"
 		  name: client
 		  namespace: default
 		  serviceAccount: client
-		  workloadIps: ["$CLIENT_IP"]
+		  workloadIps: ["$CLIENT_IP"$V6_CLIENT]
 		  protocol: HBONE
 		  node: node1
 		- uid: "Kubernetes//Pod/default/server"
 		  name: server
 		  namespace: default
 		  serviceAccount: server
-		  workloadIps: ["$SERVER_IP"]
+		  workloadIps: ["$SERVER_IP"$V6_SERVER]
 		  protocol: HBONE
 		  node: node2
 		  authorizationPolicies: ["default/allow-client"]
@@ -348,7 +354,7 @@ write_mesh() {
 		- {name: deny-other-ports, namespace: default, scope: Namespace, action: Deny,
 		   rules: [[[{notDestinationPorts: [$ECHO_PORT, $IPERF_PORT]}]]]}
 		- {name: deny-foreign-sources, namespace: default, scope: Global, action: Deny,
-		   rules: [[[{notSourceIps: ["10.201.0.0/16"]}]]]}
+		   rules: [[[{notSourceIps: ["10.201.0.0/16", "fd00:201::/32"]}]]]}
 		- {name: allow-client, namespace: default, scope: WorkloadSelector, action: Allow,
 		   rules: [[[{principals: ["cluster.local/ns/default/sa/client"]},
 		             {namespaces: ["default"]}]]]}
@@ -430,8 +436,8 @@ run_ztunnel_bare() {
 	tb_agent_stop node2
 }
 
-run_ztunnel() {	# [PATH]: ztunnel (nftables capture) or ebpf
-	local path=${1:-ztunnel} a1 a2 n
+run_ztunnel() {	# [PATH [HOST]]: ztunnel (nftables capture), ebpf or ztunnel6 (over IPv6)
+	local path=${1:-ztunnel} host=${2:-$SERVER_IP} a1 a2 n
 	write_mesh policies
 	tb_agent node1 mesh.yaml
 	tb_agent node2 mesh.yaml
@@ -441,8 +447,8 @@ run_ztunnel() {	# [PATH]: ztunnel (nftables capture) or ebpf
 	a2=$(real_agent_pid node2) || tb_fail "cannot find node2's agent process"
 	record rss_node1_idle_kB "$path" "$(rss_kb "$a1")"
 	record rss_node2_idle_kB "$path" "$(rss_kb "$a2")"
-	measure "$path" "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT" "$a1" "$a2"
-	hold_and_sample "$path" "$SERVER_IP" "$ECHO_PORT" "$a1" "$a2"
+	measure "$path" "$host" "$ECHO_PORT" "$IPERF_PORT" "$a1" "$a2"
+	hold_and_sample "$path" "$host" "$ECHO_PORT" "$a1" "$a2"
 	mkdir -p "$LOGS/$path"
 	cp "$TBDIR"/agent-node*.log "$LOGS/$path/" 2>/dev/null
 	for n in node1:"$a1" node2:"$a2"; do
@@ -461,6 +467,13 @@ stop_mesh() {
 	tb_unenroll node2 server default server
 	tb_agent_stop node1
 	tb_agent_stop node2
+}
+
+# The ztunnel-c path over IPv6 (the dual-stack testbed; plain6 was measured before any agent).
+run_ipv6() {
+	stop_mesh
+	run_ztunnel ztunnel6 "$SERVER_IP6"
+	stop_mesh
 }
 
 # The same path with the eBPF capture.
@@ -523,6 +536,20 @@ print_table() {
 			"$(ratio "$s" "$p")" "$(ratio "$s" "$h")" "$(ratio "$s" "$z")" \
 			"$(ratio "$h" "$p")" "$(ratio "${R[$m,big]:--}" "$z")"
 	done
+	if [[ $PARTS == *" ipv6 "* ]]; then
+		echo
+		echo "IPv6 (dual-stack testbed, nftables capture): plain6 = plain TCP over IPv6," \
+			"ztunnel6 = ztunnel-c over IPv6; ztunnel-c and plain are the IPv4 figures above"
+		f='%-20s %9s %9s %9s %9s | %8s %8s %8s\n'
+		printf "$f" metric plain6 ztunnel6 plain ztunnel-c z6/p6 z6/z p6/p
+		for m in "${metrics[@]}"; do
+			printf "$f" "$m" "${R[$m,plain6]:--}" "${R[$m,ztunnel6]:--}" \
+				"${R[$m,plain]:--}" "${R[$m,ztunnel]:--}" \
+				"$(ratio "${R[$m,ztunnel6]:--}" "${R[$m,plain6]:--}")" \
+				"$(ratio "${R[$m,ztunnel6]:--}" "${R[$m,ztunnel]:--}")" \
+				"$(ratio "${R[$m,plain6]:--}" "${R[$m,plain]:--}")"
+		done
+	fi
 	for n in node1 node2; do
 		[ -s "$LOGS/sockmap/counters-$n.txt" ] &&
 			echo "sockmap counters $n: $(cat "$LOGS/sockmap/counters-$n.txt")"
@@ -542,6 +569,7 @@ main() {
 		exit 1
 	fi
 	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	[[ $PARTS == *" ipv6 "* ]] && TB_DUALSTACK=1
 	tb_init
 	trap 'bench_cleanup; print_table' EXIT
 	setup_testbed
@@ -549,6 +577,7 @@ main() {
 		measure plain "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
 		hold_and_sample plain "$SERVER_IP" "$ECHO_PORT" "" ""
 	fi
+	[[ $PARTS == *" ipv6 "* ]] && measure plain6 "$SERVER_IP6" "$ECHO_PORT" "$IPERF_PORT"
 	[[ $PARTS == *" stunnel "* ]] && run_stunnel
 	[[ $PARTS == *" haproxy "* ]] && run_haproxy
 	[[ $PARTS == *" bare "* ]] && run_ztunnel_bare
@@ -556,6 +585,7 @@ main() {
 	[[ $PARTS == *" ebpf "* ]] && run_ztunnel_ebpf
 	[[ $PARTS == *" sockmap "* ]] && run_ztunnel_sockmap
 	[[ $PARTS == *" big "* ]] && run_ztunnel_big
+	[[ $PARTS == *" ipv6 "* ]] && run_ipv6
 	trap - EXIT
 	bench_cleanup
 	print_table

@@ -107,6 +107,33 @@ tb_poll() {
 tb__ns() { echo "$TB-$1"; }
 tb__var() { echo "${1//[^a-zA-Z0-9_]/_}"; }
 
+# Dual stack (opt-in: TB_DUALSTACK=1 before the topology is built): every node, link and pod
+# also gets an IPv6 ULA address, the v6 twin of its IPv4 one: pod 10.201.I.N is fd00:201:I::N
+# (node I's pod CIDR fd00:201:I::/64, the node itself fd00:201:I::1 on lo), link K is
+# fd00:200:K::1/64 <-> ::2. Addresses are added "nodad" and DAD is off in the testbed's
+# namespaces, so none is left "tentative" (tb__v6_ready polls for that all the same).
+TB_DUALSTACK=${TB_DUALSTACK:-0}
+declare -A TB_POD_IP6=()
+
+# tb_ip6 IPV4: the v6 twin of a testbed address 10.20X.I.N -> fd00:20X:I::N.
+tb_ip6() {
+	local a=${1#10.} x i n
+	x=${a%%.*}; a=${a#*.}; i=${a%%.*}; n=${a#*.}
+	echo "fd00:$x:$i::$n"
+}
+
+# tb__v6_off_dad NS: new devices of netns NS start without duplicate address detection.
+tb__v6_off_dad() {
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+		net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.disable_ipv6=0 \
+		net.ipv6.conf.default.disable_ipv6=0
+}
+tb__v6_settled() { [ -z "$(ip -n "$1" -6 addr show tentative 2>/dev/null)" ]; }
+# tb__v6_ready NS: poll (5 s) until no address of NS is tentative.
+tb__v6_ready() {
+	tb_poll 5 tb__v6_settled "$1" || tb_fail "IPv6 addresses still tentative in $1: $(ip -n "$1" -6 addr show tentative)"
+}
+
 # tb_node NODE IDX: node netns with forwarding; its pod CIDR is 10.201.IDX.0/24, and the node
 # owns 10.201.IDX.1 (the pods' gateway) on lo.
 tb_node() {
@@ -119,6 +146,11 @@ tb_node() {
 		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 \
 			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 ||
 		tb_fail "setting up node $node"
+	[ "$TB_DUALSTACK" = 1 ] || return 0
+	tb__v6_off_dad "$ns" &&
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1 &&
+		ip -n "$ns" -6 addr add "fd00:201:$idx::1/128" dev lo nodad ||
+		tb_fail "setting up IPv6 on node $node"
 }
 
 # tb_link NODE_A NODE_B: veth between the nodes, 10.200.K.1/30 <-> 10.200.K.2/30 (K counts links
@@ -138,6 +170,14 @@ tb_link() {
 		ip -n "$nsa" route add "10.201.${TB_NODE_IDX[$b]}.0/24" via "10.200.$k.2" &&
 		ip -n "$nsb" route add "10.201.${TB_NODE_IDX[$a]}.0/24" via "10.200.$k.1" ||
 		tb_fail "linking $a and $b"
+	[ "$TB_DUALSTACK" = 1 ] || return 0
+	ip -n "$nsa" -6 addr add "fd00:200:$k::1/64" dev "$TB_LINK_A" nodad &&
+		ip -n "$nsb" -6 addr add "fd00:200:$k::2/64" dev "$TB_LINK_B" nodad &&
+		ip -n "$nsa" -6 route add "fd00:201:${TB_NODE_IDX[$b]}::/64" via "fd00:200:$k::2" &&
+		ip -n "$nsb" -6 route add "fd00:201:${TB_NODE_IDX[$a]}::/64" via "fd00:200:$k::1" ||
+		tb_fail "linking $a and $b over IPv6"
+	tb__v6_ready "$nsa"
+	tb__v6_ready "$nsb"
 }
 
 # tb_pod NODE POD IP: pod netns with eth0 (IP/24, default route via the node's 10.x.y.1).
@@ -149,6 +189,7 @@ tb_pod() {
 	dev=${TB}p$TB_NPODS
 	gw=${ip%.*}.1
 	ip netns add "$ns" || tb_fail "ip netns add $ns"
+	[ "$TB_DUALSTACK" = 1 ] && { tb__v6_off_dad "$ns" || tb_fail "IPv6 sysctls of $pod"; }
 	TB_POD_IP[$pod]=$ip
 	TB_POD_NODE[$pod]=$node
 	ip -n "$nns" link add "$dev" type veth peer name eth0 netns "$ns" &&
@@ -163,6 +204,24 @@ tb_pod() {
 		ip -n "$ns" link set eth0 up &&
 		ip -n "$ns" route add default via "$gw" dev eth0 ||
 		tb_fail "setting up pod $pod ($ip) on $node"
+	[ "$TB_DUALSTACK" = 1 ] && tb__pod6 "$node" "$pod" "$ip" "$dev"
+	return 0
+}
+
+# tb__pod6 NODE POD IP DEV: the pod's IPv6 twin address on eth0 (a /128: every other pod is
+# reached through the node, as proxy_arp does for IPv4), a default route via the node
+# side's fe80::1, and the node's /128 route to it.
+tb__pod6() {
+	local node=$1 pod=$2 ip6 ns nns
+	ns=$(tb__ns "$pod"); nns=$(tb__ns "$node")
+	ip6=$(tb_ip6 "$3")
+	TB_POD_IP6[$pod]=$ip6
+	ip -n "$nns" -6 addr add fe80::1/64 dev "$4" nodad &&
+		ip -n "$nns" -6 route add "$ip6/128" dev "$4" &&
+		ip -n "$ns" -6 addr add "$ip6/128" dev eth0 nodad &&
+		ip -n "$ns" -6 route add default via fe80::1 dev eth0 ||
+		tb_fail "setting up IPv6 of pod $pod ($ip6) on $node"
+	tb__v6_ready "$ns"
 }
 
 tb_exec() { local ns; ns=$(tb__ns "$1"); shift; ip netns exec "$ns" "$@"; }

@@ -2,7 +2,8 @@
  * the agent runs them on the value nghttp2 delivers (proxy_check_authority).
  *
  * Input: the :authority value. What is accepted is written once: the address and port it
- * parses to print back as the same text (v6 in brackets: the same address and port).
+ * parses to print back as the same text (v6 in brackets: the same address and port; a
+ * bracketed v4-mapped one: the IPv4 address, as the agent reads it).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,15 @@ static void canonical(const char *in, const struct state_ip *ip, uint16_t port)
 	snprintf(text, sizeof(text), "%u", port);
 	if (strcmp(colon + 1, text) != 0)
 		abort();	/* the port has one spelling */
+	if (ip->family == AF_INET && in[0] == '[') {
+		/* a bracketed v4-mapped address (::ffff:a.b.c.d, in any IPv6 spelling) is parsed as
+		 * the IPv4 one: it must give that address back */
+		snprintf(text, sizeof(text), "[::ffff:%s]:%u", host, port);
+		if (proxy_parse_authority(text, &again, &port_again) != 0 ||
+		    !state_ip_equal(ip, &again) || again.family != AF_INET || port != port_again)
+			abort();
+		return;
+	}
 	if (ip->family == AF_INET) {
 		snprintf(text, sizeof(text), "%s:%u", host, port);
 		if (strcmp(in, text) != 0)

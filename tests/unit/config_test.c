@@ -1,7 +1,7 @@
 /* config_test: what upstream's chart sets is read as upstream reads it: RUST_LOG's level,
  * ISTIO_META_CLUSTER_ID over CLUSTER_ID, the drain deadline from CONNECTION_TERMINATION_DEADLINE
  * or the grace period, in-cluster istiod defaults, a scheme added to a bare address, KEEPALIVE_*,
- * the worker count from ZTUNNEL_CPU_LIMIT; a malformed value is a start-up error naming it. */
+ * the worker count from ZTUNNEL_CPU_LIMIT, IPV6_ENABLED (default true); a malformed value is a start-up error naming it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +16,7 @@ static const char *vars[] = {
 	"KEEPALIVE_RETRIES", "ZTUNNEL_CPU_LIMIT", "ZTUNNEL_WORKER_THREADS", "INPOD_ENABLED",
 	"NETWORK", "SERVICE_ACCOUNT", "ZTUNNEL_CA_CERT", "ZTUNNEL_CA_KEY", "INPOD_UDS",
 	"ZTUNNEL_KTLS",
+	"IPV6_ENABLED",
 };
 
 /* env: "NAME=value\0NAME=value\0\0"; the config it gives, or -EINVAL with err */
@@ -63,6 +64,11 @@ int main(void)
 	CHECK(load("RUST_LOG=ztunnel=loud\0", &cfg, err, sizeof(err)) < 0 &&
 	      strstr(err, "RUST_LOG") && strstr(err, "loud"), "bad RUST_LOG: %s", err);
 
+	CHECK(load("\0", &cfg, err, sizeof(err)) == 0 && cfg.ipv6_enabled, "IPV6_ENABLED: true");
+	CHECK(load("IPV6_ENABLED=false\0", &cfg, err, sizeof(err)) == 0 && !cfg.ipv6_enabled,
+	      "IPV6_ENABLED=false read");
+	CHECK(load("IPV6_ENABLED=maybe\0", &cfg, err, sizeof(err)) < 0 && strstr(err, "IPV6_ENABLED"),
+	      "bad IPV6_ENABLED: %s", err);
 	CHECK(load("CLUSTER_ID=a\0ISTIO_META_CLUSTER_ID=b\0", &cfg, err, sizeof(err)) == 0 &&
 	      strcmp(cfg.cluster_id, "b") == 0, "ISTIO_META_CLUSTER_ID wins");
 	CHECK(load("\0", &cfg, err, sizeof(err)) == 0 && strcmp(cfg.cluster_id, "Kubernetes") == 0 &&

@@ -161,7 +161,7 @@ static void test_answers(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct answer_case *c = &cases[i];
-		struct dns_client client = { c->ns, "" };
+		struct dns_client client = { c->ns, "", false };
 		struct dns_query_info info;
 		size_t qlen, rlen;
 		uint8_t *q = query(c->name, c->type, 0, &qlen), *reply;
@@ -199,10 +199,43 @@ static void test_answers(void)
 	}
 }
 
+/* IPV6_ENABLED=false: a dual-stack name's AAAA is NOERROR without records, its A unchanged. */
+static void test_no_ipv6(void)
+{
+	static const struct { uint16_t type; int n; const char *want; } q6[] = {
+		{ LDNS_RR_TYPE_AAAA, 0, "" },
+		{ LDNS_RR_TYPE_A, 1, "dual.example. A 240.0.0.5 ttl=30" },
+	};
+	struct dns_client client = { "default", "", true };
+
+	for (size_t i = 0; i < sizeof(q6) / sizeof(q6[0]); i++) {
+		struct dns_query_info info;
+		size_t qlen, rlen;
+		uint8_t *q = query("dual.example.", q6[i].type, 0, &qlen), *reply = NULL;
+		ldns_pkt *r = NULL;
+		char got[512] = "";
+		enum dns_verdict v = dns_answer(snap, &client, "cluster.local", q, qlen, 0, &reply,
+						&rlen, &info);
+
+		CHECK(v == DNS_REPLY && ldns_wire2pkt(&r, reply, rlen) == LDNS_STATUS_OK,
+		      "no IPv6, type %u: verdict %d", q6[i].type, v);
+		if (r) {
+			answers_text(r, got, sizeof(got));
+			CHECK(ldns_pkt_get_rcode(r) == LDNS_RCODE_NOERROR &&
+			      (int)ldns_pkt_ancount(r) == q6[i].n && strcmp(got, q6[i].want) == 0,
+			      "no IPv6, type %u: rcode %d, answers '%s', want '%s'", q6[i].type,
+			      ldns_pkt_get_rcode(r), got, q6[i].want);
+		}
+		ldns_pkt_free(r);
+		free(reply);
+		free(q);
+	}
+}
+
 /* Headless answers: each endpoint once, in varying order. */
 static void test_headless_shuffled(void)
 {
-	struct dns_client client = { "default", "" };
+	struct dns_client client = { "default", "", false };
 	struct dns_query_info info;
 	int first5 = 0, first6 = 0;
 
@@ -236,7 +269,7 @@ static void test_truncation(void)
 	size_t n = 0;
 	struct state_snapshot *big;
 	char err[256];
-	struct dns_client client = { "default", "" };
+	struct dns_client client = { "default", "", false };
 	struct dns_query_info info;
 	const struct { uint16_t edns; size_t limit; bool tc; } runs[] = {
 		{ 0, 0, true }, { 4096, 0, false }, { 0, DNS_TCP_LIMIT, false },
@@ -294,7 +327,7 @@ static void test_bad_input(void)
 		{ "label over 63", { 0 }, 12 + 1 + 64 + 5 },
 		{ "a response", { 0 }, 0 },
 	};
-	struct dns_client client = { "default", "" };
+	struct dns_client client = { "default", "", false };
 	struct dns_query_info info;
 	size_t rlen;
 	uint8_t *reply, big[DNS_MAX_QUERY + 10] = { 0 };
@@ -413,6 +446,7 @@ int main(void)
 		return 1;
 	}
 	test_answers();
+	test_no_ipv6();
 	test_headless_shuffled();
 	test_truncation();
 	test_bad_input();

@@ -1,10 +1,12 @@
 // unit-standalone
-/* iobuf_test: the worker's buffer pool, byte queues and object slabs. */
+/* iobuf_test: the worker's buffer pool, byte queues and object slabs; socket address helpers. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../agent/io/buf.c"
 #include "../../agent/io/slab.c"
+#include "../../agent/io/addr.c"
+#include <arpa/inet.h>
 #include "check.h"
 
 static size_t resident_kb(void)
@@ -140,8 +142,38 @@ static void test_small_slots_share_pages(void)
 	CHECK(p.obj[0].n_slabs == 0, "and goes when quiet");
 }
 
+/* A dual-stack socket's ::ffff:a.b.c.d peer becomes the AF_INET one (port kept); real IPv6 and
+ * IPv4 addresses stay as they are. */
+static void test_addr_unmap(void)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *in6 = (void *)&ss;
+	struct sockaddr_in *in = (void *)&ss;
+	char buf[INET6_ADDRSTRLEN];
+
+	memset(&ss, 0, sizeof(ss));
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(15001);
+	inet_pton(AF_INET6, "::ffff:10.201.1.2", &in6->sin6_addr);
+	CHECK(io_addr_unmap(&ss) && ss.ss_family == AF_INET && ntohs(in->sin_port) == 15001 &&
+	      strcmp(inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf)), "10.201.1.2") == 0 &&
+	      io_addr_len(&ss) == sizeof(struct sockaddr_in), "v4-mapped made v4: %s", buf);
+	CHECK(!io_addr_unmap(&ss) && ss.ss_family == AF_INET, "v4 left alone");
+	memset(&ss, 0, sizeof(ss));
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(80);
+	inet_pton(AF_INET6, "fd00:201:1::2", &in6->sin6_addr);
+	CHECK(!io_addr_unmap(&ss) && ss.ss_family == AF_INET6 &&
+	      io_addr_len(&ss) == sizeof(struct sockaddr_in6), "IPv6 left alone");
+	inet_pton(AF_INET6, "::10.1.2.3", &in6->sin6_addr);	/* v4-compatible: not mapped */
+	CHECK(!io_addr_unmap(&ss) && ss.ss_family == AF_INET6, "v4-compatible left alone");
+	ss.ss_family = AF_UNIX;
+	CHECK(io_addr_len(&ss) == 0 && !io_addr_unmap(&ss), "another family");
+}
+
 int main(void)
 {
+	test_addr_unmap();
 	test_pool_recycles_and_shrinks();
 	test_bufq_order_and_release();
 	test_slabs_return_memory();

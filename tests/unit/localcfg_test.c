@@ -71,7 +71,8 @@ static const char full_yaml[] =
 	"        notNamespaces: [{Suffix: \"-test\"}, {Exact: \"kube-system\"}]\n"
 	"        principals: [!Exact cluster.local/ns/a/sa/b, {Presence: {}}]\n"
 	"        notPrincipals: [!Presence [], {Presence: []}, {Presence: null}]\n"
-	"    - - sourceIps: [\"10.0.0.0/8\", \"10.1.2.3\", \"fd00::/16\", \"::1\"]\n"
+	"    - - sourceIps: [\"10.0.0.0/8\", \"10.1.2.3\", \"fd00::/16\", \"::1\",\n"
+	"                    \"::ffff:172.16.0.0/108\", \"::ffff:172.16.0.9\"]\n"
 	"        notSourceIps: [\"192.168.0.0/16\"]\n"
 	"        destinationIps: [\"0.0.0.0/0\"]\n"
 	"        notDestinationIps: [\"10.0.0.1/32\"]\n"
@@ -177,10 +178,13 @@ static void check_full_policies(const struct state_snapshot *s)
 	CHECK(m2->not_principals.n == 3 &&
 	      smatch_is(&m2->not_principals.v[0], STATE_MATCH_PRESENCE, NULL) &&
 	      smatch_is(&m2->not_principals.v[2], STATE_MATCH_PRESENCE, NULL), "notPrincipals");
-	CHECK(m3->source_ips.n == 4 && cidr_is(&m3->source_ips.v[0], "10.0.0.0", 8) &&
+	CHECK(m3->source_ips.n == 6 && cidr_is(&m3->source_ips.v[0], "10.0.0.0", 8) &&
 	      cidr_is(&m3->source_ips.v[1], "10.1.2.3", 32) &&
 	      cidr_is(&m3->source_ips.v[2], "fd00::", 16) &&
-	      cidr_is(&m3->source_ips.v[3], "::1", 128), "sourceIps");
+	      cidr_is(&m3->source_ips.v[3], "::1", 128) &&
+	      m3->source_ips.v[4].addr.family == AF_INET && m3->source_ips.v[5].addr.family == AF_INET &&
+	      cidr_is(&m3->source_ips.v[4], "172.16.0.0", 12) &&
+	      cidr_is(&m3->source_ips.v[5], "172.16.0.9", 32), "sourceIps (v4-mapped ones as IPv4)");
 	CHECK(m3->not_source_ips.n == 1 && cidr_is(&m3->not_source_ips.v[0], "192.168.0.0", 16) &&
 	      m3->destination_ips.n == 1 && cidr_is(&m3->destination_ips.v[0], "0.0.0.0", 0) &&
 	      m3->not_destination_ips.n == 1 &&
@@ -396,6 +400,11 @@ static void test_bad(void)
 		  "    {notDestinationPort: [1]}]]]}\n", 3, "unknown key \"notDestinationPort\" in match" },
 		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
 		  "    {sourceIps: [10.0.0.0/33]}]]]}\n", 3, "sourceIps: bad CIDR \"10.0.0.0/33\"" },
+		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
+		  "    {sourceIps: [\"::ffff:10.0.0.0/95\"]}]]]}\n", 3,
+		  "sourceIps: bad CIDR \"::ffff:10.0.0.0/95\"" },
+		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
+		  "    {sourceIps: [\"fd00::/129\"]}]]]}\n", 3, "sourceIps: bad CIDR \"fd00::/129\"" },
 		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"
 		  "    {principals: [{Regex: a.*}]}]]]}\n", 3, "principals: unknown string match \"Regex\"" },
 		{ "policies:\n- {name: p, scope: Global, action: Deny, rules: [[[\n"

@@ -25,6 +25,7 @@
 #include "../../agent/redirect/ebpf_rules.c"
 #include "../../agent/redirect/ebpf_pins.c"
 #include "../../agent/redirect/sockmap.c"
+#include "../../agent/io/addr.c"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80	/* linux/netfilter_ipv4.h; same value as IP6T_SO_ORIGINAL_DST */
@@ -249,10 +250,10 @@ static void test_install_remove(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, false, err, sizeof(err));
 	CHECK(ret == 0, "first install: %d %s", ret, err);
 	check_installed(first, sizeof(first));
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, false, err, sizeof(err));
 	CHECK(ret == 0, "second install: %d %s", ret, err);
 	check_installed(second, sizeof(second));
 	CHECK(strcmp(first, second) == 0, "ruleset changed on reinstall:\n%s\n---\n%s", first,
@@ -262,7 +263,7 @@ static void test_install_remove(void)
 	check_removed();
 	ret = redirect_nft_remove(REDIRECT_AGENT_MARK, err, sizeof(err));
 	CHECK(ret == 0, "remove of nothing: %d %s", ret, err);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, false, err, sizeof(err));
 	CHECK(ret == 0, "install after remove: %d %s", ret, err);
 	CHECK(err[0] == '\0', "err set on success: %s", err);
 }
@@ -275,7 +276,7 @@ static void test_mark_reaches_rules(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(0x777, 0, err, sizeof(err));
+	ret = redirect_nft_install(0x777, 0, false, err, sizeof(err));
 	CHECK(ret == 0, "install with mark 0x777: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta mark & 0x00000fff != 0x00000777") == 4,
@@ -283,12 +284,12 @@ static void test_mark_reaches_rules(void)
 	CHECK(count(rs, "meta mark & 0x00000fff == 0x00000777 ct mark set") == 1,
 	      "mark 0x777 sets the connection mark:\n%s", rs);
 	CHECK(!strstr(rs, "0x00000539"), "no trace of the default mark:\n%s", rs);
-	ret = redirect_nft_install(0x10539, 0, err, sizeof(err));
+	ret = redirect_nft_install(0x10539, 0, false, err, sizeof(err));
 	CHECK(ret == 0, "install with mark 0x10539: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta mark != 0x00010539") == 4 || count(rs, "meta mark & 0xffffffff != 0x00010539") == 4,
 	      "a mark over 0xfff compares exactly:\n%s", rs);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, false, err, sizeof(err));
 	CHECK(ret == 0, "back to the default mark for the traffic test: %d %s", ret, err);
 	CHECK(redirect_mark_check(0x539, err, sizeof(err)) == 0, "0x539 is fine");
 	CHECK(redirect_mark_check(0x111, err, sizeof(err)) < 0 && strstr(err, "0x111"),
@@ -307,7 +308,7 @@ static void test_dns_rules(void)
 	char err[256];
 	int ret;
 
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 15053, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 15053, false, err, sizeof(err));
 	CHECK(ret == 0, "install with DNS: %d %s", ret, err);
 	CHECK(run(rs, sizeof(rs), "nft list ruleset") == 0, "nft list ruleset: %s", rs);
 	CHECK(count(rs, "meta nfproto ipv4 udp dport 53 oifname != \"lo\" "
@@ -319,11 +320,22 @@ static void test_dns_rules(void)
 	dns = strstr(rs, "redirect to :15053");
 	tcp = strstr(rs, "redirect to :15001");
 	CHECK(dns && tcp && dns < tcp, "the DNS redirect comes before the TCP one");
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 5353, err, sizeof(err));
+	CHECK(!strstr(rs, "nfproto ipv6 udp dport 53"), "no IPv6 DNS rule without dns_ipv6:\n%s", rs);
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 15053, true, err, sizeof(err));
+	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0, "install with IPv6 DNS: %s",
+	      err);
+	CHECK(count(rs, "meta nfproto ipv6 udp dport 53 oifname != \"lo\" "
+			"meta mark & 0x00000fff != 0x00000539 redirect to :15053") == 1,
+	      "IPv6 UDP 53 rule:\n%s", rs);
+	CHECK(count(rs, "tcp dport 53 ip6 daddr != ::1 "
+			"meta mark & 0x00000fff != 0x00000539 redirect to :15053") == 1,
+	      "IPv6 TCP 53 rule:\n%s", rs);
+	CHECK(count(rs, "redirect to :15053") == 4, "four DNS rules with IPv6:\n%s", rs);
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 5353, false, err, sizeof(err));
 	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0 &&
 	      count(rs, "redirect to :5353") == 2 && !strstr(rs, ":15053"),
 	      "DNS port follows DNS_PROXY_ADDR:\n%s", rs);
-	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, err, sizeof(err));
+	ret = redirect_nft_install(REDIRECT_AGENT_MARK, 0, false, err, sizeof(err));
 	CHECK(ret == 0 && run(rs, sizeof(rs), "nft list ruleset") == 0 && !strstr(rs, "dport 53"),
 	      "DNS off: no port-53 rule:\n%s", rs);
 }

@@ -11,7 +11,8 @@
 
 #include "check.h"
 
-/* client -> server (no waypoint), wlserver (workload waypoint by pod address), vipserver
+/* dual: a dual-stack pod behind the dual-stack service web6 (a v4 and a v6 VIP).
+ * client -> server (no waypoint), wlserver (workload waypoint by pod address), vipserver
  * (workload waypoint by the waypoint service's VIP), hostserver (by hostname); services web (no
  * waypoint), web-wp (waypoint by pod address), web-host (by hostname), web-gone (a waypoint not
  * in the state), web-empty (a waypoint service without endpoints). */
@@ -36,7 +37,12 @@ static const char mesh[] =
 	"   workloadIps: [\"10.0.2.7\"], protocol: HBONE,"
 	"   services: {\"default/waypoint.default.svc\": {15008: 15008, 15009: 15019}}}\n"
 	"- {uid: p, name: plain, namespace: default, workloadIps: [\"10.0.2.9\"], protocol: TCP}\n"
+	"- {uid: d, name: dual, namespace: default, serviceAccount: server,"
+	"   workloadIps: [\"10.0.3.2\", \"fd00::3:2\"], protocol: HBONE,"
+	"   services: {\"default/web6.default.svc\": {80: 8080}}}\n"
 	"services:\n"
+	"- {name: web6, namespace: default, hostname: web6.default.svc,"
+	"   vips: [\"/10.96.0.30\", \"/fd00:96::30\"], ports: {80: 8080}}\n"
 	"- {name: web, namespace: default, hostname: web.default.svc, vips: [\"/10.96.0.10\"],"
 	"   ports: {80: 8080}}\n"
 	"- {name: web-wp, namespace: default, hostname: web-wp.default.svc, vips: [\"/10.96.0.11\"],"
@@ -109,6 +115,15 @@ static void test_routes(struct state_snapshot *snap)
 		{ "the waypoint's address with another identity is no sandwich", CLIENT, "10.0.2.7",
 		  "10.0.2.3", 8080, 0, PROXY_ROUTE_WAYPOINT, "waypoint", "10.0.2.7", 15008,
 		  "10.0.2.3:8080", NULL },
+		{ "dual-stack service by its v6 VIP: the endpoint's IPv6 address", CLIENT,
+		  "10.0.1.2", "fd00:96::30", 80, 0, PROXY_ROUTE_DIRECT, "dual", "fd00::3:2", 8080,
+		  "fd00::3:2:8080", NULL },
+		{ "dual-stack service by its v4 VIP: the endpoint's IPv4 address", CLIENT,
+		  "10.0.1.2", "10.96.0.30", 80, 0, PROXY_ROUTE_DIRECT, "dual", "10.0.3.2", 8080,
+		  "10.0.3.2:8080", NULL },
+		{ "dual-stack pod by its IPv6 address: that address", CLIENT, "10.0.1.2",
+		  "fd00::3:2", 9000, 0, PROXY_ROUTE_DIRECT, "dual", "fd00::3:2", 9000,
+		  "fd00::3:2:9000", NULL },
 		{ "a waypoint not in the state is a refusal naming it", CLIENT, "10.0.1.2",
 		  "10.96.0.13", 80, -ENOENT, PROXY_ROUTE_PASSTHROUGH, NULL, NULL, 0, NULL,
 		  "waypoint 10.0.9.9 not found" },

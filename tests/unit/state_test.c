@@ -141,6 +141,17 @@ static void test_ip_equal(void)
 
 	CHECK(state_ip_equal(&a, &b), "same v4 differs");
 	CHECK(state_ip_equal(&a, &m) && state_ip_equal(&m, &a), "v4-mapped v6 differs from v4");
+	CHECK(m.family == AF_INET && strcmp(state_ip_format(&m, buf, sizeof(buf)), "10.1.2.3") == 0,
+	      "a parsed v4-mapped address is the IPv4 one: %s", buf);
+	{
+		struct state_ip raw = { .family = AF_INET6 }, keep = v6;
+
+		inet_pton(AF_INET6, "::ffff:10.1.2.3", &raw.v6);
+		state_ip_unmap(&raw);
+		state_ip_unmap(&keep);
+		CHECK(raw.family == AF_INET && raw.v4.s_addr == a.v4.s_addr, "state_ip_unmap");
+		CHECK(keep.family == AF_INET6 && state_ip_equal(&keep, &v6), "IPv6 kept by unmap");
+	}
 	CHECK(!state_ip_equal(&a, &c), "different v4 equal");
 	CHECK(state_ip_equal(&v6, &v6b), "same v6 differs");
 	CHECK(!state_ip_equal(&a, &v6), "v4 equals v6");

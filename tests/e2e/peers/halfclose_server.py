@@ -34,13 +34,18 @@ class Server(socketserver.ThreadingTCPServer):
     request_queue_size = 512
 
 
+class Server6(Server):
+    """--bind :: : IPv6 (and IPv4 as ::ffff:a.b.c.d)."""
+    address_family = socket.AF_INET6
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=9100)
     ap.add_argument("--bind", default="0.0.0.0")
     ap.add_argument("--idle", type=float, default=60.0, help="per-read timeout, seconds")
     a = ap.parse_args()
-    srv = Server((a.bind, a.port), Handler)
+    srv = (Server6 if ":" in a.bind else Server)((a.bind, a.port), Handler)
     srv.idle = a.idle
     print("halfclose: listening on %s:%d" % (a.bind, a.port), file=sys.stderr, flush=True)
     srv.serve_forever()

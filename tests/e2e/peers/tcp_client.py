@@ -55,7 +55,7 @@ def file_chunks(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("addr", help="ip:port of a halfclose_server")
+    ap.add_argument("addr", help="ip:port or [v6]:port of a halfclose_server")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--send-file")
     g.add_argument("--send-bytes", type=int)
@@ -63,7 +63,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0)
     a = ap.parse_args()
     host, _, port = a.addr.rpartition(":")
-    addr = (host, int(port))
+    addr = (host.strip("[]"), int(port))
     start = time.monotonic()
     if a.send_file:
         ok, msg = one(addr, file_chunks(a.send_file), a.timeout)

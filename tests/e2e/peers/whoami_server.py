@@ -57,6 +57,11 @@ class Server(socketserver.ThreadingTCPServer):
     request_queue_size = 512
 
 
+class Server6(Server):
+    """--bind :: (or another IPv6 address): IPv6, and IPv4 as ::ffff:a.b.c.d on [::]."""
+    address_family = socket.AF_INET6
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8080)
@@ -65,7 +70,7 @@ def main():
     ap.add_argument("--wait", type=float, default=0.3,
                     help="seconds to wait for a request before answering a plain client")
     a = ap.parse_args()
-    srv = Server((a.bind, a.port), Handler)
+    srv = (Server6 if ":" in a.bind else Server)((a.bind, a.port), Handler)
     srv.name = a.name
     srv.wait = a.wait
     print("whoami: listening on %s:%d" % (a.bind, a.port), file=sys.stderr, flush=True)

@@ -1,0 +1,18 @@
+/* addr: socket addresses as the agent passes them on (v4-mapped v6 made v4, lengths, probes). */
+#ifndef ZTUNNEL_ADDR_H
+#define ZTUNNEL_ADDR_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+/* A dual-stack ([::]) socket reports an IPv4 peer as ::ffff:a.b.c.d: rewrites such an address in
+ * place into the AF_INET one (same port), so that look-ups, policies and logs see one form.
+ * true when ss was changed; any other address is left as it is. */
+bool io_addr_unmap(struct sockaddr_storage *ss);
+/* sizeof the sockaddr of ss's family (sockaddr_in or sockaddr_in6), 0 for another family. */
+socklen_t io_addr_len(const struct sockaddr_storage *ss);
+/* Whether this kernel has IPv6: false only when socket(AF_INET6) fails with EAFNOSUPPORT (the
+ * module absent, ipv6.disable=1). Creates and closes one socket in the calling thread's netns. */
+bool io_addr_ipv6_supported(void);
+
+#endif
