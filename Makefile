@@ -75,7 +75,9 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 $(BUILD)/obj/agent/redirect/ebpf.o $(BUILD)/san/agent/redirect/ebpf.o \
 $(BUILD)/fuzz-obj/agent/redirect/ebpf.o $(BUILD)/unit/redirect_test \
 $(BUILD)/obj/agent/redirect/sockmap.o $(BUILD)/san/agent/redirect/sockmap.o \
-$(BUILD)/fuzz-obj/agent/redirect/sockmap.o: $(BPF_SKEL)
+$(BUILD)/fuzz-obj/agent/redirect/sockmap.o \
+$(BUILD)/obj/agent/proxy/reuseport.o $(BUILD)/san/agent/proxy/reuseport.o \
+$(BUILD)/fuzz-obj/agent/proxy/reuseport.o: $(BPF_SKEL)
 all: $(BUILD)/ztunnel $(BUILD)/ztunnel-cni $(BUILD)/tools/bpf_links
 
 # small programs the tests use to look at the kernel
@@ -154,6 +156,9 @@ $(STANDALONE_BIN): $(BUILD)/unit/%: tests/unit/%.c $(AGENT_SRC) $(wildcard inclu
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $<"
 	@$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(LIBS)
+
+# a standalone test may load the programs (bpf_*_test): relinked when they change
+$(STANDALONE_BIN): $(BPF_SKEL)
 
 $(LINKED_BIN): $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ)
 	@mkdir -p $(dir $@)

@@ -221,11 +221,6 @@ static void remove_listeners_task(struct io_worker *w, void *arg)
 	proxy_pod_put(pod);
 }
 
-struct listen_args {
-	uint16_t port;
-	uint32_t mark;
-};
-
 /* With IPv6 on: one dual-stack socket on [::] (IPV6_V6ONLY off, as upstream binds [::]), which
  * takes IPv4 too; the peers it reports as ::ffff:a.b.c.d are made v4 where they are read. */
 static int bind_listener(int fd, int family, uint16_t port)

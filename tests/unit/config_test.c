@@ -1,7 +1,8 @@
 /* config_test: what upstream's chart sets is read as upstream reads it: RUST_LOG's level,
  * ISTIO_META_CLUSTER_ID over CLUSTER_ID, the drain deadline from CONNECTION_TERMINATION_DEADLINE
  * or the grace period, in-cluster istiod defaults, a scheme added to a bare address, KEEPALIVE_*,
- * the worker count from ZTUNNEL_CPU_LIMIT, IPV6_ENABLED (default true); a malformed value is a start-up error naming it. */
+ * the worker count from ZTUNNEL_CPU_LIMIT, IPV6_ENABLED (default true); a malformed value is a
+ * start-up error naming it. */
 #include <stdlib.h>
 #include <string.h>
 
