@@ -1,7 +1,7 @@
 /* sk_lookup: attached to a pod's network namespace, hands the pod's captured outbound TCP (routed
  * to its own stack by the capture rules; IPv4 and IPv6, the listener is on [::]) to the agent's
- * 15001 listener, and its DNS queries to 15053 when the agent serves DNS, without NAT: the accepted socket's local address is the
- * destination the app asked for. Without the listener (the agent is restarting) the packet is
+ * 15001 listener, and its DNS queries to 15053 when the agent serves DNS, without NAT: the
+ * accepted socket's local address is the destination the app asked for. Without the listener (the agent is restarting) the packet is
  * dropped, never delivered around the agent: the client's retransmission finds the next one. */
 #include "vmlinux.h"
 
