@@ -377,6 +377,7 @@ int main(int argc, char **argv)
 	log_set_level_name(a.cfg.log_level);
 	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
 	io_sock_set_keepalive(&a.cfg.keepalive);
+	io_sock_set_multishot(a.cfg.io_multishot);
 	admin_raise_nofile();
 	sfd = signal_fd();
 	if (a.cfg.local_xds_path && !a.cfg.xds_address &&

@@ -142,6 +142,7 @@ static const struct setting settings[] = {
 	{ "KEEPALIVE_TIME", K_DURATION_S, CFG(keepalive.time_s), 1, 32767 },
 	{ "KEEPALIVE_INTERVAL", K_DURATION_S, CFG(keepalive.interval_s), 1, 32767 },
 	{ "KEEPALIVE_RETRIES", K_UINT, CFG(keepalive.retries), 1, 127 },
+	{ "ZTUNNEL_IO_MULTISHOT", K_BOOL, CFG(io_multishot), 0, 0 },
 };
 
 static int apply(struct config *cfg, const struct setting *s, const char *v, char *err, size_t len)
@@ -214,6 +215,7 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->drain_ms = CONFIG_UNSET;
 	cfg->inpod_enabled = true;
 	cfg->keepalive = (struct io_keepalive){ true, 180, 180, 9 };
+	cfg->io_multishot = true;
 	cfg->admin_port = 15000;
 	cfg->metrics_port = 15020;
 	cfg->ready_port = 15021;

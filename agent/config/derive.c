@@ -166,8 +166,10 @@ void config_dump_json(const struct config *cfg, FILE *out)
 		fputc(',', out);
 	}
 	fprintf(out, "\"inKubernetes\":%s,\"workers\":%u,\"drainDeadlineMs\":%u,"
+		"\"ioMultishot\":%s,"
 		"\"keepalive\":{\"enabled\":%s,\"time\":%u,\"interval\":%u,\"retries\":%u}}",
 		cfg->in_kubernetes ? "true" : "false", cfg->workers, cfg->drain_ms,
+		cfg->io_multishot ? "true" : "false",
 		cfg->keepalive.enabled ? "true" : "false", cfg->keepalive.time_s,
 		cfg->keepalive.interval_s, cfg->keepalive.retries);
 }
