@@ -11,12 +11,14 @@
 /*
  * One ring per worker (buffer group IO_RING_BGID): IO_RING_BUFS buffers of IO_RING_BUF_SIZE
  * bytes in one anonymous mapping, so a worker never holds more than IO_RING_BUFS *
- * IO_RING_BUF_SIZE (4 MiB) of received bytes in ring buffers, however many sockets it serves.
+ * IO_RING_BUF_SIZE (2 MiB) of received bytes in ring buffers, however many sockets it serves.
  * The kernel picks a buffer only when bytes arrive; the socket that got it gives it back as soon
- * as its owner is done with the bytes (the next io_sock_read, or close). Once no buffer is out
- * and none was taken for a while, the pages go back to the system (MADV_DONTNEED): the kernel
- * writes into ring buffers only in this worker's own io_uring_enter (task work), never while
- * the worker runs this code.
+ * as its owner is done with the bytes (the next io_sock_read, or close). The kernel takes ring
+ * buffers in turn, so all of them end up resident: once none was taken for a while, the pages
+ * of those back in the ring go back to the system (MADV_DONTNEED). That is safe for a buffer
+ * the kernel owns: it writes into one only while running this worker's recvs, in the worker's
+ * own io_uring_enter or task work (sockets are polled, never punted to io-wq threads), never
+ * while the worker runs this code; a page given back reads as zeroes until written again.
  */
 
 static size_t ring_bytes(unsigned count)
@@ -47,9 +49,8 @@ int io_buf_ring_init(struct io_uring *ring, struct io_buf_ring *r, unsigned coun
 		      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (r->mem == MAP_FAILED)
 		goto fail_mem;
-	r->next = calloc(count, sizeof(*r->next));
-	r->len = calloc(count, sizeof(*r->len));
-	if (!r->next || !r->len)
+	r->slot = calloc(count, sizeof(*r->slot));
+	if (!r->slot)
 		goto fail_arrays;
 	io_uring_buf_ring_init(r->br);
 	reg.ring_addr = (unsigned long)r->br;
@@ -61,11 +62,9 @@ int io_buf_ring_init(struct io_uring *ring, struct io_buf_ring *r, unsigned coun
 	for (unsigned i = 0; i < count; i++)
 		ring_add(r, i);
 	r->registered = true;
-	r->trimmed = true;	/* nothing touched yet */
 	return 0;
 fail_arrays:
-	free(r->next);
-	free(r->len);
+	free(r->slot);
 	munmap(r->mem, (size_t)count * size);
 fail_mem:
 	munmap(r->br, ring_bytes(count));
@@ -79,8 +78,7 @@ void io_buf_ring_free(struct io_uring *ring, struct io_buf_ring *r)
 	if (!r->registered)
 		return;
 	io_uring_unregister_buf_ring(ring, IO_RING_BGID);
-	free(r->next);
-	free(r->len);
+	free(r->slot);
 	munmap(r->mem, (size_t)r->count * r->size);
 	munmap(r->br, ring_bytes(r->count));
 	memset(r, 0, sizeof(*r));
@@ -88,10 +86,13 @@ void io_buf_ring_free(struct io_uring *ring, struct io_buf_ring *r)
 
 uint8_t *io_buf_ring_take(struct io_buf_ring *r, unsigned bid, uint32_t len)
 {
+	struct io_buf_ring_slot *b = &r->slot[bid];
+
 	r->out++;
-	r->len[bid] = len;
+	b->out = true;
+	b->dirty = true;
+	b->len = len;
 	r->used = true;
-	r->trimmed = false;
 	return r->mem + (size_t)bid * r->size;
 }
 
@@ -103,12 +104,16 @@ uint8_t *io_buf_ring_data(const struct io_buf_ring *r, unsigned bid)
 void io_buf_ring_put(struct io_buf_ring *r, unsigned bid)
 {
 	r->out--;
+	r->slot[bid].out = false;
 	ring_add(r, bid);
 }
 
 size_t io_buf_ring_trim(struct io_buf_ring *r, uint64_t now_ms, uint64_t idle_ms)
 {
-	if (!r->registered || r->trimmed || r->out)
+	size_t given = 0;
+	unsigned i, j;
+
+	if (!r->registered)
 		return 0;
 	if (r->used) {		/* taken since the last look: quiet from now */
 		r->used = false;
@@ -117,7 +122,13 @@ size_t io_buf_ring_trim(struct io_buf_ring *r, uint64_t now_ms, uint64_t idle_ms
 	}
 	if (now_ms - r->quiet_since_ms < idle_ms)
 		return 0;
-	madvise(r->mem, (size_t)r->count * r->size, MADV_DONTNEED);
-	r->trimmed = true;
-	return (size_t)r->count * r->size;
+	for (i = 0; i < r->count; i = j + 1) {	/* runs of dirty buffers back in the ring */
+		for (j = i; j < r->count && r->slot[j].dirty && !r->slot[j].out; j++)
+			r->slot[j].dirty = false;
+		if (j == i)
+			continue;
+		madvise(r->mem + (size_t)i * r->size, (size_t)(j - i) * r->size, MADV_DONTNEED);
+		given += (size_t)(j - i) * r->size;
+	}
+	return given;
 }

@@ -3,7 +3,7 @@
  * A read is a multishot recv into the worker's buffer ring: the kernel takes a buffer only when
  * bytes arrive, so a connection waiting for bytes holds none, and one recv stays armed across
  * reads (one completion per buffer, no poll). Buffers that arrive before the owner asks again
- * are queued on the socket, in order; past IO_SOCK_RQ_HIGH the recv is cancelled (the rest
+ * are queued on the socket, in order; past IO_SOCK_RQ_BYTES the recv is cancelled (the rest
  * waits in the kernel) and armed again when the owner has taken them. When the ring is empty
  * (ENOBUFS), or with multishot turned off, a read waits for readiness without a buffer, then
  * takes one from the worker's pool for a one-shot recv. */
@@ -65,22 +65,29 @@ void io_sock_reset_close(int fd)
 	close(fd);
 }
 
-/* Gives back the ring buffers the socket holds: the one delivered and those queued. */
+/* Gives back the ring buffers delivered to the owner. */
+static void put_delivered(struct io_sock *s)
+{
+	for (unsigned i = 0; s->rcur >= 0 && i < s->rcur_n; i++)
+		io_buf_ring_put(&s->w->rbufs, (unsigned)s->rcur + i);
+	s->rcur = -1;
+	s->rcur_n = 0;
+}
+
+/* Gives back the ring buffers the socket holds: those delivered and those queued. */
 static void put_ring_bufs(struct io_sock *s)
 {
 	struct io_buf_ring *r = &s->w->rbufs;
 
-	if (s->rcur >= 0) {
-		io_buf_ring_put(r, (unsigned)s->rcur);
-		s->rcur = -1;
-	}
+	put_delivered(s);
 	while (s->rq_n) {
 		unsigned bid = s->rq_head;
 
-		s->rq_head = r->next[bid];
+		s->rq_head = r->slot[bid].next;
 		s->rq_n--;
 		io_buf_ring_put(r, bid);
 	}
+	s->rq_bytes = 0;
 }
 
 static void maybe_closed(struct io_sock *s)
@@ -106,11 +113,13 @@ static void deliver(struct io_sock *s, const uint8_t *data, ssize_t n)
 	s->cb->on_read(s, data, n);
 }
 
-/* The oldest queued read: a ring buffer, else the end of the stream. */
+/* The oldest queued read: a ring buffer with those the kernel filled after it in memory (each
+ * before full), up to the socket's read size; else the end of the stream. */
 static void deliver_queued(struct io_sock *s)
 {
 	struct io_buf_ring *r = &s->w->rbufs;
-	unsigned bid;
+	size_t cap = io_buf_size(s->rclass), len;
+	unsigned bid, n = 1;
 
 	if (!s->rq_n) {
 		s->rq_has_final = false;
@@ -118,10 +127,16 @@ static void deliver_queued(struct io_sock *s)
 		return;
 	}
 	bid = s->rq_head;
-	s->rq_head = r->next[bid];
-	s->rq_n--;
+	len = r->slot[bid].len;
+	for (unsigned b = bid; n < s->rq_n && r->slot[b].len == r->size &&
+	     r->slot[b].next == b + 1 && len + r->slot[b + 1].len <= cap; b++, n++)
+		len += r->slot[b + 1].len;
+	s->rq_head = r->slot[bid + n - 1].next;
+	s->rq_n -= (uint16_t)n;
+	s->rq_bytes -= (uint32_t)len;
 	s->rcur = (int32_t)bid;
-	deliver(s, io_buf_ring_data(r, bid), r->len[bid]);
+	s->rcur_n = (uint16_t)n;
+	deliver(s, io_buf_ring_data(r, bid), (ssize_t)len);
 }
 
 static bool has_queued(const struct io_sock *s)
@@ -195,11 +210,12 @@ static void take_recv(struct io_sock *s, int res, uint32_t flags)
 			io_buf_ring_put(r, bid);
 		} else {
 			if (s->rq_n)
-				r->next[s->rq_tail] = (uint16_t)bid;
+				r->slot[s->rq_tail].next = (uint16_t)bid;
 			else
 				s->rq_head = (uint16_t)bid;
 			s->rq_tail = (uint16_t)bid;
 			s->rq_n++;
+			s->rq_bytes += (uint32_t)res;
 		}
 	} else if (res > 0) {
 		res = -EIO;	/* bytes without a buffer: cannot be */
@@ -229,7 +245,7 @@ static void on_recv(struct io_op *op, int res, uint32_t flags)
 			maybe_closed(s);
 		return;
 	}
-	if (more && s->rq_n >= IO_SOCK_RQ_HIGH && !s->rcancel) {
+	if (more && s->rq_bytes >= IO_SOCK_RQ_BYTES && !s->rcancel) {
 		s->rcancel = true;	/* backpressure: the rest waits in the kernel */
 		s->w->rbufs.cancels++;
 		io_cancel(s->w, op);
@@ -323,23 +339,18 @@ void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct i
 
 int io_sock_read(struct io_sock *s)
 {
-	struct io_buf_ring *r = &s->w->rbufs;
-
 	if (s->want)
 		return -EALREADY;
 	if (s->closing || s->fd < 0)
 		return -EBADF;
 	/* the last read's bytes are done with */
 	io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
-	if (s->rcur >= 0) {
-		io_buf_ring_put(r, (unsigned)s->rcur);
-		s->rcur = -1;
-	}
+	put_delivered(s);
 	s->want = true;
 	if (has_queued(s))
 		schedule(s);
 	/* read on while the last queued buffers are taken, unless the stream has ended */
-	if (!s->rop.busy && !s->rq_has_final && s->rq_n < IO_SOCK_RQ_HIGH / 2)
+	if (!s->rop.busy && !s->rq_has_final && s->rq_bytes < IO_SOCK_RQ_BYTES / 2)
 		arm_read(s, false);
 	return 0;
 }

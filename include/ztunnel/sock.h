@@ -36,8 +36,10 @@ struct io_sock {
 	/* Reads from the worker's buffer ring: buffers the multishot recv filled, in order, until
 	 * the owner asks for them (linked through rbufs.next); the one delivered to on_read is
 	 * held until the next io_sock_read. */
-	int32_t rcur;			/* ring buffer delivered, or -1 */
+	int32_t rcur;			/* first ring buffer delivered (rcur_n in a row), or -1 */
+	uint16_t rcur_n;
 	uint16_t rq_head, rq_tail, rq_n;
+	uint32_t rq_bytes;
 	int rq_final;			/* 0 (EOF) or -errno, after the queued bytes (rq_has_final) */
 	bool rq_has_final;
 	bool want;			/* io_sock_read called, on_read not delivered yet */
@@ -54,17 +56,19 @@ struct io_sock {
 };
 
 #define IO_SOCK_RBUF (256 * 1024)
-/* A socket with this many ring buffers queued stops its multishot recv until the owner has
- * taken them (its bytes then wait in the kernel, under TCP's window); one more may still come. */
-#define IO_SOCK_RQ_HIGH 4
+/* A socket with this many bytes queued in ring buffers stops its multishot recv until the owner
+ * has taken half (the rest waits in the kernel, under TCP's window); a few more may still come
+ * before the recv ends. */
+#define IO_SOCK_RQ_BYTES (256 * 1024)
 
 /* Multishot recv from the worker's buffer ring (default) or poll + recv into a pool buffer for
  * every read (ZTUNNEL_IO_MULTISHOT=false). Call once at start-up, before io_worker_init. */
 void io_sock_set_multishot(bool on);
 bool io_sock_multishot(void);
 
-/* Takes ownership of fd (non-blocking). rcap: largest one-shot read (rounded up to a pool
- * class; 0 = IO_SOCK_RBUF); a read from the buffer ring is at most IO_RING_BUF_SIZE. */
+/* Takes ownership of fd (non-blocking). rcap: largest read (rounded up to a pool class;
+ * 0 = IO_SOCK_RBUF); a read from the buffer ring is one ring buffer or, when the kernel filled
+ * adjacent ones in a row, up to rcap of them (never copied). */
 void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct io_sock_cb *cb,
 		  void *owner, size_t rcap);
 /* Gives back the last read's buffer and asks for the next bytes (no buffer held while none

@@ -24,7 +24,7 @@ struct peer {
 	int tx;			/* test side: bytes are written here */
 	size_t to_send, sent;
 	bool shut_after;	/* shutdown(SHUT_WR) once everything is sent */
-	size_t got, reads;
+	size_t got, reads, max_read;
 	bool bad;		/* a byte out of order */
 	bool eof, closed, hold, held;
 	int err;
@@ -51,6 +51,8 @@ static void on_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 		return;
 	}
 	p->reads++;
+	if ((size_t)n > p->max_read)
+		p->max_read = (size_t)n;
 	for (ssize_t i = 0; i < n; i++)
 		if (data[i] != pattern(p->got + (size_t)i))
 			p->bad = true;
@@ -354,14 +356,19 @@ static void test_backpressure(struct io_worker *w)
 	usleep(300 * 1000);	/* the sender fills what the kernel and the queue take */
 	on_worker(w, snapshot, ps);
 	CHECK(ps->v[0].held && ps->v[0].reads == 1, "backpressure: one read delivered, held");
-	CHECK(ps->v[0].s.rq_n <= IO_SOCK_RQ_HIGH + 2, "backpressure: %u buffers queued",
-	      ps->v[0].s.rq_n);
+	CHECK(ps->v[0].s.rq_bytes <= IO_SOCK_RQ_BYTES + 4 * IO_RING_BUF_SIZE,
+	      "backpressure: %u bytes queued", ps->v[0].s.rq_bytes);
+	CHECK(ps->v[0].s.rq_bytes >= IO_SOCK_RQ_BYTES, "backpressure: the queue filled (%u)",
+	      ps->v[0].s.rq_bytes);
 	CHECK(ps->ring.cancels > cancels0, "backpressure: the multishot recv was stopped");
 	CHECK(ps->v[0].sent < ps->v[0].to_send, "backpressure: the sender is held back");
 	on_worker(w, release, ps);
 	CHECK(wait_for(w, ps, ALL_GOT), "backpressure: all bytes arrive (got %zu)", ps->v[0].got);
 	pthread_join(th, NULL);
 	check_bytes(ps, "backpressure");
+	CHECK(ps->v[0].max_read > IO_RING_BUF_SIZE && ps->v[0].max_read <= IO_SOCK_RBUF,
+	      "backpressure: adjacent queued buffers delivered as one read (largest %zu)",
+	      ps->v[0].max_read);
 	close_and_check(w, ps, "backpressure");
 	peers_free(w, ps);
 }
@@ -444,6 +451,33 @@ static void test_close_in_flight(struct io_worker *w, bool mshot)
 	peers_free(w, ps);
 }
 
+struct dirty {
+	unsigned n;
+};
+
+static void count_dirty(struct io_worker *w, void *arg)
+{
+	struct dirty *d = arg;
+
+	d->n = 0;
+	for (unsigned i = 0; i < w->rbufs.count; i++)
+		d->n += w->rbufs.slot[i].dirty;
+}
+
+/* A quiet worker gives the pages of its ring buffers back (the tick, after 2 s). */
+static void test_ring_trim(struct io_worker *w)
+{
+	struct dirty d = { 0 };
+
+	on_worker(w, count_dirty, &d);
+	CHECK(d.n > 0, "trim: buffers were written");
+	for (int i = 0; i < 100 && d.n; i++) {
+		usleep(100 * 1000);
+		on_worker(w, count_dirty, &d);
+	}
+	CHECK(d.n == 0, "trim: %u ring buffers still resident after 10 s quiet", d.n);
+}
+
 static void run(bool mshot)
 {
 	struct io_worker w;
@@ -462,6 +496,8 @@ static void run(bool mshot)
 	}
 	test_half_close(&w);
 	test_close_in_flight(&w, mshot && w.rbufs.registered);
+	if (mshot && w.rbufs.registered)
+		test_ring_trim(&w);
 	io_worker_stop(&w);
 	io_worker_destroy(&w);
 }
