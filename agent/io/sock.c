@@ -146,6 +146,7 @@ static bool has_queued(const struct io_sock *s)
 
 static void on_readable(struct io_op *op, int res, uint32_t flags);
 static void on_recv(struct io_op *op, int res, uint32_t flags);
+static void schedule(struct io_sock *s);
 
 /* Starts the kernel side of a read: a multishot recv while the ring has buffers to give, else
  * (and only with nothing queued, to keep the order) a poll for a one-shot recv; after an
@@ -253,7 +254,7 @@ static void on_recv(struct io_op *op, int res, uint32_t flags)
 	if (!s->want)
 		return;
 	if (has_queued(s))
-		deliver_queued(s);
+		schedule(s);	/* after this batch of completions: adjacent buffers as one read */
 	else if (!more)
 		arm_read(s, res == -ENOBUFS);	/* ended with nothing to tell: read on */
 }
