@@ -65,6 +65,18 @@ void io_sock_reset_close(int fd)
 	close(fd);
 }
 
+/* Pops the first queued buffer. */
+static unsigned pop_queued(struct io_sock *s)
+{
+	struct io_buf_ring *r = &s->w->rbufs;
+	unsigned bid = s->rq_head;
+
+	s->rq_head = r->slot[bid].next;
+	s->rq_n--;
+	s->rq_bytes -= r->slot[bid].len;
+	return bid;
+}
+
 /* Gives back the ring buffers delivered to the owner. */
 static void put_delivered(struct io_sock *s)
 {
@@ -80,14 +92,8 @@ static void put_ring_bufs(struct io_sock *s)
 	struct io_buf_ring *r = &s->w->rbufs;
 
 	put_delivered(s);
-	while (s->rq_n) {
-		unsigned bid = s->rq_head;
-
-		s->rq_head = r->slot[bid].next;
-		s->rq_n--;
-		io_buf_ring_put(r, bid);
-	}
-	s->rq_bytes = 0;
+	while (s->rq_n)
+		io_buf_ring_put(r, pop_queued(s));
 }
 
 static void maybe_closed(struct io_sock *s)
@@ -113,8 +119,34 @@ static void deliver(struct io_sock *s, const uint8_t *data, ssize_t n)
 	s->cb->on_read(s, data, n);
 }
 
-/* The oldest queued read: a ring buffer with those the kernel filled after it in memory (each
- * before full), up to the socket's read size; else the end of the stream. */
+/* Copies queued buffers, whole and in order, into a pool buffer up to the socket's read size
+ * and gives them back to the ring: one read instead of many small ones, when the kernel did not
+ * fill them in a row. 0 when no pool buffer could be had. */
+static size_t gather_queued(struct io_sock *s, size_t cap)
+{
+	struct io_buf_ring *r = &s->w->rbufs;
+	unsigned head = s->rq_head;
+	size_t len = 0;
+
+	if (s->rq_n < 2 || r->slot[head].len + r->slot[r->slot[head].next].len > cap || s->rbuf ||
+	    !(s->rbuf = io_buf_get(&s->w->bufs, s->rclass)))
+		return 0;
+	while (s->rq_n && len + r->slot[s->rq_head].len <= cap) {
+		unsigned bid = pop_queued(s);
+
+		memcpy(s->rbuf + len, io_buf_ring_data(r, bid), r->slot[bid].len);
+		len += r->slot[bid].len;
+		io_buf_ring_put(r, bid);
+	}
+	r->gathered++;
+	return len;
+}
+
+/*
+ * The oldest queued read: a ring buffer with those the kernel filled after it in memory (each
+ * full but the last), up to the socket's read size, without a copy; when that run is short and
+ * more is queued, the queued buffers copied into one pool buffer; else the end of the stream.
+ */
 static void deliver_queued(struct io_sock *s)
 {
 	struct io_buf_ring *r = &s->w->rbufs;
@@ -131,11 +163,21 @@ static void deliver_queued(struct io_sock *s)
 	for (unsigned b = bid; n < s->rq_n && r->slot[b].len == r->size &&
 	     r->slot[b].next == b + 1 && len + r->slot[b + 1].len <= cap; b++, n++)
 		len += r->slot[b + 1].len;
-	s->rq_head = r->slot[bid + n - 1].next;
-	s->rq_n -= (uint16_t)n;
-	s->rq_bytes -= (uint32_t)len;
+	r->delivered++;
+	if (n < s->rq_n && len < cap / 2) {
+		size_t got = gather_queued(s, cap);
+
+		if (got) {
+			deliver(s, s->rbuf, (ssize_t)got);
+			return;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		pop_queued(s);
 	s->rcur = (int32_t)bid;
 	s->rcur_n = (uint16_t)n;
+	if (n > 1)
+		r->spans++;
 	deliver(s, io_buf_ring_data(r, bid), (ssize_t)len);
 }
 

@@ -75,6 +75,9 @@ struct io_buf_ring {
 	uint64_t enobufs;		/* multishot recvs ended because the ring was empty */
 	uint64_t fallbacks;		/* reads done with poll + recv into a pool buffer instead */
 	uint64_t cancels;		/* multishot recvs stopped because their socket queued too much */
+	uint64_t delivered;		/* reads delivered from queued ring buffers, of which */
+	uint64_t spans;			/* ... adjacent buffers as one read (no copy) */
+	uint64_t gathered;		/* ... buffers copied into one pool buffer */
 };
 
 /* Size in bytes of a class. */

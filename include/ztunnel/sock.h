@@ -67,8 +67,8 @@ void io_sock_set_multishot(bool on);
 bool io_sock_multishot(void);
 
 /* Takes ownership of fd (non-blocking). rcap: largest read (rounded up to a pool class;
- * 0 = IO_SOCK_RBUF); a read from the buffer ring is one ring buffer or, when the kernel filled
- * adjacent ones in a row, up to rcap of them (never copied). */
+ * 0 = IO_SOCK_RBUF), except that a read from the buffer ring is one whole ring buffer at least
+ * (IO_RING_BUF_SIZE); buffers queued meanwhile are delivered together up to rcap. */
 void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct io_sock_cb *cb,
 		  void *owner, size_t rcap);
 /* Gives back the last read's buffer and asks for the next bytes (no buffer held while none
