@@ -215,7 +215,6 @@ int config_from_env(struct config *cfg, char *err, size_t len)
 	cfg->drain_ms = CONFIG_UNSET;
 	cfg->inpod_enabled = true;
 	cfg->keepalive = (struct io_keepalive){ true, 180, 180, 9 };
-	cfg->io_multishot = true;
 	cfg->admin_port = 15000;
 	cfg->metrics_port = 15020;
 	cfg->ready_port = 15021;

@@ -6,7 +6,8 @@
  * are queued on the socket, in order; past IO_SOCK_RQ_BYTES the recv is cancelled (the rest
  * waits in the kernel) and armed again when the owner has taken them. When the ring is empty
  * (ENOBUFS), or with multishot turned off, a read waits for readiness without a buffer, then
- * takes one from the worker's pool for a one-shot recv. */
+ * takes one from the worker's pool for a one-shot recv: that is also the default path, see
+ * io_sock_set_multishot. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,7 +22,7 @@
 /* Written once at start-up (io_sock_set_keepalive) and only read after: seven callers in three
  * layers set socket options, and none of them carries the agent's config. */
 static struct io_keepalive keepalive = { true, 180, 180, 9 };
-static bool multishot = true;
+static bool multishot;	/* off by default: see README, "Datapath" */
 
 void io_sock_set_multishot(bool on)
 {
@@ -188,7 +189,6 @@ static bool has_queued(const struct io_sock *s)
 
 static void on_readable(struct io_op *op, int res, uint32_t flags);
 static void on_recv(struct io_op *op, int res, uint32_t flags);
-static void schedule(struct io_sock *s);
 
 /* Starts the kernel side of a read: a multishot recv while the ring has buffers to give, else
  * (and only with nothing queued, to keep the order) a poll for a one-shot recv; after an
@@ -296,7 +296,7 @@ static void on_recv(struct io_op *op, int res, uint32_t flags)
 	if (!s->want)
 		return;
 	if (has_queued(s))
-		schedule(s);	/* after this batch of completions: adjacent buffers as one read */
+		deliver_queued(s);
 	else if (!more)
 		arm_read(s, res == -ENOBUFS);	/* ended with nothing to tell: read on */
 }

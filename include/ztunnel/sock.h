@@ -61,8 +61,9 @@ struct io_sock {
  * before the recv ends. */
 #define IO_SOCK_RQ_BYTES (256 * 1024)
 
-/* Multishot recv from the worker's buffer ring (default) or poll + recv into a pool buffer for
- * every read (ZTUNNEL_IO_MULTISHOT=false). Call once at start-up, before io_worker_init. */
+/* Multishot recv from the worker's buffer ring (ZTUNNEL_IO_MULTISHOT=true) or poll + recv into
+ * a pool buffer for every read (the default: faster in this testbed, see README). Call once at
+ * start-up, before io_worker_init. */
 void io_sock_set_multishot(bool on);
 bool io_sock_multishot(void);
 
