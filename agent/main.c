@@ -380,6 +380,7 @@ int main(int argc, char **argv)
 	log_set_level_name(a.cfg.log_level);
 	log_set_json(strcmp(a.cfg.log_format, "json") == 0);
 	io_sock_set_keepalive(&a.cfg.keepalive);
+	io_sock_set_multishot(a.cfg.io_multishot);
 	if (a.cfg.ipv6_enabled && !io_addr_ipv6_supported()) {
 		log_warn("IPv6 is not available in this kernel (socket(AF_INET6): address family "
 			 "not supported): IPv4 only, as with IPV6_ENABLED=false", NULL);

@@ -146,6 +146,7 @@ static const struct setting settings[] = {
 	{ "KEEPALIVE_TIME", K_DURATION_S, CFG(keepalive.time_s), 1, 32767 },
 	{ "KEEPALIVE_INTERVAL", K_DURATION_S, CFG(keepalive.interval_s), 1, 32767 },
 	{ "KEEPALIVE_RETRIES", K_UINT, CFG(keepalive.retries), 1, 127 },
+	{ "ZTUNNEL_IO_MULTISHOT", K_BOOL, CFG(io_multishot), 0, 0 },
 };
 
 static int apply(struct config *cfg, const struct setting *s, const char *v, char *err, size_t len)

@@ -180,10 +180,11 @@ void config_dump_json(const struct config *cfg, FILE *out)
 		state_json_string(out, strs[i][1] ? strs[i][1] : "");
 		fputc(',', out);
 	}
-	fprintf(out, "\"inKubernetes\":%s,\"workers\":%u,\"drainDeadlineMs\":%u,\"ipv6\":%s,"
+	fprintf(out, "\"inKubernetes\":%s,\"workers\":%u,\"drainDeadlineMs\":%u,"
+		"\"ioMultishot\":%s,\"ipv6\":%s,"
 		"\"keepalive\":{\"enabled\":%s,\"time\":%u,\"interval\":%u,\"retries\":%u}}",
 		cfg->in_kubernetes ? "true" : "false", cfg->workers, cfg->drain_ms,
-		cfg->ipv6_enabled ? "true" : "false",
+		cfg->io_multishot ? "true" : "false", cfg->ipv6_enabled ? "true" : "false",
 		cfg->keepalive.enabled ? "true" : "false", cfg->keepalive.time_s,
 		cfg->keepalive.interval_s, cfg->keepalive.retries);
 }

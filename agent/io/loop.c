@@ -10,6 +10,9 @@
 
 #include <ztunnel/io.h>
 #include <ztunnel/log.h>
+#include <ztunnel/sock.h>
+
+#include "io-int.h"
 
 #define TICK_MS 250
 #define BUF_IDLE_MS 2000	/* cached buffers of a class unused this long are freed */
@@ -50,6 +53,16 @@ void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size
 	struct io_uring_sqe *sqe = get_sqe(w);
 
 	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	arm(op, sqe);
+}
+
+void io_prep_recv_multishot(struct io_worker *w, struct io_op *op, int fd)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = IO_RING_BGID;
 	arm(op, sqe);
 }
 
@@ -255,6 +268,7 @@ static void on_tick(struct io_op *op, int res, uint32_t flags)
 	run_timers(w);
 	io_buf_trim(&w->bufs, io_now_ms(), BUF_IDLE_MS);
 	io_obj_trim(&w->bufs, io_now_ms(), BUF_IDLE_MS);
+	io_buf_ring_trim(&w->rbufs, io_now_ms(), BUF_IDLE_MS);
 	if (w->tick_hook)
 		w->tick_hook(w);
 	if (!w->stopping)
@@ -336,6 +350,9 @@ int io_worker_init(struct io_worker *w, int id, unsigned entries)
 		io_uring_queue_exit(&w->ring);
 		return ret;
 	}
+	if (io_sock_multishot() && io_buf_ring_init(&w->ring, &w->rbufs, IO_RING_BUFS,
+						    IO_RING_BUF_SIZE) < 0)
+		log_warn("no provided buffer ring: sockets read with poll and recv", "worker=%d", id);
 	w->event_op.cb = on_event;
 	w->event_op.ctx = w;
 	w->tick_op.cb = on_tick;
@@ -382,6 +399,7 @@ static void *worker_main(void *arg)
 			/* a callback may have advanced nothing; CQEs stay valid until cq_advance */
 		}
 		io_uring_cq_advance(&w->ring, n);
+		io_sock_run_ready(w);
 	}
 	return NULL;
 }
@@ -408,6 +426,7 @@ void io_worker_destroy(struct io_worker *w)
 	w->timers.heap = NULL;
 	w->timers.n = w->timers.cap = 0;
 	io_buf_pool_clear(&w->bufs);
+	io_buf_ring_free(&w->ring, &w->rbufs);
 	io_uring_queue_exit(&w->ring);
 	if (w->event_fd >= 0)
 		close(w->event_fd);

@@ -62,6 +62,7 @@ struct config {
 	const char *dns_upstreams;	/* DNS_UPSTREAMS: "ip[:port],..." instead of /etc/resolv.conf */
 	struct hbone_settings hbone;	/* HTTP2_*, POOL_*, PACKET_MARK */
 	struct io_keepalive keepalive;	/* KEEPALIVE_ENABLED/TIME/INTERVAL/RETRIES */
+	bool io_multishot;		/* ZTUNNEL_IO_MULTISHOT, false; true: reads from buffer rings */
 	/* storage for values the agent completes (a scheme added to a bare host:port) */
 	char xds_address_buf[256], ca_address_buf[256];
 };

@@ -13,6 +13,7 @@
 
 struct io_worker;
 struct io_op;
+struct io_sock;
 
 /* Called on the worker thread with the completion's result (bytes, fd, or -errno). */
 typedef void (*io_cb)(struct io_op *op, int res, uint32_t cqe_flags);
@@ -66,9 +67,12 @@ struct io_worker {
 	void *user;			/* the proxy's per-worker state */
 	void (*tick_hook)(struct io_worker *w);	/* runs on every tick, on the worker */
 	struct io_buf_pool bufs;	/* I/O buffers of this worker's sockets */
+	struct io_buf_ring rbufs;	/* the buffers multishot recvs fill (unregistered: none) */
+	struct io_sock *ready_head, *ready_tail;	/* sockets with queued reads to deliver */
 };
 
-/* Sets up the ring (and eventfd, tick). 0 or -errno. */
+/* Sets up the ring (and eventfd, tick, and the buffer ring when multishot reads are on, see
+ * io_sock_set_multishot). 0 or -errno. */
 int io_worker_init(struct io_worker *w, int id, unsigned entries);
 /* Starts the thread running the loop until io_worker_stop. */
 int io_worker_start(struct io_worker *w);
@@ -92,6 +96,9 @@ void io_timer_disarm(struct io_timer *t);
 /* Submission helpers: fill an SQE for op (op->busy set). Never fail: a full ring is flushed. */
 void io_prep_accept_multishot(struct io_worker *w, struct io_op *op, int fd);
 void io_prep_recv(struct io_worker *w, struct io_op *op, int fd, void *buf, size_t len);
+/* Multishot recv into buffers of w's buffer ring: one completion per buffer filled (flags carry
+ * IORING_CQE_F_BUFFER and the buffer id), IORING_CQE_F_MORE while it goes on. */
+void io_prep_recv_multishot(struct io_worker *w, struct io_op *op, int fd);
 /* One-shot readiness wait (POLLIN). */
 void io_prep_poll_in(struct io_worker *w, struct io_op *op, int fd);
 void io_prep_send(struct io_worker *w, struct io_op *op, int fd, const void *buf, size_t len);

@@ -43,6 +43,43 @@ struct io_buf_pool {
 	struct io_obj_pool obj[IO_OBJ_CLASSES];
 };
 
+/*
+ * The worker's provided buffer ring (io_uring buffer group): sockets read with multishot recv
+ * and the kernel picks a buffer only when bytes arrive, so a connection waiting for bytes holds
+ * none. IO_RING_BUFS buffers of IO_RING_BUF_SIZE: at most 2 MiB per worker, however many
+ * sockets; a buffer goes back to the ring when its socket's owner is done with the bytes. When
+ * the ring is empty a socket reads as without it (poll, then recv into a pool buffer).
+ */
+#define IO_RING_BUFS 64
+#define IO_RING_BUF_SIZE (32 * 1024)
+
+struct io_buf_ring_slot {
+	uint16_t next;			/* the next buffer queued on the same socket */
+	bool out;			/* handed to user space by a completion */
+	bool dirty;			/* written since its pages were last given back */
+	uint32_t len;			/* the bytes the kernel put in it */
+};
+
+struct io_uring_buf_ring;
+struct io_buf_ring {
+	struct io_uring_buf_ring *br;	/* the ring shared with the kernel; owned (mmap) */
+	uint8_t *mem;			/* count * size bytes of buffers; owned (mmap) */
+	struct io_buf_ring_slot *slot;	/* count of them; owned */
+	unsigned count, size;
+	unsigned out;			/* buffers the kernel handed to user space, not put back */
+	bool registered;		/* false: no ring (turned off, or the kernel refused it) */
+	bool used;			/* a buffer taken since the last trim */
+	uint64_t quiet_since_ms;
+	/* counters (worker thread only) */
+	uint64_t recvs;			/* completions that carried a buffer */
+	uint64_t enobufs;		/* multishot recvs ended because the ring was empty */
+	uint64_t fallbacks;		/* reads done with poll + recv into a pool buffer instead */
+	uint64_t cancels;		/* multishot recvs stopped because their socket queued too much */
+	uint64_t delivered;		/* reads delivered from queued ring buffers, of which */
+	uint64_t spans;			/* ... adjacent buffers as one read (no copy) */
+	uint64_t gathered;		/* ... buffers copied into one pool buffer */
+};
+
 /* Size in bytes of a class. */
 size_t io_buf_size(enum io_buf_class cls);
 /* A buffer of the class: from the cache or malloc. NULL when out of memory. */

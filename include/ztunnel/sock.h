@@ -1,4 +1,4 @@
-/* sock: a TCP socket driven by io_uring: one read and one write in flight at most. */
+/* sock: a TCP socket driven by io_uring: one read delivered and one write in flight at most. */
 #ifndef ZTUNNEL_SOCK_H
 #define ZTUNNEL_SOCK_H
 
@@ -29,10 +29,24 @@ struct io_sock {
 	int fd;				/* owned; -1 once closed */
 	const struct io_sock_cb *cb;
 	void *owner;
-	struct io_op rop, wop, cop;
+	struct io_op rop, wop, cop;	/* rop: the multishot recv, or the poll of a one-shot read */
 	uint8_t *rbuf;			/* from the worker's pool, held only while read bytes are
 					 * being used: from a recv until the next io_sock_read */
 	enum io_buf_class rclass;
+	/* Reads from the worker's buffer ring: buffers the multishot recv filled, in order, until
+	 * the owner asks for them (linked through rbufs.next); the one delivered to on_read is
+	 * held until the next io_sock_read. */
+	int32_t rcur;			/* first ring buffer delivered (rcur_n in a row), or -1 */
+	uint16_t rcur_n;
+	uint16_t rq_head, rq_tail, rq_n;
+	uint32_t rq_bytes;
+	int rq_final;			/* 0 (EOF) or -errno, after the queued bytes (rq_has_final) */
+	bool rq_has_final;
+	bool want;			/* io_sock_read called, on_read not delivered yet */
+	bool mshot;			/* rop is a multishot recv (else a poll) */
+	bool rcancel;			/* ... being cancelled: its socket queued too much */
+	bool ready;			/* on the worker's list of reads to deliver */
+	struct io_sock *ready_next;
 	const uint8_t *wdata;		/* the owner's buffer being written */
 	size_t wlen, woff;
 	struct sockaddr_storage addr;	/* connect target */
@@ -42,13 +56,25 @@ struct io_sock {
 };
 
 #define IO_SOCK_RBUF (256 * 1024)
+/* A socket with this many bytes queued in ring buffers stops its multishot recv until the owner
+ * has taken half (the rest waits in the kernel, under TCP's window); a few more may still come
+ * before the recv ends. */
+#define IO_SOCK_RQ_BYTES (256 * 1024)
 
-/* Takes ownership of fd (non-blocking). rcap: largest read (rounded up to a pool class);
- * 0 = IO_SOCK_RBUF. */
+/* Multishot recv from the worker's buffer ring (ZTUNNEL_IO_MULTISHOT=true) or poll + recv into
+ * a pool buffer for every read (the default: faster in this testbed, see README). Call once at
+ * start-up, before io_worker_init. */
+void io_sock_set_multishot(bool on);
+bool io_sock_multishot(void);
+
+/* Takes ownership of fd (non-blocking). rcap: largest read (rounded up to a pool class;
+ * 0 = IO_SOCK_RBUF), except that a read from the buffer ring is one whole ring buffer at least
+ * (IO_RING_BUF_SIZE); buffers queued meanwhile are delivered together up to rcap. */
 void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct io_sock_cb *cb,
 		  void *owner, size_t rcap);
-/* Gives back the last read's buffer and waits for the next bytes (no buffer held meanwhile).
- * 0, or -EBADF / -EALREADY (a read is already in flight). */
+/* Gives back the last read's buffer and asks for the next bytes (no buffer held while none
+ * came): on_read follows from the loop, never from inside this call. 0, or -EBADF / -EALREADY
+ * (a read was already asked for). */
 int io_sock_read(struct io_sock *s);
 /* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy. */
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);

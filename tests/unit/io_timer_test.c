@@ -9,6 +9,8 @@
 #include "../../agent/io/loop.c"
 #include "../../agent/io/buf.c"
 #include "../../agent/io/slab.c"
+#include "../../agent/io/bufring.c"
+#include "../../agent/io/sock.c"
 #include "../../agent/log/log.c"
 #include "../../agent/log/escape.c"
 #include "../../agent/log/format.c"
