@@ -4,7 +4,8 @@
 # One run, one testbed: client pod on node1, server pod on node2. Measures throughput (iperf3),
 # request/response latency and rate, connection rate (ztbench) and agent memory; prints a table.
 # Never asserts on speed; exits non-zero only when a measurement could not be made.
-# Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 10000) held connections,
+# Env: BENCH_SECONDS (default 5) per measurement, BENCH_HOLD (default 10000) held connections
+# (BENCH_RELAY_HOLD, default 4000, through stunnel and HAProxy),
 # BENCH_PARTS (default "plain stunnel haproxy bare ztunnel ebpf sockmap big") to run only some of
 # the paths; ebpf = the ztunnel-c path again with ZTUNNEL_REDIRECT=ebpf (same agents, policies and
 # metrics), sockmap = that with ZTUNNEL_BPF_SOCKMAP=true; big = the ztunnel-c path with 10,000
@@ -22,6 +23,9 @@ source tests/e2e/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
 HOLD=${BENCH_HOLD:-10000}
+# stunnel and HAProxy hold fewer: each needs two fds per connection per process, and stunnel
+# refuses clients past about half its fd limit (a hard 20,000 on the machines this runs on)
+RELAY_HOLD=${BENCH_RELAY_HOLD:-$((HOLD < 4000 ? HOLD : 4000))}
 PARTS=" ${BENCH_PARTS:-plain stunnel haproxy bare ztunnel ebpf sockmap big} "
 ZTB=$ROOT/build/ztbench
 PYJ=/usr/bin/python3
@@ -155,14 +159,15 @@ hold_ready_or_gone() { grep -q '^ready' "$1" || tb__dead_pid "$2"; }
 # hold_and_sample PATH HOST PORT [PID1 PID2]: hold $HOLD connections, sample RSS meanwhile;
 # with the proxies' pids also kB per held connection, then RSS and open fds 10 s after close.
 hold_and_sample() {
-	local p=$1 out=$LOGS/hold-$1.out hpid b1 b2 held
-	say "[$p] holding $HOLD connections"
+	local p=$1 out=$LOGS/hold-$1.out hpid b1 b2 held n=$HOLD
+	[ "$p" = stunnel ] || [ "$p" = haproxy ] && n=$RELAY_HOLD
+	say "[$p] holding $n connections"
 	if [ -n "$4" ]; then
 		b1=$(rss_kb "$4") b2=$(rss_kb "$5")
 		record fds_node1_idle "$p" "$(fd_count "$4")"
 		record fds_node2_idle "$p" "$(fd_count "$5")"
 	fi
-	tb_bg client timeout 120 "$ZTB" hold "$2" "$3" --count "$HOLD" --seconds 3 \
+	tb_bg client timeout 120 "$ZTB" hold "$2" "$3" --count "$n" --seconds 3 \
 		>"$out" 2>"$LOGS/hold-$p.err"
 	hpid=$TB_BG_PID
 	if poll 60 hold_ready_or_gone "$out" "$hpid" && grep -q '^ready' "$out"; then
@@ -235,10 +240,11 @@ setup_testbed() {
 	tb_pod node2 server "$SERVER_IP"
 	# connection-rate runs leave many TIME_WAIT sockets: let connect() reuse them, and
 	# widen the ephemeral range, above the agent's 150xx ports (a TIME_WAIT socket on
-	# 15001 would make its listener's bind fail)
+	# 15001 would make its listener's bind fail); the relays' listening ports are kept out of it
 	for pod in client server; do
 		tb_exec "$pod" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
-			net.ipv4.ip_local_port_range="16000 65000" || tb_fail "sysctl in $pod"
+			net.ipv4.ip_local_port_range="16000 65000" \
+			net.ipv4.ip_local_reserved_ports="17000,25201,27000" || tb_fail "sysctl in $pod"
 	done
 	tb_bg server "$ZTB" echo-server "$ECHO_PORT" --duration 600 >"$LOGS/echo-server.log" 2>&1
 	tb_bg server iperf3 -s -p "$IPERF_PORT" >"$LOGS/iperf3-server.log" 2>&1
@@ -275,7 +281,7 @@ run_stunnel() {
 haproxy_conf() {	# LISTEN_ECHO LISTEN_IPERF TARGET_HOST TARGET_ECHO TARGET_IPERF
 	cat <<-EOF
 		global
-		    maxconn 5000
+		    maxconn $RELAY_HOLD
 		    nbthread 2
 		defaults
 		    mode tcp
