@@ -411,7 +411,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return 1;
 	}
-	a.dns_set.ipv6 = a.cfg.ipv6_enabled;
+	dns_settings_ipv6(&a.dns_set, a.cfg.ipv6_enabled);
 	if (a.dns_set.enabled && !a.dns_set.n_upstreams)
 		log_warn("dns proxy has no upstream resolver: names outside the mesh get SERVFAIL",
 			 "resolv_conf=/etc/resolv.conf%s", "");

@@ -1,5 +1,6 @@
 /* dns/forward: relaying a query to the upstream resolvers over UDP (retries), then TCP on TC. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +16,9 @@
  * pod's port-53 capture leaves them alone), as upstream's forwarder does with its socket
  * factory. UDP: one unconnected socket for all tries, each try to the next resolver; any
  * configured resolver's answer with the query's id is taken. A truncated UDP answer makes one
- * TCP exchange with the resolver that sent it.
+ * TCP exchange with the resolver that sent it. With IPv6 on the sockets are dual-stack (IPv4
+ * resolvers as ::ffff:a.b.c.d); off, or in a pod netns without IPv6, they are IPv4 and only
+ * the IPv4 resolvers are asked.
  */
 struct dns_forward {
 	struct dns_listener *l;		/* reference: the pod, its worker and its bound */
@@ -29,10 +32,11 @@ struct dns_forward {
 	bool done;			/* answered or failed: only completions are awaited */
 	bool finishing;			/* inside finish: a synchronous close must not free */
 	int ufd;			/* owned */
+	int family;			/* of ufd and the TCP socket: AF_INET6 (dual-stack) or AF_INET */
 	struct io_op send_op, recv_op;
 	struct msghdr smsg, rmsg;
 	struct iovec siov, riov;
-	struct sockaddr_in sto, rfrom;
+	union dns_addr sto, rfrom;
 	uint8_t *rbuf;			/* worker pool, IO_BUF_16K, while the UDP socket is open */
 	struct io_timer timer;
 	/* TCP after a truncated answer */
@@ -219,7 +223,26 @@ static const struct io_sock_cb tcp_cb = {
 	.on_closed = on_tcp_closed,
 };
 
-static void start_tcp(struct dns_forward *f, const struct sockaddr_in *server)
+static socklen_t addr_len(const struct dns_forward *f)
+{
+	return f->family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* A socket of the forward's family in the pod's netns: dual-stack when IPv6. */
+static int fwd_socket(struct dns_forward *f, int type)
+{
+	int fd = inpod_socket(f->l->pod->netns_fd, f->family, type, f->l->dw->dns->set.mark);
+	int off = 0;
+
+	if (fd >= 0 && f->family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+static void start_tcp(struct dns_forward *f, const union dns_addr *server)
 {
 	struct dns_worker *dw = f->l->dw;
 	int fd;
@@ -233,7 +256,7 @@ static void start_tcp(struct dns_forward *f, const struct sockaddr_in *server)
 	f->tcp_out[0] = (uint8_t)(f->qlen >> 8);
 	f->tcp_out[1] = (uint8_t)f->qlen;
 	memcpy(f->tcp_out + 2, f->query, f->qlen);
-	fd = inpod_socket(f->l->pod->netns_fd, AF_INET, SOCK_STREAM, dw->dns->set.mark);
+	fd = fwd_socket(f, SOCK_STREAM);
 	if (fd < 0) {
 		tcp_failed(f);
 		return;
@@ -241,16 +264,32 @@ static void start_tcp(struct dns_forward *f, const struct sockaddr_in *server)
 	io_sock_init(&f->ts, dw->io, fd, &tcp_cb, f, 16384);
 	f->tcp_open = true;
 	io_timer_arm(dw->io, &f->timer, DNS_TCP_TIMEOUT_MS);
-	io_sock_connect(&f->ts, (const struct sockaddr *)server, sizeof(*server));
+	io_sock_connect(&f->ts, &server->sa, addr_len(f));
 }
 
 /* ---- UDP ---- */
 
-static bool from_upstream(const struct dns_settings *set, const struct sockaddr_in *from)
+/* from (of the forward's family) as the settings keep resolvers: IPv6, IPv4 mapped */
+static struct sockaddr_in6 as_v6(const union dns_addr *from)
 {
+	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+
+	if (from->sa.sa_family == AF_INET6)
+		return from->in6;
+	v6.sin6_port = from->in.sin_port;
+	v6.sin6_addr.s6_addr[10] = 0xff;
+	v6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&v6.sin6_addr.s6_addr[12], &from->in.sin_addr, 4);
+	return v6;
+}
+
+static bool from_upstream(const struct dns_settings *set, const union dns_addr *from)
+{
+	struct sockaddr_in6 v6 = as_v6(from);
+
 	for (unsigned i = 0; i < set->n_upstreams; i++)
-		if (set->upstream[i].sin_addr.s_addr == from->sin_addr.s_addr &&
-		    set->upstream[i].sin_port == from->sin_port)
+		if (IN6_ARE_ADDR_EQUAL(&set->upstream[i].sin6_addr, &v6.sin6_addr) &&
+		    set->upstream[i].sin6_port == v6.sin6_port)
 			return true;
 	return false;
 }
@@ -258,7 +297,7 @@ static bool from_upstream(const struct dns_settings *set, const struct sockaddr_
 static void arm_recv(struct dns_forward *f)
 {
 	f->riov = (struct iovec){ .iov_base = f->rbuf, .iov_len = io_buf_size(IO_BUF_16K) };
-	f->rmsg = (struct msghdr){ .msg_name = &f->rfrom, .msg_namelen = sizeof(f->rfrom),
+	f->rmsg = (struct msghdr){ .msg_name = &f->rfrom, .msg_namelen = addr_len(f),
 				   .msg_iov = &f->riov, .msg_iovlen = 1 };
 	io_prep_recvmsg(f->l->dw->io, &f->recv_op, f->ufd, &f->rmsg);
 }
@@ -272,7 +311,7 @@ static void on_udp_recv(struct io_op *op, int res, uint32_t flags)
 		maybe_free(f);
 		return;
 	}
-	if (res > 0 && f->rmsg.msg_namelen == sizeof(f->rfrom) &&
+	if (res > 0 && f->rmsg.msg_namelen == addr_len(f) &&
 	    from_upstream(&f->l->dw->dns->set, &f->rfrom) &&
 	    dns_is_answer(f->rbuf, (size_t)res, f->info.id, &tc)) {
 		if (!tc && !(f->rmsg.msg_flags & MSG_TRUNC)) {
@@ -302,17 +341,39 @@ static void on_udp_sent(struct io_op *op, int res, uint32_t flags)
 	/* a failed send is retried by the timer, like a lost datagram */
 }
 
+/* The resolver of this try into f->sto, in the socket's family: false when the IPv4 socket of a
+ * pod without IPv6 cannot reach it. */
+static bool try_target(struct dns_forward *f, const struct sockaddr_in6 *up)
+{
+	if (f->family == AF_INET6) {
+		f->sto.in6 = *up;
+		return true;
+	}
+	if (!IN6_IS_ADDR_V4MAPPED(&up->sin6_addr))
+		return false;
+	f->sto.in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = up->sin6_port };
+	memcpy(&f->sto.in.sin_addr, &up->sin6_addr.s6_addr[12], 4);
+	return true;
+}
+
 static void send_try(struct dns_forward *f)
 {
 	const struct dns_settings *set = &f->l->dw->dns->set;
+	bool reachable = false;
 
-	f->sto = set->upstream[f->attempt % set->n_upstreams];
+	/* a resolver the socket cannot reach is passed over: the next one is this try's */
+	for (unsigned i = 0; i < set->n_upstreams; i++) {
+		reachable = try_target(f, &set->upstream[f->attempt % set->n_upstreams]);
+		if (reachable)
+			break;
+		f->attempt++;
+	}
 	f->attempt++;
 	io_timer_arm(f->l->dw->io, &f->timer, DNS_ATTEMPT_MS);
-	if (f->send_op.busy)
-		return;	/* the last send is still going: the next try after it */
+	if (!reachable || f->send_op.busy)
+		return;	/* none (the timer ends it), or the last send is still going */
 	f->siov = (struct iovec){ .iov_base = f->query, .iov_len = f->qlen };
-	f->smsg = (struct msghdr){ .msg_name = &f->sto, .msg_namelen = sizeof(f->sto),
+	f->smsg = (struct msghdr){ .msg_name = &f->sto, .msg_namelen = addr_len(f),
 				   .msg_iov = &f->siov, .msg_iovlen = 1 };
 	io_prep_sendmsg(f->l->dw->io, &f->send_op, f->ufd, &f->smsg);
 }
@@ -349,8 +410,13 @@ int dns_forward_start(struct dns_listener *l, const struct dns_reply_to *to, con
 		return -ENOMEM;
 	f->query = malloc(len);
 	f->rbuf = io_buf_get(&dw->io->bufs, IO_BUF_16K);
-	f->ufd = f->query && f->rbuf ?
-		inpod_socket(l->pod->netns_fd, AF_INET, SOCK_DGRAM, dw->dns->set.mark) : -ENOMEM;
+	f->l = l;	/* borrowed until the reference below */
+	f->family = dw->dns->set.ipv6 ? AF_INET6 : AF_INET;
+	f->ufd = f->query && f->rbuf ? fwd_socket(f, SOCK_DGRAM) : -ENOMEM;
+	if (f->ufd == -EAFNOSUPPORT) {	/* this pod's netns has no IPv6 */
+		f->family = AF_INET;
+		f->ufd = fwd_socket(f, SOCK_DGRAM);
+	}
 	if (f->ufd < 0) {
 		int err = f->ufd;
 

@@ -27,7 +27,7 @@
 struct dns_settings {
 	bool enabled;
 	struct sockaddr_in listen;	/* in each pod netns; 127.0.0.1:15053 */
-	struct sockaddr_in upstream[DNS_MAX_UPSTREAMS];
+	struct sockaddr_in6 upstream[DNS_MAX_UPSTREAMS];	/* IPv4 ones v4-mapped */
 	unsigned n_upstreams;
 	char domain[128];		/* cluster domain, lower case, no trailing dot */
 	uint32_t mark;			/* SO_MARK of the forwarding sockets (the agent's mark) */
@@ -35,14 +35,18 @@ struct dns_settings {
 };
 
 /*
- * Fills set: enabled, listen from addr ("ip:port", IPv4), upstreams from upstreams ("ip[:port],
- * ..." up to DNS_MAX_UPSTREAMS) or else the nameserver lines of resolv_conf (port 53), the
+ * Fills set: enabled, listen from addr ("ip:port", IPv4), upstreams from upstreams ("ip[:port]",
+ * "v6", "[v6]" or "[v6]:port", comma-separated, up to DNS_MAX_UPSTREAMS) or else the nameserver lines of resolv_conf (port 53), the
  * cluster domain and mark. 0, or -EINVAL with "VARIABLE: what is wrong" in err. With DNS off
  * only the rest is checked; no resolver is needed then.
  */
 int dns_settings_init(struct dns_settings *set, bool enabled, const char *addr,
 		      const char *upstreams, const char *resolv_conf, const char *domain,
 		      uint32_t mark, char *err, size_t errlen);
+/* Sets IPV6_ENABLED (the kernel has IPv6): off, the IPv6 resolvers are dropped from the
+ * upstreams (the proxy then forwards from IPv4 sockets only); on, it forwards from dual-stack
+ * sockets to resolvers of both families. */
+void dns_settings_ipv6(struct dns_settings *set, bool on);
 /* "dns":{"enabled":...,"address":...,"upstreams":[...]} for /config_dump. */
 void dns_dump_json(const struct dns_settings *set, FILE *out);
 

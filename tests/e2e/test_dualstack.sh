@@ -31,6 +31,16 @@ tb_pod node2 server-remote 10.201.2.2
 TB_DUALSTACK=0 tb_pod node2 v4only 10.201.2.4
 tb_pod node2 plain 10.201.2.9	# outside the mesh (not enrolled)
 cp "$TB_TESTDATA/dualstack-mesh.yaml" "$CFG"
+# an upstream resolver on an IPv6 address only (in the pod outside the mesh): names the mesh does
+# not know are forwarded to it over IPv6
+R6=fd00:201:2::9
+if command -v dnsmasq >/dev/null; then
+	tb_bg plain dnsmasq --no-daemon --log-facility=- --no-resolv --no-hosts --bind-interfaces \
+		--listen-address="$R6" --port=53 --log-queries --address=/outside6.test/192.0.2.66 \
+		>"$TBDIR/dnsmasq.log" 2>&1
+	tb_wait_log "$TBDIR/dnsmasq.log" 'started' 10 || tb_fail "dnsmasq did not start"
+	export DNS_UPSTREAMS="[$R6]:53"
+fi
 tb_agent node1 cfg.yaml
 tb_agent node2 cfg.yaml
 for p in client:node1 client2:node1 server-local:node1 server-remote:node2 v4only:node2; do
@@ -145,6 +155,18 @@ for r in fd00:53::1 10.0.53.1; do
 	done
 done
 tb_log "ok: DNS: web's AAAA fd00:96::10 and A 10.96.0.10, asked over IPv6 and IPv4"
+if [ -n "${DNS_UPSTREAMS:-}" ]; then
+	for r in fd00:53::1 10.0.53.1; do
+		out=$(tb_exec client timeout 10 dig +short +time=3 +tries=1 "@$r" outside6.test A) ||
+			tb_fail "dig @$r outside6.test: $out"
+		[ "$out" = 192.0.2.66 ] || tb_fail "outside6.test via @$r: got '$out', want 192.0.2.66"
+	done
+	grep -q "query\[A\] outside6.test from $C6" "$TBDIR/dnsmasq.log" ||
+		tb_fail "the IPv6 resolver did not see the forwarded query from $C6"
+	tb_log "ok: DNS: a name the mesh does not know forwarded over IPv6 to the resolver [$R6]:53"
+else
+	tb_log "skip: dnsmasq missing, IPv6 forwarding not checked"
+fi
 out=$(tb_curl client "http://[fd00:96::10]:80/vip6" -6) || tb_fail "curl -6 to the v6 VIP failed: $out"
 [[ "$out" == *"path=/vip6"* && "$out" == *"peer=$C6:"* && "$out" == *"server=server-remote"* ]] ||
 	tb_fail "curl -6 to [fd00:96::10]:80: unexpected answer '$out'"

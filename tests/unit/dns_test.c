@@ -407,14 +407,32 @@ static void test_settings(void)
 {
 	struct dns_settings s;
 	char err[200], path[] = "/tmp/dns_test_resolv.XXXXXX", ip[INET_ADDRSTRLEN];
+	char ip6[INET6_ADDRSTRLEN];
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
 
 	CHECK(dns_settings_init(&s, true, "127.0.0.1:15053", "10.0.0.1,10.0.0.2:5353", "/none",
 				"Cluster.Local.", 0x539, err, sizeof(err)) == 0, "upstreams: %s", err);
-	CHECK(s.n_upstreams == 2 && ntohs(s.upstream[0].sin_port) == 53 &&
-	      ntohs(s.upstream[1].sin_port) == 5353 && ntohs(s.listen.sin_port) == 15053,
+	CHECK(s.n_upstreams == 2 && ntohs(s.upstream[0].sin6_port) == 53 &&
+	      ntohs(s.upstream[1].sin6_port) == 5353 && ntohs(s.listen.sin_port) == 15053,
 	      "upstream ports");
+	CHECK(IN6_IS_ADDR_V4MAPPED(&s.upstream[0].sin6_addr), "an IPv4 resolver is kept v4-mapped");
+	CHECK(dns_settings_init(&s, true, "127.0.0.1:15053", "fd00::53, [fd00::54]:5353,10.0.0.1",
+				"/none", "cluster.local", 0, err, sizeof(err)) == 0 &&
+	      s.n_upstreams == 3, "IPv6 upstreams: %s", err);
+	inet_ntop(AF_INET6, &s.upstream[1].sin6_addr, ip6, sizeof(ip6));
+	CHECK(strcmp(ip6, "fd00::54") == 0 && ntohs(s.upstream[1].sin6_port) == 5353 &&
+	      ntohs(s.upstream[0].sin6_port) == 53, "[v6]:port parsed: %s", ip6);
+	dns_settings_ipv6(&s, false);
+	CHECK(s.n_upstreams == 1 && IN6_IS_ADDR_V4MAPPED(&s.upstream[0].sin6_addr) && !s.ipv6,
+	      "IPV6_ENABLED=false drops the IPv6 resolvers: %u left", s.n_upstreams);
+	CHECK(dns_settings_init(&s, true, "127.0.0.1:15053", "[fd00::53", "/none",
+				"cluster.local", 0, err, sizeof(err)) == -EINVAL &&
+	      dns_settings_init(&s, true, "127.0.0.1:15053", "[fd00::53]x", "/none",
+				"cluster.local", 0, err, sizeof(err)) == -EINVAL &&
+	      dns_settings_init(&s, true, "127.0.0.1:15053", "10.0.0.1:99999", "/none",
+				"cluster.local", 0, err, sizeof(err)) == -EINVAL,
+	      "malformed upstreams refused");
 	CHECK(strcmp(s.domain, "cluster.local") == 0, "domain normalised: %s", s.domain);
 	CHECK(dns_settings_init(&s, true, "127.0.0.1:0", NULL, "/none", "cluster.local", 0, err,
 				sizeof(err)) == -EINVAL && strstr(err, "DNS_PROXY_ADDR"), "port 0");
@@ -426,13 +444,17 @@ static void test_settings(void)
 	CHECK(dns_settings_init(&s, true, "127.0.0.1:15053", "1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4",
 				"/none", "cluster.local", 0, err, sizeof(err)) == -EINVAL,
 	      "too many upstreams");
-	fputs("# comment\nsearch a.b\nnameserver 10.96.0.10\nnameserver fd00::10\n"
-	      "  nameserver\t10.96.0.11 # second\nnameserverx 1.2.3.4\noptions ndots:5\n", f);
+	fputs("# comment\nsearch a.b\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\n"
+	      "nameserver fd00::10\n  nameserver\t10.96.0.11 # second\nnameserverx 1.2.3.4\n"
+	      "options ndots:5\n", f);
 	fclose(f);
 	CHECK(dns_settings_init(&s, true, "127.0.0.1:15053", "", path, "cluster.local", 0, err,
-				sizeof(err)) == 0 && s.n_upstreams == 2, "resolv.conf: %u", s.n_upstreams);
-	inet_ntop(AF_INET, &s.upstream[1].sin_addr, ip, sizeof(ip));
-	CHECK(strcmp(ip, "10.96.0.11") == 0, "second nameserver %s", ip);
+				sizeof(err)) == 0 && s.n_upstreams == 3, "resolv.conf: %u", s.n_upstreams);
+	inet_ntop(AF_INET6, &s.upstream[1].sin6_addr, ip6, sizeof(ip6));
+	CHECK(strcmp(ip6, "fd00::10") == 0, "an IPv6 nameserver is kept (a zoned one is not): %s",
+	      ip6);
+	inet_ntop(AF_INET, &s.upstream[2].sin6_addr.s6_addr[12], ip, sizeof(ip));
+	CHECK(strcmp(ip, "10.96.0.11") == 0, "third nameserver %s", ip);
 	unlink(path);
 }
 
