@@ -122,6 +122,8 @@ static const struct setting settings[] = {
 	{ "POOL_MAX_STREAMS_PER_CONNECTION", K_UINT, CFG(hbone.max_streams_per_conn), 1, 10000 },
 	{ "POOL_UNUSED_RELEASE_TIMEOUT", K_DURATION_MS, CFG(hbone.idle_release_ms), 100, 86400000 },
 	{ "ZTUNNEL_POOL_MAX_CONNS_PER_PEER", K_UINT, CFG(hbone.max_conns_per_peer), 1, 64 },
+	{ "ZTUNNEL_POOL_SPARE_RELEASE_TIMEOUT", K_DURATION_MS, CFG(hbone.spare_release_ms), 100,
+	  86400000 },
 	/* upstream's fixed 10 s / 20 s; settable here so that tests need not wait 30 s */
 	{ "LOCALHOST_APP_TUNNEL", K_BOOL, CFG(hbone.localhost_app_tunnel), 0, 0 },
 	{ "ZTUNNEL_KTLS", K_BOOL, CFG(hbone.ktls), 0, 0 },

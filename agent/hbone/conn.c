@@ -25,6 +25,7 @@ void hbone_settings_default(struct hbone_settings *s)
 	s->max_conns_per_peer = 4;
 	s->server_max_streams = 200;
 	s->idle_release_ms = 5 * 60 * 1000;
+	s->spare_release_ms = 5 * 1000;
 	s->handshake_timeout_ms = 10 * 1000;
 	s->mark = 0x539;
 	s->max_pending_handshakes = 2048;
@@ -78,7 +79,7 @@ void hconn_leave(struct hbone_conn *c)
 void hconn_stream_detached(struct hbone_conn *c)
 {
 	if (!c->server && c->state == HCONN_READY && c->active_streams == 0)
-		io_timer_arm(c->w, &c->timer, c->set->idle_release_ms);
+		hpool_conn_idle(c);
 	maybe_free(c);
 }
 
@@ -383,9 +384,10 @@ static void on_timer(struct io_timer *t)
 	struct hbone_conn *c = (void *)((char *)t - offsetof(struct hbone_conn, timer));
 
 	hconn_enter(c);
-	if (c->state == HCONN_READY)
-		conn_close(c, false, "idle");
-	else if (c->state == HCONN_CONNECTING)
+	if (c->state == HCONN_READY) {
+		if (!hpool_conn_keep(c))
+			conn_close(c, false, "idle");
+	} else if (c->state == HCONN_CONNECTING)
 		hconn_fail(c, "connect timeout: no answer from port %u (is it blocked?)",
 			   hconn_peer_port(c));
 	else if (!tls_xprt_ssl(&c->tls))

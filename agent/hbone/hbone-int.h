@@ -30,6 +30,8 @@ struct hbone_conn {
 	unsigned requests_pending;	/* streams with a request not yet handed to the handler */
 	enum hconn_state state;
 	bool server;
+	bool idle_spare;		/* its idle timer is the spare's (another of its key was
+					 * ready), not the pool's idle timeout */
 	bool sock_closed;
 	int depth;			/* callbacks of this conn on the stack */
 	size_t writing;			/* ciphertext of tls's queue handed to the socket */
@@ -140,6 +142,13 @@ void hgate_app_release(struct hbone_gate *g, size_t n);
 
 /* pool.c */
 void hpool_conn_ready(struct hbone_conn *c);
+/* c (a client connection) has no stream: arms its idle release, the short spare one when
+ * another connection of its key is ready to carry new streams. */
+void hpool_conn_idle(struct hbone_conn *c);
+/* At its idle deadline: true (re-armed for the rest of the pool's idle timeout) when c's was
+ * the spare's deadline and no other connection of its key is ready any more: the last one
+ * stays. */
+bool hpool_conn_keep(struct hbone_conn *c);
 void hpool_conn_closed(struct hbone_conn *c);
 
 #endif

@@ -242,7 +242,42 @@ void hpool_conn_ready(struct hbone_conn *c)
 			hstream_submit_request(st);
 	}
 	if (!c->streams)
-		io_timer_arm(c->w, &c->timer, c->set->idle_release_ms);
+		hpool_conn_idle(c);
+}
+
+/* Another connection of c's key that can take new streams. */
+static bool other_ready(const struct hbone_conn *c)
+{
+	if (!c->pool)
+		return false;
+	for (const struct hbone_conn *o = c->pool->conns; o; o = o->pool_next)
+		if (o != c && o->state == HCONN_READY &&
+		    hbone_target_same_pool(o->target, c->target))
+			return true;
+	return false;
+}
+
+/*
+ * Upstream keeps every connection a storm opened until its idle timeout (with its TLS and
+ * HTTP/2 state, tens of kB each, and an fd on both nodes). Here a connection that goes idle
+ * while another of its key is ready is a spare and closes after the short spare timeout; the
+ * last of its key keeps the pool's.
+ */
+void hpool_conn_idle(struct hbone_conn *c)
+{
+	uint32_t idle = c->set->idle_release_ms, spare = c->set->spare_release_ms;
+
+	c->idle_spare = spare < idle && other_ready(c);
+	io_timer_arm(c->w, &c->timer, c->idle_spare ? spare : idle);
+}
+
+bool hpool_conn_keep(struct hbone_conn *c)
+{
+	if (!c->idle_spare || other_ready(c))
+		return false;
+	c->idle_spare = false;
+	io_timer_arm(c->w, &c->timer, c->set->idle_release_ms - c->set->spare_release_ms);
+	return true;
 }
 
 void hpool_conn_closed(struct hbone_conn *c)

@@ -22,6 +22,8 @@ struct hbone_settings {
 					 * one pool key before streams share them again, 4 */
 	uint32_t server_max_streams;	/* 200 */
 	uint32_t idle_release_ms;	/* POOL_UNUSED_RELEASE_TIMEOUT, 5 min */
+	uint32_t spare_release_ms;	/* ZTUNNEL_POOL_SPARE_RELEASE_TIMEOUT, 5 s: an idle
+					 * connection while another of its key is ready */
 	uint32_t handshake_timeout_ms;	/* 10 s: connect + TLS handshake */
 	uint32_t mark;			/* SO_MARK of outbound sockets, 0x539 */
 	uint32_t max_pending_handshakes;	/* ZTUNNEL_MAX_PENDING_HANDSHAKES, 2048 */

@@ -10,6 +10,8 @@ set -u
 source "$(dirname "$0")/lib.sh"
 IDLE_RELEASE_S=10
 export POOL_UNUSED_RELEASE_TIMEOUT=${IDLE_RELEASE_S}s
+# the connection counts below are taken after the streams end: no early close of spares
+export ZTUNNEL_POOL_SPARE_RELEASE_TIMEOUT=${IDLE_RELEASE_S}s
 tb_init
 tb_mesh
 tb_whoami server-remote 7000
