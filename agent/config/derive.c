@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <ztunnel/config.h>
+#include <ztunnel/log.h>
 #include <ztunnel/state.h>
 
 #include "config-int.h"
@@ -71,16 +72,6 @@ next:
 	return 0;
 }
 
-static bool known_level(const char *name)
-{
-	static const char *const names[] = { "error", "warn", "info", "debug" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(name, names[i]) == 0)
-			return true;
-	return false;
-}
-
 /* "host:port" -> "https://host:port" in buf, as upstream completes a bare address. */
 static int with_scheme(const char **addr, char *buf, size_t size, const char *env, char *err,
 		       size_t len)
@@ -116,7 +107,7 @@ int config_derive(struct config *cfg, char *err, size_t len)
 
 	if (cfg->meta_cluster_id)
 		cfg->cluster_id = cfg->meta_cluster_id;
-	if (cfg->log_level && !known_level(cfg->log_level)) {
+	if (cfg->log_level && log_level_from_name(cfg->log_level) < 0) {
 		snprintf(err, len, "ZTUNNEL_LOG: \"%s\" is not a level (error, warn, info, debug)",
 			 cfg->log_level);
 		return -EINVAL;

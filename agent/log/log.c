@@ -14,14 +14,19 @@ static int log_level = LOG_INFO;
 static bool log_json;	/* set once at start-up, before any thread */
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
+int log_level_from_name(const char *name)
+{
+	for (int i = 0; name && i < 4; i++)
+		if (strcmp(name, level_names[i]) == 0)
+			return i;
+	return -1;
+}
+
 void log_set_level_name(const char *name)
 {
-	__atomic_store_n(&log_level, LOG_INFO, __ATOMIC_RELAXED);
-	if (!name)
-		return;
-	for (int i = 0; i < 4; i++)
-		if (strcmp(name, level_names[i]) == 0)
-			__atomic_store_n(&log_level, i, __ATOMIC_RELAXED);
+	int level = log_level_from_name(name);
+
+	__atomic_store_n(&log_level, level < 0 ? LOG_INFO : level, __ATOMIC_RELAXED);
 }
 
 const char *log_level_name(void)

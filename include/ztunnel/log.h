@@ -7,6 +7,8 @@
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
+/* The level named "error", "warn", "info" or "debug", or -1 for any other name. */
+int log_level_from_name(const char *name);
 /* Parses "error", "warn", "info", "debug" (NULL or unknown: info). */
 void log_set_level_name(const char *name);
 bool log_enabled(enum log_level level);
