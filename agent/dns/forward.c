@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/inpod.h>
 #include <ztunnel/log.h>
 
@@ -36,7 +37,7 @@ struct dns_forward {
 	struct io_op send_op, recv_op;
 	struct msghdr smsg, rmsg;
 	struct iovec siov, riov;
-	union dns_addr sto, rfrom;
+	struct sockaddr_storage sto, rfrom;	/* of the socket's family */
 	uint8_t *rbuf;			/* worker pool, IO_BUF_16K, while the UDP socket is open */
 	struct io_timer timer;
 	/* TCP after a truncated answer */
@@ -242,7 +243,7 @@ static int fwd_socket(struct dns_forward *f, int type)
 	return fd;
 }
 
-static void start_tcp(struct dns_forward *f, const union dns_addr *server)
+static void start_tcp(struct dns_forward *f, const struct sockaddr_storage *server)
 {
 	struct dns_worker *dw = f->l->dw;
 	int fd;
@@ -264,32 +265,20 @@ static void start_tcp(struct dns_forward *f, const union dns_addr *server)
 	io_sock_init(&f->ts, dw->io, fd, &tcp_cb, f, 16384);
 	f->tcp_open = true;
 	io_timer_arm(dw->io, &f->timer, DNS_TCP_TIMEOUT_MS);
-	io_sock_connect(&f->ts, &server->sa, addr_len(f));
+	io_sock_connect(&f->ts, (const struct sockaddr *)server, addr_len(f));
 }
 
 /* ---- UDP ---- */
 
-/* from (of the forward's family) as the settings keep resolvers: IPv6, IPv4 mapped */
-static struct sockaddr_in6 as_v6(const union dns_addr *from)
+static bool from_upstream(const struct dns_settings *set, const struct sockaddr_storage *from)
 {
-	struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_storage ss = *from;
+	const struct sockaddr_in6 *v6 = (const void *)&ss;
 
-	if (from->sa.sa_family == AF_INET6)
-		return from->in6;
-	v6.sin6_port = from->in.sin_port;
-	v6.sin6_addr.s6_addr[10] = 0xff;
-	v6.sin6_addr.s6_addr[11] = 0xff;
-	memcpy(&v6.sin6_addr.s6_addr[12], &from->in.sin_addr, 4);
-	return v6;
-}
-
-static bool from_upstream(const struct dns_settings *set, const union dns_addr *from)
-{
-	struct sockaddr_in6 v6 = as_v6(from);
-
+	io_addr_map(&ss);	/* as the settings keep resolvers: IPv4 ones v4-mapped */
 	for (unsigned i = 0; i < set->n_upstreams; i++)
-		if (IN6_ARE_ADDR_EQUAL(&set->upstream[i].sin6_addr, &v6.sin6_addr) &&
-		    set->upstream[i].sin6_port == v6.sin6_port)
+		if (IN6_ARE_ADDR_EQUAL(&set->upstream[i].sin6_addr, &v6->sin6_addr) &&
+		    set->upstream[i].sin6_port == v6->sin6_port)
 			return true;
 	return false;
 }
@@ -345,15 +334,9 @@ static void on_udp_sent(struct io_op *op, int res, uint32_t flags)
  * pod without IPv6 cannot reach it. */
 static bool try_target(struct dns_forward *f, const struct sockaddr_in6 *up)
 {
-	if (f->family == AF_INET6) {
-		f->sto.in6 = *up;
-		return true;
-	}
-	if (!IN6_IS_ADDR_V4MAPPED(&up->sin6_addr))
-		return false;
-	f->sto.in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = up->sin6_port };
-	memcpy(&f->sto.in.sin_addr, &up->sin6_addr.s6_addr[12], 4);
-	return true;
+	memset(&f->sto, 0, sizeof(f->sto));
+	memcpy(&f->sto, up, sizeof(*up));
+	return f->family == AF_INET6 || io_addr_unmap(&f->sto);
 }
 
 static void send_try(struct dns_forward *f)

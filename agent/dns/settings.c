@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/dns.h>
 
 /* text[0..len) without surrounding blanks into buf, NUL-terminated. 0 or -EINVAL (empty, or
@@ -60,7 +61,8 @@ static int parse_upstream(const char *text, size_t len, struct sockaddr_in6 *sa)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *host = buf, *port = NULL, *end;
 	unsigned long n = 53;
-	struct in_addr v4;
+	struct sockaddr_storage v4 = { .ss_family = AF_INET };
+	struct sockaddr_in *in = (void *)&v4;
 
 	if (copy_trimmed(buf, sizeof(buf), text, len) < 0)
 		return -EINVAL;
@@ -78,14 +80,14 @@ static int parse_upstream(const char *text, size_t len, struct sockaddr_in6 *sa)
 	if (port && parse_port(port, &n) < 0)
 		return -EINVAL;
 	memset(sa, 0, sizeof(*sa));
-	sa->sin6_family = AF_INET6;
-	sa->sin6_port = htons((uint16_t)n);
-	if (inet_pton(AF_INET, host, &v4) == 1) {
-		sa->sin6_addr.s6_addr[10] = 0xff;
-		sa->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&sa->sin6_addr.s6_addr[12], &v4, 4);
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_port = htons((uint16_t)n);
+		io_addr_map(&v4);
+		memcpy(sa, &v4, sizeof(*sa));
 		return 0;
 	}
+	sa->sin6_family = AF_INET6;
+	sa->sin6_port = htons((uint16_t)n);
 	return inet_pton(AF_INET6, host, &sa->sin6_addr) == 1 ? 0 : -EINVAL;
 }
 

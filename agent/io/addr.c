@@ -22,6 +22,24 @@ bool io_addr_unmap(struct sockaddr_storage *ss)
 	return true;
 }
 
+bool io_addr_map(struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *in = (const void *)ss;
+	struct sockaddr_in6 in6;
+
+	if (ss->ss_family != AF_INET)
+		return false;
+	memset(&in6, 0, sizeof(in6));
+	in6.sin6_family = AF_INET6;
+	in6.sin6_port = in->sin_port;
+	in6.sin6_addr.s6_addr[10] = 0xff;
+	in6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&in6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &in6, sizeof(in6));
+	return true;
+}
+
 socklen_t io_addr_len(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)

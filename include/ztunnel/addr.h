@@ -9,6 +9,9 @@
  * place into the AF_INET one (same port), so that look-ups, policies and logs see one form.
  * true when ss was changed; any other address is left as it is. */
 bool io_addr_unmap(struct sockaddr_storage *ss);
+/* The reverse, for a dual-stack socket's peer or target: rewrites an AF_INET address in place
+ * into ::ffff:a.b.c.d (same port). true when ss was changed; any other address is left. */
+bool io_addr_map(struct sockaddr_storage *ss);
 /* sizeof the sockaddr of ss's family (sockaddr_in or sockaddr_in6), 0 for another family. */
 socklen_t io_addr_len(const struct sockaddr_storage *ss);
 /* Whether this kernel has IPv6: false only when socket(AF_INET6) fails with EAFNOSUPPORT (the

@@ -159,6 +159,10 @@ static void test_addr_unmap(void)
 	      strcmp(inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf)), "10.201.1.2") == 0 &&
 	      io_addr_len(&ss) == sizeof(struct sockaddr_in), "v4-mapped made v4: %s", buf);
 	CHECK(!io_addr_unmap(&ss) && ss.ss_family == AF_INET, "v4 left alone");
+	CHECK(io_addr_map(&ss) && ss.ss_family == AF_INET6 && ntohs(in6->sin6_port) == 15001 &&
+	      strcmp(inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf)), "::ffff:10.201.1.2") == 0,
+	      "v4 mapped back: %s", buf);
+	CHECK(!io_addr_map(&ss) && ss.ss_family == AF_INET6, "an IPv6 address is not mapped again");
 	memset(&ss, 0, sizeof(ss));
 	in6->sin6_family = AF_INET6;
 	in6->sin6_port = htons(80);
