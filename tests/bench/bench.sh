@@ -156,24 +156,23 @@ real_agent_pid() {
 
 hold_ready_or_gone() { grep -q '^ready' "$1" || tb__dead_pid "$2"; }
 
-# hold_and_sample PATH HOST PORT [PID1 PID2]: hold $HOLD connections, sample RSS meanwhile;
+# hold_and_sample PATH HOST PORT COUNT [PID1 PID2]: hold COUNT connections, sample RSS meanwhile;
 # with the proxies' pids also kB per held connection, then RSS and open fds 10 s after close.
 hold_and_sample() {
-	local p=$1 out=$LOGS/hold-$1.out hpid b1 b2 held n=$HOLD
-	[ "$p" = stunnel ] || [ "$p" = haproxy ] && n=$RELAY_HOLD
+	local p=$1 out=$LOGS/hold-$1.out hpid b1 b2 held n=$4
 	say "[$p] holding $n connections"
-	if [ -n "$4" ]; then
-		b1=$(rss_kb "$4") b2=$(rss_kb "$5")
-		record fds_node1_idle "$p" "$(fd_count "$4")"
-		record fds_node2_idle "$p" "$(fd_count "$5")"
+	if [ -n "$5" ]; then
+		b1=$(rss_kb "$5") b2=$(rss_kb "$6")
+		record fds_node1_idle "$p" "$(fd_count "$5")"
+		record fds_node2_idle "$p" "$(fd_count "$6")"
 	fi
 	tb_bg client timeout 120 "$ZTB" hold "$2" "$3" --count "$n" --seconds 3 \
 		>"$out" 2>"$LOGS/hold-$p.err"
 	hpid=$TB_BG_PID
 	if poll 60 hold_ready_or_gone "$out" "$hpid" && grep -q '^ready' "$out"; then
-		if [ -n "$4" ]; then
-			record rss_node1_held_kB "$p" "$(rss_kb "$4")"
-			record rss_node2_held_kB "$p" "$(rss_kb "$5")"
+		if [ -n "$5" ]; then
+			record rss_node1_held_kB "$p" "$(rss_kb "$5")"
+			record rss_node2_held_kB "$p" "$(rss_kb "$6")"
 		fi
 	else
 		say "[$p] hold failed: $(tail -1 "$LOGS/hold-$p.err")"
@@ -183,14 +182,22 @@ hold_and_sample() {
 	wait "$hpid" 2>/dev/null
 	held=$(kv held "$(tail -1 "$out")")
 	record held_conns "$p" "$held"
-	[ -n "$4" ] || return 0
+	[ -n "$5" ] || return 0
 	record conn_kB_node1 "$p" "$(per_conn_kb "${R[rss_node1_held_kB,$p]:-}" "$b1" "$held")"
 	record conn_kB_node2 "$p" "$(per_conn_kb "${R[rss_node2_held_kB,$p]:-}" "$b2" "$held")"
 	sleep 10	# the figure is defined as "10 s after they close"
-	record rss_node1_after_kB "$p" "$(rss_kb "$4")"
-	record rss_node2_after_kB "$p" "$(rss_kb "$5")"
-	record fds_node1_after "$p" "$(fd_count "$4")"
-	record fds_node2_after "$p" "$(fd_count "$5")"
+	record rss_node1_after_kB "$p" "$(rss_kb "$5")"
+	record rss_node2_after_kB "$p" "$(rss_kb "$6")"
+	record fds_node1_after "$p" "$(fd_count "$5")"
+	record fds_node2_after "$p" "$(fd_count "$6")"
+}
+# measure_proxy PATH HOST ECHO_PORT IPERF_PORT HOLD_COUNT PID1 PID2: a proxied path's figures:
+# the proxies' idle RSS, the traffic measurements, then the held connections.
+measure_proxy() {
+	record rss_node1_idle_kB "$1" "$(rss_kb "$6")"
+	record rss_node2_idle_kB "$1" "$(rss_kb "$7")"
+	measure "$1" "$2" "$3" "$4" "$6" "$7"
+	hold_and_sample "$1" "$2" "$3" "$5" "$6" "$7"
 }
 tb__dead_pid() { ! kill -0 "$1" 2>/dev/null; }
 
@@ -270,10 +277,8 @@ run_stunnel() {
 	start_stunnel client client "$TBDIR/stunnel-client.conf"
 	for p in 7443 5443; do tb_wait_port server $p; done
 	for p in 17000 15201; do tb_wait_port client $p; done
-	record rss_node1_idle_kB stunnel "$(rss_kb "${STUNNEL_PIDS[1]}")"
-	record rss_node2_idle_kB stunnel "$(rss_kb "${STUNNEL_PIDS[0]}")"
-	measure stunnel 127.0.0.1 17000 15201 "${STUNNEL_PIDS[1]}" "${STUNNEL_PIDS[0]}"
-	hold_and_sample stunnel 127.0.0.1 17000 "${STUNNEL_PIDS[1]}" "${STUNNEL_PIDS[0]}"
+	measure_proxy stunnel 127.0.0.1 17000 15201 "$RELAY_HOLD" "${STUNNEL_PIDS[1]}" \
+		"${STUNNEL_PIDS[0]}"
 	stop_stunnels
 }
 
@@ -322,10 +327,8 @@ run_haproxy() {
 	start_haproxy client client "$TBDIR/haproxy-client.cfg"
 	for p in 7444 5444; do tb_wait_port server $p; done
 	for p in 27000 25201; do tb_wait_port client $p; done
-	record rss_node1_idle_kB haproxy "$(rss_kb "${HAPROXY_PIDS[1]}")"
-	record rss_node2_idle_kB haproxy "$(rss_kb "${HAPROXY_PIDS[0]}")"
-	measure haproxy 127.0.0.1 27000 25201 "${HAPROXY_PIDS[1]}" "${HAPROXY_PIDS[0]}"
-	hold_and_sample haproxy 127.0.0.1 27000 "${HAPROXY_PIDS[1]}" "${HAPROXY_PIDS[0]}"
+	measure_proxy haproxy 127.0.0.1 27000 25201 "$RELAY_HOLD" "${HAPROXY_PIDS[1]}" \
+		"${HAPROXY_PIDS[0]}"
 	stop_haproxies
 }
 
@@ -451,10 +454,7 @@ run_ztunnel() {	# [PATH [HOST]]: ztunnel (nftables capture), ebpf or ztunnel6 (o
 	tb_enroll node2 server default server
 	a1=$(real_agent_pid node1) || tb_fail "cannot find node1's agent process"
 	a2=$(real_agent_pid node2) || tb_fail "cannot find node2's agent process"
-	record rss_node1_idle_kB "$path" "$(rss_kb "$a1")"
-	record rss_node2_idle_kB "$path" "$(rss_kb "$a2")"
-	measure "$path" "$host" "$ECHO_PORT" "$IPERF_PORT" "$a1" "$a2"
-	hold_and_sample "$path" "$host" "$ECHO_PORT" "$a1" "$a2"
+	measure_proxy "$path" "$host" "$ECHO_PORT" "$IPERF_PORT" "$HOLD" "$a1" "$a2"
 	mkdir -p "$LOGS/$path"
 	cp "$TBDIR"/agent-node*.log "$LOGS/$path/" 2>/dev/null
 	for n in node1:"$a1" node2:"$a2"; do
@@ -581,7 +581,7 @@ main() {
 	setup_testbed
 	if [[ $PARTS == *" plain "* ]]; then
 		measure plain "$SERVER_IP" "$ECHO_PORT" "$IPERF_PORT"
-		hold_and_sample plain "$SERVER_IP" "$ECHO_PORT" "" ""
+		hold_and_sample plain "$SERVER_IP" "$ECHO_PORT" "$HOLD" "" ""
 	fi
 	[[ $PARTS == *" ipv6 "* ]] && measure plain6 "$SERVER_IP6" "$ECHO_PORT" "$IPERF_PORT"
 	[[ $PARTS == *" stunnel "* ]] && run_stunnel
