@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <ztunnel/access.h>
+#include <ztunnel/hash.h>
 
 /*
  * One text (a workload name, namespace, SPIFFE identity or service hostname) held by every
@@ -32,15 +33,6 @@ static const size_t field_max[ACCESS_NAMES] = {
 	[ACCESS_DST_SERVICE] = 255,
 };
 
-static uint32_t fnv1a(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
-}
-
 static struct access_name *of(const char *text)
 {
 	return (struct access_name *)(text - offsetof(struct access_name, text));
@@ -49,7 +41,7 @@ static struct access_name *of(const char *text)
 /* The interned copy of s[0..len), one reference taken; NULL when out of memory. */
 static const char *name_get(const char *s, size_t len)
 {
-	uint32_t h = fnv1a(s, len);
+	uint32_t h = hash_fnv1a(HASH_FNV_INIT, s, len);
 	struct access_name **b = &names[h % NAME_BUCKETS], *n;
 
 	for (n = *b; n; n = n->next)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ztunnel/hash.h>
 #include <ztunnel/state.h>
 
 #include "state-int.h"
@@ -32,31 +33,22 @@ struct state_index {
 	uint32_t *wl_pol_start, *wl_pol;
 };
 
-/* FNV-1a, fed in pieces: a "namespace/hostname" key hashes the same whole or in parts. */
-#define FNV_INIT 2166136261u
-static uint32_t fnv(uint32_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
-}
-
 static uint32_t hash_str(const char *s)
 {
-	return fnv(FNV_INIT, s, strlen(s));
+	return hash_fnv1a(HASH_FNV_INIT, s, strlen(s));
 }
 
 static uint32_t hash_pair(const char *a, const char *b)
 {
-	return fnv(fnv(fnv(FNV_INIT, a, strlen(a)), "/", 1), b, strlen(b));
+	uint32_t h = hash_fnv1a(HASH_FNV_INIT, a, strlen(a));
+
+	return hash_fnv1a(hash_fnv1a(h, "/", 1), b, strlen(b));	/* as "a/b" whole */
 }
 
 static uint32_t hash_ip(const struct state_ip *ip)
 {
-	return ip->family == AF_INET6 ? fnv(FNV_INIT ^ 6, &ip->v6, sizeof(ip->v6)) :
-					fnv(FNV_INIT ^ 4, &ip->v4, sizeof(ip->v4));
+	return ip->family == AF_INET6 ? hash_fnv1a(HASH_FNV_INIT ^ 6, &ip->v6, sizeof(ip->v6)) :
+					hash_fnv1a(HASH_FNV_INIT ^ 4, &ip->v4, sizeof(ip->v4));
 }
 
 static int table_init(struct table *t, size_t n)
