@@ -16,13 +16,16 @@
 
 #define WATCH_POLL_MS 200	/* the fallback's stat poll */
 #define WATCH_STILL_POLLS 2	/* polls a changed file must hold still before it is loaded */
-#define WATCH_DIR_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_ONLYDIR)
+/* names appearing in the directory; writes are watched on the file alone, so that the writes
+ * to other files there (an agent's own log beside its config) do not wake the agent */
+#define WATCH_DIR_EVENTS (IN_MOVED_TO | IN_CREATE | IN_ONLYDIR)
+#define WATCH_FILE_EVENTS (IN_MODIFY | IN_CLOSE_WRITE)
 
 /*
- * A file is complete once it was closed after writing or renamed into place (inotify on its
- * directory, so that renames and editors' replace-by-rename are seen), or, when inotify is
- * missing or missed it, once its stat held still across WATCH_STILL_POLLS polls with no writer
- * left (a writer known from IN_MODIFY, or one a read lease reveals).
+ * A file is complete once it was closed after writing (inotify on the file) or renamed into
+ * place (inotify on its directory, so that renames and editors' replace-by-rename are seen),
+ * or, when inotify is missing or missed it, once its stat held still across WATCH_STILL_POLLS
+ * polls with no writer left (a writer known from IN_MODIFY, or one a read lease reveals).
  */
 struct localcfg_watch {
 	char *path;		/* owned: LOCAL_XDS_PATH as given */
@@ -30,6 +33,7 @@ struct localcfg_watch {
 	const char *base;	/* its last component, inside path */
 	int ifd;		/* inotify fd, -1 without inotify */
 	int wd;			/* watch on dir, -1 when lost (re-added on each poll) */
+	int fwd;		/* watch on the file (through a symlink), -1 when none */
 	bool writing;		/* IN_MODIFY since the last close or rename: a writer is mid-way */
 	bool committed;		/* closed after writing or renamed into place: load it */
 	bool waiting_logged;	/* "waiting for the writer" said once for this change */
@@ -76,14 +80,31 @@ static bool writer_open(const char *path)
 	return busy;
 }
 
+/* Watches the file now at path (a new one after a rename or a symlink swap). */
+static void watch_file(struct localcfg_watch *w)
+{
+	int fwd;
+
+	if (w->ifd < 0)
+		return;
+	fwd = inotify_add_watch(w->ifd, w->path, WATCH_FILE_EVENTS);
+	if (w->fwd >= 0 && fwd != w->fwd)
+		inotify_rm_watch(w->ifd, w->fwd);	/* the replaced file's */
+	w->fwd = fwd;	/* -1 while there is no file: the next poll tries again */
+}
+
 static void watch_add(struct localcfg_watch *w)
 {
-	if (w->ifd < 0 || w->wd >= 0)
+	if (w->ifd < 0)
 		return;
-	w->wd = inotify_add_watch(w->ifd, w->dir, WATCH_DIR_EVENTS);
-	if (w->wd < 0)
-		log_debug("cannot watch the configuration directory", "path=%s error=\"%s\"",
-			  w->dir, strerror(errno));
+	if (w->wd < 0) {
+		w->wd = inotify_add_watch(w->ifd, w->dir, WATCH_DIR_EVENTS);
+		if (w->wd < 0)
+			log_debug("cannot watch the configuration directory",
+				  "path=%s error=\"%s\"", w->dir, strerror(errno));
+	}
+	if (w->fwd < 0)
+		watch_file(w);
 }
 
 struct localcfg_watch *localcfg_watch_new(const char *path)
@@ -93,7 +114,7 @@ struct localcfg_watch *localcfg_watch_new(const char *path)
 
 	if (!w)
 		return NULL;
-	w->ifd = w->wd = -1;
+	w->ifd = w->wd = w->fwd = -1;
 	w->path = strdup(path);
 	w->dir = strdup(path);
 	if (!w->path || !w->dir) {
@@ -155,6 +176,19 @@ static void on_event(struct localcfg_watch *w, const struct inotify_event *ev)
 		w->writing = false;	/* unknown now: the poll and the lease decide */
 		return;
 	}
+	if (ev->wd == w->fwd && w->fwd >= 0) {
+		if (ev->mask & IN_IGNORED) {
+			w->fwd = -1;	/* the file is gone; the next poll watches its successor */
+		} else if (ev->mask & IN_MODIFY) {
+			w->writing = true;
+		} else if (ev->mask & IN_CLOSE_WRITE) {
+			w->writing = false;
+			w->committed = true;
+		}
+		return;
+	}
+	if (ev->wd != w->wd)
+		return;		/* a replaced file's last events */
 	if (ev->mask & IN_IGNORED) {
 		w->wd = -1;		/* the directory went away: its writers are unknown too */
 		w->writing = false;
@@ -162,20 +196,20 @@ static void on_event(struct localcfg_watch *w, const struct inotify_event *ev)
 	}
 	if (!ev->len || strcmp(ev->name, w->base)) {
 		/* a symlinked path (a ConfigMap's ..data) changes when another name is swapped */
-		if ((ev->mask & (IN_MOVED_TO | IN_CREATE)) && path_is_symlink(w) &&
-		    stat(w->path, &st) == 0 && !same_stat(&st, &w->applied))
+		if (path_is_symlink(w) && stat(w->path, &st) == 0 && !same_stat(&st, &w->applied)) {
 			w->committed = true;
+			watch_file(w);
+		}
 		return;
 	}
-	if (ev->mask & IN_MODIFY) {
-		w->writing = true;
-	} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+	watch_file(w);	/* a new file under the name: its writes are watched from now on */
+	if (ev->mask & IN_MOVED_TO) {
 		w->writing = false;
 		w->committed = true;
 	} else if ((ev->mask & IN_CREATE) && path_is_symlink(w)) {
 		w->writing = false;	/* a new symlink is whole; a new file is not yet */
 		w->committed = true;
-	}
+	}	/* a new file: its close (or the poll, had it closed before the watch) commits it */
 }
 
 static void drain_events(struct localcfg_watch *w)

@@ -1,6 +1,7 @@
 // unit-standalone
 /* localcfg_watch_test: a LOCAL_XDS_PATH change is handed over only once the file is complete. */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,7 @@ static void test_inotify(void)
 	struct state_snapshot *s;
 	char tmp[80];
 	long n;
-	int took;
+	int took, fd_log;
 
 	write_workloads(path, 1);
 	w = localcfg_watch_new(path);
@@ -155,6 +156,21 @@ static void test_inotify(void)
 	s = watch_tick(w, false, clock_ms);
 	CHECK(s && s->n_workloads == 4, "renamed into place: not handed over at once");
 	state_snapshot_put(&s);
+	/* the renamed-in file is watched, and writes to others beside it (an agent's log) do
+	 * not wake the watcher at all */
+	snprintf(tmp, sizeof(tmp), "%s/agent.log", dir);
+	for (int i = 0; i < 3; i++) {
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		CHECK(fd >= 0 && write(fd, "line\n", 5) == 5, "log write");
+		close(fd);
+		discard_events(w);	/* the log's creation is a name in the directory */
+	}
+	fd_log = open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC);
+	CHECK(fd_log >= 0 && write(fd_log, "more\n", 5) == 5, "log append");
+	close(fd_log);
+	CHECK(poll(&(struct pollfd){ .fd = localcfg_watch_fd(w), .events = POLLIN }, 1, 0) == 0,
+	      "a write to another file in the directory woke the watcher");
 	slow_write_in_place(w, "inotify");
 	/* an empty file is refused once (logged), not retried on every poll */
 	write_file(path, "");
