@@ -535,8 +535,7 @@ int hbone_server_start(struct io_worker *w, int fd, SSL_CTX *ctx, const char *tr
 		io_sock_reset_close(fd);	/* refused before anything was spent on it */
 		return ret;
 	}
-	io_sock_set_options(fd);
-	c = hconn_new(w, fd, ctx, true, set, gate);
+	c = hconn_new(w, fd, ctx, true, set, gate);	/* options from the listener */
 	if (!c) {
 		hbone_gate_leave(gate, peer);
 		return -ENOMEM;

@@ -301,6 +301,8 @@ static void on_recv(struct io_op *op, int res, uint32_t flags)
 		arm_read(s, res == -ENOBUFS);	/* ended with nothing to tell: read on */
 }
 
+static void schedule(struct io_sock *s);
+
 void io_sock_run_ready(struct io_worker *w)
 {
 	struct io_sock *s;
@@ -311,9 +313,18 @@ void io_sock_run_ready(struct io_worker *w)
 			w->ready_tail = NULL;
 		s->ready_next = NULL;
 		s->ready = false;
-		if (s->closing)
+		if (s->closing) {
 			maybe_closed(s);
-		else if (s->want && has_queued(s))
+		} else if (s->sent_ready) {
+			int res = s->sent_res;
+
+			s->sent_ready = false;
+			if (res == 0)
+				s->wdata = NULL;
+			if (s->want && has_queued(s))
+				schedule(s);	/* its read next; and s outlives a close in on_sent */
+			s->cb->on_sent(s, res);	/* s may be gone now */
+		} else if (s->want && has_queued(s))
 			deliver_queued(s);
 	}
 }
@@ -400,6 +411,8 @@ int io_sock_read(struct io_sock *s)
 
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)
 {
+	ssize_t n;
+
 	if (s->wop.busy || s->wdata)
 		return -EALREADY;
 	if (s->closing || s->fd < 0)
@@ -407,7 +420,18 @@ int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)
 	s->wdata = data;
 	s->wlen = len;
 	s->woff = 0;
-	io_prep_send(s->w, &s->wop, s->fd, data, len);
+	/* most writes fit the socket's buffer: sent now, one syscall, and on_sent from the ready
+	 * list; only what the kernel did not take goes through io_uring (which waits for room) */
+	n = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == (ssize_t)len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		s->sent_res = n < 0 ? -errno : 0;
+		s->sent_ready = true;
+		schedule(s);
+		return 0;
+	}
+	if (n > 0)
+		s->woff = (size_t)n;
+	io_prep_send(s->w, &s->wop, s->fd, data + s->woff, len - s->woff);
 	return 0;
 }
 
@@ -437,8 +461,10 @@ void io_sock_close(struct io_sock *s, bool reset)
 	if (reset)
 		linger_reset(s->fd);
 	s->closing = true;
-	/* shutdown wakes a pending recv (without a FIN when resetting); cancel covers the rest */
-	shutdown(s->fd, reset ? SHUT_RD : SHUT_RDWR);
+	/* shutdown wakes a pending recv (without a FIN when resetting); cancel covers the rest.
+	 * With nothing pending the close alone does it (its FIN, or the linger's RST). */
+	if (io_sock_busy(s))
+		shutdown(s->fd, reset ? SHUT_RD : SHUT_RDWR);
 	io_cancel(s->w, &s->rop);
 	io_cancel(s->w, &s->wop);
 	io_cancel(s->w, &s->cop);

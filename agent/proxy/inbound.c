@@ -213,7 +213,6 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 	uint16_t port;
 	int up;
 
-	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
 	io_addr_unmap(&rec.src);
 	len = sizeof(rec.dst);

@@ -276,7 +276,6 @@ void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int f
 	struct sockaddr_storage orig;
 	socklen_t len = sizeof(rec.src);
 
-	io_sock_set_options(fd);
 	getpeername(fd, (struct sockaddr *)&rec.src, &len);
 	io_addr_unmap(&rec.src);	/* a [::] listener's IPv4 peer */
 	if (proxy_original_dst(pw, fd, &orig) < 0) {

@@ -253,6 +253,7 @@ static int open_listener(struct proxy_pod *pod, uint16_t port, const struct hbon
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+	io_sock_set_options(fd);	/* accepted sockets inherit them: no calls per connection */
 	err = bind_listener(fd, family, port);
 	if (err < 0 || listen(fd, 1024) < 0) {
 		err = err < 0 ? err : -errno;

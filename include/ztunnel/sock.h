@@ -49,6 +49,8 @@ struct io_sock {
 	struct io_sock *ready_next;
 	const uint8_t *wdata;		/* the owner's buffer being written */
 	size_t wlen, woff;
+	int sent_res;			/* the result of a write the kernel took at once ... */
+	bool sent_ready;		/* ... for on_sent from the loop */
 	struct sockaddr_storage addr;	/* connect target */
 	bool closing;
 	bool shut_wr;
@@ -76,7 +78,9 @@ void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct i
  * came): on_read follows from the loop, never from inside this call. 0, or -EBADF / -EALREADY
  * (a read was already asked for). */
 int io_sock_read(struct io_sock *s);
-/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy. */
+/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy.
+ * The socket is written at once where it takes the bytes (no io_uring round trip for them);
+ * on_sent still follows from the loop, never from inside this call. */
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);
 /* Starts a connect to sa. */
 void io_sock_connect(struct io_sock *s, const struct sockaddr *sa, socklen_t len);
@@ -98,7 +102,8 @@ struct io_keepalive {
 /* Sets the keepalive io_sock_set_options applies from now on. Call once at start-up, before
  * any worker runs: the value is read without a lock afterwards. */
 void io_sock_set_keepalive(const struct io_keepalive *ka);
-/* Sets the options every proxied socket gets: TCP_NODELAY and the keepalive set above. */
+/* Sets the options every proxied socket gets: TCP_NODELAY and the keepalive set above. On a
+ * listener they are inherited by each socket it accepts (Linux copies them at accept). */
 void io_sock_set_options(int fd);
 
 #endif
