@@ -1,6 +1,7 @@
 /* access: "connection complete" log lines with upstream ztunnel's keys. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <ztunnel/access.h>
@@ -16,7 +17,26 @@ const char *access_addr(const struct sockaddr_storage *addr, char *buf, size_t l
 
 	io_addr_unmap(&copy);	/* ::ffff:a.b.c.d is logged as a.b.c.d */
 
-	if (ss->ss_family == AF_INET) {
+	if (ss->ss_family == AF_INET && len >= sizeof("255.255.255.255:65535")) {
+		/* by hand: one or more per logged connection */
+		const struct sockaddr_in *in = (const void *)ss;
+		const uint8_t *a = (const uint8_t *)&in->sin_addr;
+		unsigned port = ntohs(in->sin_port);
+		char *p = buf;
+
+		for (int i = 0; i < 4; i++) {
+			if (a[i] >= 100)
+				*p++ = (char)('0' + a[i] / 100);
+			if (a[i] >= 10)
+				*p++ = (char)('0' + a[i] / 10 % 10);
+			*p++ = (char)('0' + a[i] % 10);
+			*p++ = i < 3 ? '.' : ':';
+		}
+		for (unsigned d = port >= 10000 ? 10000 : port >= 1000 ? 1000 : port >= 100 ? 100 :
+				  port >= 10 ? 10 : 1; d; d /= 10)
+			*p++ = (char)('0' + port / d % 10);
+		*p = '\0';
+	} else if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)ss;
 
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));

@@ -61,12 +61,67 @@ static const char *parse_spec(const char *f, struct conv_spec *sp, va_list *ap)
 	return *f ? f + 1 : NULL;
 }
 
+/* Decimal digits of v (with a '-' if neg) into out, which has room for 21 bytes. */
+static size_t put_decimal(char *out, unsigned long long v, bool neg)
+{
+	char d[24];
+	size_t n = 0, i = 0;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	if (neg)
+		d[n++] = '-';
+	for (; i < n; i++)
+		out[i] = d[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
+/* A plain %d, %i or %u (no flags, width or precision; int, long, long long, size_t, intmax_t
+ * or ptrdiff_t), the log's most common numbers, without printf. false: not one of those. */
+static bool plain_integer(const struct conv_spec *sp, va_list *ap, char *out, size_t cap,
+			  size_t *len)
+{
+	const char *l = sp->len;
+	unsigned long long v;
+	bool neg = false;
+
+	if (sp->flags[0] || sp->width >= 0 || sp->prec >= 0 || !strchr("diu", sp->conv) ||
+	    cap < 22 || l[0] == 'h' || l[0] == 'L')
+		return false;
+	if (sp->conv == 'u') {
+		v = !strcmp(l, "l")			? va_arg(*ap, unsigned long) :
+		    !strcmp(l, "ll")			? va_arg(*ap, unsigned long long) :
+		    !strcmp(l, "z") || !strcmp(l, "t")	? va_arg(*ap, size_t) :
+		    !strcmp(l, "j")			? va_arg(*ap, uintmax_t) :
+							  va_arg(*ap, unsigned int);
+	} else {
+		long long s = !strcmp(l, "l")  ? va_arg(*ap, long) :
+			      !strcmp(l, "ll") ? va_arg(*ap, long long) :
+			      !strcmp(l, "z")  ? va_arg(*ap, ssize_t) :
+			      !strcmp(l, "j")  ? va_arg(*ap, intmax_t) :
+			      !strcmp(l, "t")  ? va_arg(*ap, ptrdiff_t) :
+						 va_arg(*ap, int);
+
+		neg = s < 0;
+		v = neg ? 0ULL - (unsigned long long)s : (unsigned long long)s;
+	}
+	*len = put_decimal(out, v, neg);
+	return true;
+}
+
 /* snprintf of one numeric, character or pointer conversion; the argument is taken by type. */
 static size_t render_scalar(const struct conv_spec *sp, va_list *ap, char *out, size_t cap)
 {
 	char f[40];
 	const char *l = sp->len;
-	int n = snprintf(f, sizeof(f), "%%%s", sp->flags);
+	size_t plain;
+	int n;
+
+	if (plain_integer(sp, ap, out, cap, &plain))
+		return plain;
+	n = snprintf(f, sizeof(f), "%%%s", sp->flags);
 
 	if (sp->width >= 0)
 		n += snprintf(f + n, sizeof(f) - (size_t)n, "%d", sp->width);

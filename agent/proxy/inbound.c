@@ -29,9 +29,9 @@ int proxy_app_socket(struct proxy_pod *pod, const struct sockaddr_storage *src, 
 	else
 		((struct sockaddr_in6 *)&bind_to)->sin6_port = 0;
 	/* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect, unique per 4-tuple; a bind-time
-	 * choice would skip every port any socket of that address holds (TIME_WAIT included) */
+	 * choice would skip every port any socket of that address holds (TIME_WAIT included).
+	 * IP_TRANSPARENT alone lets the bind take a foreign address (IP_FREEBIND would too). */
 	if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&bind_to, src->ss_family == AF_INET ?
 			sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0) {

@@ -3,8 +3,9 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
-#include <openssl/rand.h>
 
 #include "proxy-int.h"
 
@@ -160,28 +161,73 @@ void proxy_forwarded(const struct sockaddr_storage *client, const char *host, ch
 		snprintf(buf, len, "for=\"%s\"", addr);	/* a host that did not fit is left out */
 }
 
+/* Trace ids need to be unique, not secret: a per-thread xoshiro256** seeded once from the
+ * kernel, instead of the DRBG (which asks getpid() at every call) on each connection. */
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t trace_rand(void)
+{
+	static __thread uint64_t st[4];
+	static __thread bool seeded;
+	uint64_t r, t;
+
+	if (!seeded) {
+		uint64_t z;
+
+		if (getrandom(&z, sizeof(z), 0) != sizeof(z))
+			z = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&z;
+		for (int i = 0; i < 4; i++) {	/* splitmix64 spreads the seed over the state */
+			uint64_t x = (z += 0x9e3779b97f4a7c15ULL);
+
+			x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+			x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+			st[i] = x ^ (x >> 31);
+		}
+		seeded = true;
+	}
+	r = rotl(st[1] * 5, 7) * 9;
+	t = st[1] << 17;
+	st[2] ^= st[0];
+	st[3] ^= st[1];
+	st[1] ^= st[2];
+	st[0] ^= st[3];
+	st[2] ^= t;
+	st[3] = rotl(st[3], 45);
+	return r;
+}
+
+static char *put_hex(char *p, uint64_t v, int digits)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = digits - 1; i >= 0; i--, v >>= 4)
+		p[i] = hex[v & 15];
+	return p + digits;
+}
+
 int proxy_traceparent(char *buf, size_t len)
 {
-	unsigned char id[24];
-	size_t n = 0;
-	bool zero = true;
+	uint64_t hi = trace_rand(), lo = trace_rand(), span = trace_rand();
+	char *p = buf;
 
-	if (len < 56 || RAND_bytes(id, sizeof(id)) != 1) {
+	if (len < 56) {
 		if (len)
 			buf[0] = '\0';
 		return -1;
 	}
-	for (size_t i = 0; i < 16; i++)
-		zero = zero && !id[i];
-	if (zero)	/* an all-zero trace id is invalid (W3C) */
-		id[15] = 1;
-	n += (size_t)snprintf(buf, len, "00-");
-	for (size_t i = 0; i < 24; i++) {
-		if (i == 16)
-			buf[n++] = '-';
-		n += (size_t)snprintf(buf + n, len - n, "%02x", id[i]);
-	}
-	snprintf(buf + n, len - n, "-00");
+	if (!hi && !lo)	/* an all-zero trace id is invalid (W3C) */
+		lo = 1;
+	if (!span)	/* and so is an all-zero parent id */
+		span = 1;
+	memcpy(p, "00-", 3);
+	p = put_hex(p + 3, hi, 16);
+	p = put_hex(p, lo, 16);
+	*p++ = '-';
+	p = put_hex(p, span, 16);
+	memcpy(p, "-00", 4);
 	return 0;
 }
 

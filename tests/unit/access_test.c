@@ -1,5 +1,6 @@
 /* access_test: the access record's interned names: shared text, the old length caps, release
  * on completion, and a table that empties when its last record goes. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,12 +90,44 @@ static void test_log_complete_releases(void)
 	free(recs);
 }
 
+/* access_addr's own IPv4 writing agrees with inet_ntop at every digit count and port size */
+static void test_addr(void)
+{
+	static const char *const ips[] = { "0.0.0.0", "10.201.1.2", "255.255.255.255",
+					   "1.22.103.9", "99.100.9.10" };
+	static const unsigned ports[] = { 0, 9, 10, 99, 100, 999, 1000, 15008, 65535 };
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	char got[64], want[64];
+
+	in->sin_family = AF_INET;
+	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+		for (size_t j = 0; j < sizeof(ports) / sizeof(ports[0]); j++) {
+			inet_pton(AF_INET, ips[i], &in->sin_addr);
+			in->sin_port = htons((uint16_t)ports[j]);
+			snprintf(want, sizeof(want), "%s:%u", ips[i], ports[j]);
+			CHECK(!strcmp(access_addr(&ss, got, sizeof(got)), want), "%s: %s", want, got);
+		}
+	}
+	memset(&ss, 0, sizeof(ss));
+	in6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", &in6->sin6_addr);
+	in6->sin6_port = htons(80);
+	CHECK(!strcmp(access_addr(&ss, got, sizeof(got)), "10.0.0.1:80"), "v4-mapped: %s", got);
+	inet_pton(AF_INET6, "fd00::1", &in6->sin6_addr);
+	CHECK(!strcmp(access_addr(&ss, got, sizeof(got)), "[fd00::1]:80"), "v6: %s", got);
+	ss.ss_family = 0;
+	CHECK(!strcmp(access_addr(&ss, got, sizeof(got)), "-"), "none: %s", got);
+}
+
 int main(void)
 {
 	log_set_level_name("error");	/* the completions need not print */
 	test_shared_and_released();
 	test_caps();
 	test_log_complete_releases();
+	test_addr();
 	printf("%s\n", failures ? "FAILED" : "access_test: ok");
 	return failures ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  * one line and parseable when cut, and the conversions print as printf would. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,26 @@ static void test_conversions(void)
 
 	log_emit(LOG_INFO, "c", "s=%s", null);
 	CHECK(strstr(captured(), " s=(null)\n"), "NULL string");
+	/* the integers written without printf, at their limits */
+	log_emit(LOG_INFO, "c", "a=%lld b=%d c=%u d=%jd e=%ld", LLONG_MIN, 0, 0u, (intmax_t)-1,
+		 LONG_MAX);
+	snprintf(want, sizeof(want), "a=%lld b=0 c=0 d=-1 e=%ld\n", LLONG_MIN, LONG_MAX);
+	snprintf(got, sizeof(got), "%s", captured());
+	CHECK(!strcmp(fields_of(got), want), "integer limits: %s", got);
+	/* the timestamp: RFC 3339, UTC, microseconds */
+	{
+		const char *ts = strstr(got, "ts=");
+		bool ok = ts && strlen(ts) > 31;
+
+		for (int i = 0; ok && i < 27; i++) {
+			char c = ts[3 + i];
+
+			ok = i == 4 || i == 7 ? c == '-' : i == 10 ? c == 'T' :
+			     i == 13 || i == 16 ? c == ':' : i == 19 ? c == '.' :
+			     i == 26 ? c == 'Z' : c >= '0' && c <= '9';
+		}
+		CHECK(ok && ts[30] == ' ', "timestamp: %s", got);
+	}
 }
 
 /* A line longer than the buffer is cut between escapes and its quoted value still closes. */
