@@ -261,6 +261,9 @@ static const struct io_sock_cb stream_tcp_cb = {
 	.on_closed = on_tcp_closed,
 };
 
+/* DATA payload per frame: with its 9-byte header, a full TLS record's plaintext */
+#define HSTREAM_FRAME_DATA (TLS_XPRT_RECORD - 9)
+
 static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
 			    uint32_t *flags, nghttp2_data_source *src, void *user)
 {
@@ -270,6 +273,9 @@ static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (st->pend_len > 0) {	/* send_data_cb writes them from the socket's buffer */
 		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+		/* a full frame with its header is one TLS record (see send_data_cb) */
+		if (length > HSTREAM_FRAME_DATA)
+			length = HSTREAM_FRAME_DATA;
 		return (ssize_t)(st->pend_len < length ? st->pend_len : length);
 	}
 	if (st->tcp_eof) {
@@ -291,8 +297,17 @@ static int send_data_cb(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *fr
 	if (!st || nghttp2_session_get_stream_user_data(h2, f->hd.stream_id) != st ||
 	    length > st->pend_len || f->data.padlen)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;	/* nothing written yet */
-	if (hconn_write(c, framehd, 9) < 0 || hconn_write(c, st->pend, length) < 0)
+	if (io_sock_headroom(&st->tcp, st->pend) >= 9) {
+		/* the header goes right before the payload, over bytes already sealed (or the
+		 * read's headroom): header and payload are one write, one record when full */
+		uint8_t *hd = (uint8_t *)(uintptr_t)st->pend - 9;
+
+		memcpy(hd, framehd, 9);
+		if (hconn_write(c, hd, length + 9) < 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	} else if (hconn_write(c, framehd, 9) < 0 || hconn_write(c, st->pend, length) < 0) {
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
 	st->pend += length;
 	st->pend_len -= length;
 	if (st->rec.direction == ACCESS_OUTBOUND)

@@ -132,6 +132,7 @@ static size_t gather_queued(struct io_sock *s, size_t cap)
 	if (s->rq_n < 2 || r->slot[head].len + r->slot[r->slot[head].next].len > cap || s->rbuf ||
 	    !(s->rbuf = io_buf_get(&s->w->bufs, s->rclass)))
 		return 0;
+	s->rbuf_headroom = false;
 	while (s->rq_n && len + r->slot[s->rq_head].len <= cap) {
 		unsigned bid = pop_queued(s);
 
@@ -228,7 +229,8 @@ static void on_readable(struct io_op *op, int res, uint32_t flags)
 		deliver(s, NULL, -ENOMEM);
 		return;
 	}
-	n = recv(s->fd, s->rbuf, io_buf_size(s->rclass), MSG_DONTWAIT);
+	n = recv(s->fd, s->rbuf + IO_SOCK_HEADROOM, io_buf_size(s->rclass) - IO_SOCK_HEADROOM,
+		 MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
 		arm_read(s, false);	/* the ring may have buffers again */
@@ -236,7 +238,8 @@ static void on_readable(struct io_op *op, int res, uint32_t flags)
 	}
 	if (n <= 0)
 		io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
-	deliver(s, s->rbuf, n < 0 ? -errno : n);
+	s->rbuf_headroom = n > 0;
+	deliver(s, s->rbuf ? s->rbuf + IO_SOCK_HEADROOM : NULL, n < 0 ? -errno : n);
 }
 
 /* Queues what one multishot completion brought: a buffer, or how the recv ended. */
@@ -407,6 +410,14 @@ int io_sock_read(struct io_sock *s)
 	if (!s->rop.busy && !s->rq_has_final && s->rq_bytes < IO_SOCK_RQ_BYTES / 2)
 		arm_read(s, false);
 	return 0;
+}
+
+size_t io_sock_headroom(const struct io_sock *s, const uint8_t *p)
+{
+	if (!s->rbuf || !s->rbuf_headroom || p < s->rbuf + IO_SOCK_HEADROOM ||
+	    p > s->rbuf + io_buf_size(s->rclass))
+		return 0;
+	return (size_t)(p - s->rbuf);
 }
 
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)

@@ -25,6 +25,8 @@ struct peer {
 	size_t to_send, sent;
 	bool shut_after;	/* shutdown(SHUT_WR) once everything is sent */
 	size_t got, reads, max_read;
+	size_t headroom_reads;	/* reads with IO_SOCK_HEADROOM writable bytes before them */
+	bool bad_headroom;	/* headroom reported beyond the read's buffer */
 	bool bad;		/* a byte out of order */
 	bool eof, closed, hold, held;
 	int err;
@@ -51,6 +53,18 @@ static void on_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 		return;
 	}
 	p->reads++;
+	{
+		size_t room = io_sock_headroom(s, data);
+
+		if (room == IO_SOCK_HEADROOM) {
+			memset((uint8_t *)(uintptr_t)data - room, 0xee, room);	/* the owner's */
+			p->headroom_reads++;
+		} else if (room) {
+			p->bad_headroom = true;	/* a fresh read has exactly the headroom, or none */
+		}
+		if (io_sock_headroom(s, data + n / 2) != (room ? room + (size_t)n / 2 : 0))
+			p->bad_headroom = true;	/* what was used of the read is the owner's too */
+	}
 	if ((size_t)n > p->max_read)
 		p->max_read = (size_t)n;
 	for (ssize_t i = 0; i < n; i++)
@@ -331,11 +345,14 @@ static void test_order(struct io_worker *w, bool mshot)
 	check_bytes(ps, "order");
 	on_worker(w, snapshot, ps);
 	CHECK(ps->v[0].reads > 8u * 1024 * 1024 / IO_SOCK_RBUF, "order: %zu reads", ps->v[0].reads);
+	CHECK(!ps->v[0].bad_headroom, "order: headroom out of the read's buffer");
 	if (mshot)
 		CHECK(ps->ring.recvs > 0, "order: bytes came through the ring (%lu recvs)",
 		      (unsigned long)ps->ring.recvs);
 	else
-		CHECK(!ps->ring.registered, "multishot off: no ring registered");
+		CHECK(!ps->ring.registered && ps->v[0].headroom_reads == ps->v[0].reads,
+		      "multishot off: no ring registered, headroom before every read (%zu of %zu)",
+		      ps->v[0].headroom_reads, ps->v[0].reads);
 	close_and_check(w, ps, "order");
 	peers_free(w, ps);
 }
