@@ -413,8 +413,13 @@ int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)
 
 void io_sock_connect(struct io_sock *s, const struct sockaddr *sa, socklen_t len)
 {
+	if (len > sizeof(s->addr))
+		len = sizeof(s->addr);
+	if (sa->sa_family == AF_INET && len > sizeof(s->addr.in))
+		len = sizeof(s->addr.in);
+	memset(&s->addr, 0, sizeof(s->addr));
 	memcpy(&s->addr, sa, len);
-	io_prep_connect(s->w, &s->cop, s->fd, (struct sockaddr *)&s->addr, len);
+	io_prep_connect(s->w, &s->cop, s->fd, &s->addr.sa, len);
 }
 
 void io_sock_shutdown_write(struct io_sock *s)

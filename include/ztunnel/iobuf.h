@@ -24,8 +24,8 @@ struct io_buf_class_pool {
 
 struct io_slab;
 
-/* Slot sizes of the object slabs: 2 KiB and 4 KiB. */
-#define IO_OBJ_CLASSES 2
+/* Slot sizes of the object slabs: 1 KiB (a tunnelled stream), 2 KiB and 4 KiB. */
+#define IO_OBJ_CLASSES 3
 
 /* The slabs of per-connection objects of one slot size. */
 struct io_obj_pool {
@@ -95,7 +95,7 @@ void io_buf_pool_clear(struct io_buf_pool *p);
 size_t io_buf_in_use_bytes(const struct io_buf_pool *p);
 
 /*
- * Per-connection objects (up to 4 KiB) in slots of 2 or 4 KiB, in slabs apart from the heap: when a
+ * Per-connection objects (up to 4 KiB) in slots of 1, 2 or 4 KiB, in slabs apart from the heap: when a
  * storm's connections are gone their pages go back to the system, where freed heap objects
  * between long-lived ones would pin theirs. Zeroed; NULL when out of memory (EINVAL: over
  * 4 KiB). An object must be freed on the worker that allocated it. io_obj_free(NULL) is fine.

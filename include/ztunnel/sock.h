@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -27,12 +28,12 @@ struct io_sock_cb {
 struct io_sock {
 	struct io_worker *w;
 	int fd;				/* owned; -1 once closed */
+	enum io_buf_class rclass;
 	const struct io_sock_cb *cb;
 	void *owner;
 	struct io_op rop, wop, cop;	/* rop: the multishot recv, or the poll of a one-shot read */
 	uint8_t *rbuf;			/* from the worker's pool, held only while read bytes are
 					 * being used: from a recv until the next io_sock_read */
-	enum io_buf_class rclass;
 	/* Reads from the worker's buffer ring: buffers the multishot recv filled, in order, until
 	 * the owner asks for them (linked through rbufs.next); the one delivered to on_read is
 	 * held until the next io_sock_read. */
@@ -46,13 +47,17 @@ struct io_sock {
 	bool mshot;			/* rop is a multishot recv (else a poll) */
 	bool rcancel;			/* ... being cancelled: its socket queued too much */
 	bool ready;			/* on the worker's list of reads to deliver */
-	struct io_sock *ready_next;
-	const uint8_t *wdata;		/* the owner's buffer being written */
-	size_t wlen, woff;
-	struct sockaddr_storage addr;	/* connect target */
 	bool closing;
 	bool shut_wr;
 	bool read_eof;
+	struct io_sock *ready_next;
+	const uint8_t *wdata;		/* the owner's buffer being written */
+	size_t wlen, woff;
+	union {				/* connect target, until the connect completes */
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
 };
 
 #define IO_SOCK_RBUF (256 * 1024)
@@ -78,7 +83,8 @@ void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct i
 int io_sock_read(struct io_sock *s);
 /* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy. */
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);
-/* Starts a connect to sa. */
+/* Starts a connect to sa (AF_INET or AF_INET6; a longer len, such as a sockaddr_storage's, is
+ * cut to the address's own). */
 void io_sock_connect(struct io_sock *s, const struct sockaddr *sa, socklen_t len);
 /* shutdown(SHUT_WR) once. */
 void io_sock_shutdown_write(struct io_sock *s);
