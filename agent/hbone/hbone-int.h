@@ -58,42 +58,55 @@ struct hbone_conn {
 					 * pointer so that a server connection stays small */
 };
 
-/* One CONNECT stream bridged to a TCP socket. Owns its socket and receive queue. */
+/* The longest :authority a server stream keeps (longer is refused as missing), and the longest
+ * error text a stream logs (cut there). */
+#define HSTREAM_AUTHORITY_MAX 300
+#define HSTREAM_ERROR_MAX 320
+
+/*
+ * One CONNECT stream bridged to a TCP socket. Owns its socket and receive queue. It lives in a
+ * 1 KiB slab slot: what only the request or a failure needs is allocated apart, only then.
+ */
 struct hbone_stream {
 	struct hbone_conn *conn;	/* NULL once the connection is gone */
 	struct io_worker *w;
 	struct hbone_gate *gate;	/* borrowed: its queue counts toward the node's bound */
 	struct hbone_stream *prev, *next;
 	int32_t id;			/* -1 until submitted (client) */
+	int depth;			/* callbacks of this stream on the stack */
 	struct io_sock tcp;
-	bool has_tcp;
-	bool tcp_ready;			/* connected (server) or 200 received (client) */
 	/* TCP -> HTTP/2 */
 	const uint8_t *pend;
 	size_t pend_len;
-	bool tcp_eof;
-	bool data_deferred;
 	/* HTTP/2 -> TCP */
 	struct io_bufq q;		/* received, not yet written; pool chunks */
 	size_t writing;			/* bytes of q's head being written */
-	size_t header_bytes;		/* request header list size, as HTTP/2 counts it */
+	uint32_t header_bytes;		/* request header list size, as HTTP/2 counts it (kept
+					 * below the bound, whatever the peer sends) */
+	int16_t status;			/* the response's (a client's from 3 characters a peer sent) */
+	uint16_t prefix_len;
+	bool has_tcp;
+	bool tcp_ready;			/* connected (server) or 200 received (client) */
+	bool tcp_eof;
+	bool data_deferred;
 	bool request_pending;		/* server: request complete, not yet handed on */
 	bool h2_eof;
 	bool h2_closed;
 	bool reset;
-	bool finished;		/* unlinked and logged; memory goes when depth is 0 */
-	int depth;		/* callbacks of this stream on the stack */
-	int status;
-	char authority[300];	/* client: what to ask for; server: what was asked */
-	char method[16];
-	char error[320];
+	bool finished;			/* unlinked and logged; memory goes when depth is 0 */
+	bool writing_prefix;
+	bool method_connect;		/* server: the request's :method is CONNECT */
+	bool authority_lost;		/* server: out of memory storing :authority */
+	/* owned, NULL when there is none. Client: what to ask for, while the request waits for
+	 * its connection; server: what was asked, until the request is handed on */
+	char *authority;
+	/* why the stream failed, for its log line: owned (or hstream_error_oom), NULL until then */
+	char *error;
 	/* owned, NULL when there is none: client, the headers to send (freed once submitted);
 	 * server, the received ones, then the response's baggage (freed once answered), so that
 	 * a long-lived stream does not carry them */
 	struct hbone_meta *meta;
 	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header) */
-	uint16_t prefix_len;
-	bool writing_prefix;
 	struct access_record rec;
 };
 
@@ -122,7 +135,11 @@ void hstream_enter(struct hbone_stream *st);
 void hstream_leave(struct hbone_stream *st);
 struct hbone_stream *hstream_new(struct hbone_conn *c);
 void hstream_attach_tcp(struct hbone_stream *st, int fd);
-int hstream_submit_request(struct hbone_stream *st);
+/* Submits st's CONNECT for authority (st->authority, or the caller's when st has none);
+ * st->authority is freed. 0, or -EIO with st failed. */
+int hstream_submit_request(struct hbone_stream *st, const char *authority);
+/* Drops st's stored :authority. */
+void hstream_authority_free(struct hbone_stream *st);
 void hstream_set_callbacks(nghttp2_session_callbacks *cb);
 void hstream_conn_gone(struct hbone_stream *st, const char *reason);
 void hstream_fail(struct hbone_stream *st, const char *reason);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/metrics.h>
 #include <ztunnel/tls.h>
 
@@ -39,9 +40,9 @@ struct access_tracker {
  */
 struct access_record {
 	enum access_direction direction;
-	struct sockaddr_storage src;		/* the client */
-	struct sockaddr_storage dst;		/* the app's address */
-	struct sockaddr_storage hbone;		/* the HBONE peer (port 15008); family 0 if none */
+	struct io_addr src;		/* the client */
+	struct io_addr dst;		/* the app's address */
+	struct io_addr hbone;		/* the HBONE peer (port 15008); family 0 if none */
 	const char *names[ACCESS_NAMES];	/* interned by access_set; NULL when unknown */
 	uint64_t bytes_sent;	/* towards the client */
 	uint64_t bytes_recv;	/* from the client */
