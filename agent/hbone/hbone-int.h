@@ -69,34 +69,33 @@ struct hbone_conn {
  */
 struct hbone_stream {
 	struct hbone_conn *conn;	/* NULL once the connection is gone */
-	struct io_worker *w;
 	struct hbone_gate *gate;	/* borrowed: its queue counts toward the node's bound */
 	struct hbone_stream *prev, *next;
 	int32_t id;			/* -1 until submitted (client) */
-	int depth;			/* callbacks of this stream on the stack */
-	struct io_sock tcp;
-	/* TCP -> HTTP/2 */
-	const uint8_t *pend;
-	size_t pend_len;
-	/* HTTP/2 -> TCP */
-	struct io_bufq q;		/* received, not yet written; pool chunks */
-	size_t writing;			/* bytes of q's head being written */
+	int16_t depth;			/* callbacks of this stream on the stack */
+	int16_t status;			/* of the response */
 	uint32_t header_bytes;		/* request header list size, as HTTP/2 counts it (kept
 					 * below the bound, whatever the peer sends) */
-	int16_t status;			/* the response's (a client's from 3 characters a peer sent) */
 	uint16_t prefix_len;
-	bool has_tcp;
-	bool tcp_ready;			/* connected (server) or 200 received (client) */
-	bool tcp_eof;
-	bool data_deferred;
-	bool request_pending;		/* server: request complete, not yet handed on */
-	bool h2_eof;
-	bool h2_closed;
-	bool reset;
-	bool finished;			/* unlinked and logged; memory goes when depth is 0 */
-	bool writing_prefix;
-	bool method_connect;		/* server: the request's :method is CONNECT */
-	bool authority_lost;		/* server: out of memory storing :authority */
+	bool has_tcp : 1;
+	bool tcp_ready : 1;		/* connected (server) or 200 received (client) */
+	bool tcp_eof : 1;
+	bool data_deferred : 1;
+	bool request_pending : 1;	/* server: request complete, not yet handed on */
+	bool h2_eof : 1;
+	bool h2_closed : 1;
+	bool reset : 1;
+	bool finished : 1;		/* unlinked and logged; memory goes when depth is 0 */
+	bool writing_prefix : 1;
+	bool method_connect : 1;	/* server: the request's :method is CONNECT */
+	bool authority_lost : 1;	/* server: out of memory storing :authority */
+	struct io_sock tcp;		/* its worker (tcp.w) is the stream's from the start */
+	/* TCP -> HTTP/2 */
+	const uint8_t *pend;
+	uint32_t pend_len;		/* at most a socket read (IO_SOCK_RBUF) */
+	/* HTTP/2 -> TCP */
+	uint32_t writing;		/* bytes of q's head being written (one chunk at most) */
+	struct io_bufq q;		/* received, not yet written; pool chunks */
 	/* owned, NULL when there is none. Client: what to ask for, while the request waits for
 	 * its connection; server: what was asked, until the request is handed on */
 	char *authority;

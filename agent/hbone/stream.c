@@ -74,7 +74,7 @@ static void unlink_from_conn(struct hbone_stream *st)
 /* Drops n queued bytes (written or abandoned) and their share of the node's bound. */
 static void queue_drop(struct hbone_stream *st, size_t n)
 {
-	io_bufq_consume(&st->w->bufs, &st->q, n);
+	io_bufq_consume(&st->tcp.w->bufs, &st->q, n);
 	hgate_app_release(st->gate, n);
 }
 
@@ -88,7 +88,7 @@ static void stream_release(struct hbone_stream *st)
 	hstream_meta_free(st);
 	hstream_authority_free(st);
 	error_free(st);
-	io_obj_free(&st->w->bufs, st);
+	io_obj_free(&st->tcp.w->bufs, st);
 }
 
 void hstream_enter(struct hbone_stream *st)
@@ -188,7 +188,7 @@ static void pump_out(struct hbone_stream *st)
 	}
 	seg = io_bufq_peek(&st->q, &len);
 	if (seg) {
-		st->writing = len;
+		st->writing = (uint32_t)len;
 		io_sock_write(&st->tcp, seg, len);
 		return;
 	}
@@ -218,7 +218,7 @@ static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 	if (n == 0)
 		st->tcp_eof = true;
 	st->pend = data;
-	st->pend_len = (size_t)n;
+	st->pend_len = (uint32_t)n;
 	if (st->data_deferred && st->id > 0) {
 		st->data_deferred = false;
 		nghttp2_session_resume_data(c->h2, st->id);
@@ -334,7 +334,7 @@ static int send_data_cb(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *fr
 	if (hconn_write(c, framehd, 9) < 0 || hconn_write(c, st->pend, length) < 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	st->pend += length;
-	st->pend_len -= length;
+	st->pend_len -= (uint32_t)length;
 	if (st->rec.direction == ACCESS_OUTBOUND)
 		st->rec.bytes_recv += length;
 	else
@@ -352,7 +352,7 @@ struct hbone_stream *hstream_new(struct hbone_conn *c)
 	if (!st)
 		return NULL;
 	st->conn = c;
-	st->w = c->w;
+	st->tcp.w = c->w;
 	st->gate = c->gate;
 	st->id = -1;
 	st->tcp.fd = -1;
@@ -633,7 +633,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 		hstream_fail(st, "app is not reading and the node's buffer bound is reached");
 		return 0;
 	}
-	if (io_bufq_append(&st->w->bufs, &st->q, data, len) < 0) {
+	if (io_bufq_append(&st->tcp.w->bufs, &st->q, data, len) < 0) {
 		hgate_app_release(st->gate, len);
 		nghttp2_session_consume(h2, id, len);
 		hstream_fail(st, "out of memory");

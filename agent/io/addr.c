@@ -63,7 +63,6 @@ void io_addr_pack(struct io_addr *a, const struct sockaddr_storage *ss)
 
 		a->family = AF_INET6;
 		a->port = ntohs(in6->sin6_port);
-		a->scope_id = in6->sin6_scope_id;
 		memcpy(a->ip, &in6->sin6_addr, 16);
 	}
 }
@@ -84,7 +83,6 @@ socklen_t io_addr_unpack(const struct io_addr *a, struct sockaddr_storage *ss)
 
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons(a->port);
-		in6->sin6_scope_id = a->scope_id;
 		memcpy(&in6->sin6_addr, a->ip, 16);
 		return sizeof(*in6);
 	}

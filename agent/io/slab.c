@@ -1,4 +1,4 @@
-/* io slab: a worker's per-connection objects (1, 2 or 4 KiB slots) in slabs apart from the heap. */
+/* io slab: a worker's per-connection objects (512 B to 4 KiB) in slabs apart from the heap. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,13 +16,13 @@
 #define PAGE 4096
 #define SLAB_SIZE (64 * PAGE)
 #define SLAB_PAGES 63		/* page 0 is the header */
-#define SLAB_OBJS (SLAB_PAGES * 4)	/* of the smallest slot */
+#define SLAB_OBJS (SLAB_PAGES * 8)	/* of the smallest slot */
 #define MAP_WORDS ((SLAB_OBJS + 63) / 64)
 #define DIRTY_KEEP 256		/* freed objects kept resident for reuse, per class and worker */
 #define QUIET_MS 1000
 
-static const uint32_t slot_size[IO_OBJ_CLASSES] = { 1024, 2048, 4096 };
-_Static_assert(SLAB_PAGES * (PAGE / 1024) <= 64 * MAP_WORDS, "a slab's maps hold its objects");
+static const uint32_t slot_size[IO_OBJ_CLASSES] = { 512, 1024, 2048, 4096 };
+_Static_assert(SLAB_PAGES * (PAGE / 512) <= 64 * MAP_WORDS, "a slab's maps hold its objects");
 
 struct io_slab {
 	struct io_slab *prev, *next;	/* in its class's list of slabs with a free object */

@@ -344,7 +344,7 @@ static void on_send(struct io_op *op, int res, uint32_t flags)
 		s->cb->on_sent(s, res);
 		return;
 	}
-	s->woff += (size_t)res;
+	s->woff += (uint32_t)res;
 	if (s->woff < s->wlen) {
 		io_prep_send(s->w, &s->wop, s->fd, s->wdata + s->woff, s->wlen - s->woff);
 		return;
@@ -404,8 +404,10 @@ int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)
 		return -EALREADY;
 	if (s->closing || s->fd < 0)
 		return -EBADF;
+	if (len > UINT32_MAX)
+		return -EINVAL;
 	s->wdata = data;
-	s->wlen = len;
+	s->wlen = (uint32_t)len;
 	s->woff = 0;
 	io_prep_send(s->w, &s->wop, s->fd, data, len);
 	return 0;

@@ -2,6 +2,7 @@
 #ifndef ZTUNNEL_ACCESS_H
 #define ZTUNNEL_ACCESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -39,7 +40,8 @@ struct access_tracker {
  * it. Copying one hands its names on; the copy left behind must not be ended too.
  */
 struct access_record {
-	enum access_direction direction;
+	uint8_t direction;		/* enum access_direction */
+	bool counted;			/* by access_count_open, until completed */
 	struct io_addr src;		/* the client */
 	struct io_addr dst;		/* the app's address */
 	struct io_addr hbone;		/* the HBONE peer (port 15008); family 0 if none */
@@ -49,7 +51,6 @@ struct access_record {
 	uint64_t start_ms;
 	struct metrics_series *series;	/* counted in it when opened; NULL: not counted */
 	struct metrics *metrics;	/* for the active connections gauge; NULL: none */
-	bool counted;			/* by access_count_open, until completed */
 	struct access_tracker *tracker;	/* set while tracked */
 	struct access_record *tprev, *tnext;
 	access_abort_fn abort;

@@ -50,14 +50,14 @@ struct io_sock {
 	bool closing;
 	bool shut_wr;
 	bool read_eof;
-	struct io_sock *ready_next;
-	const uint8_t *wdata;		/* the owner's buffer being written */
-	size_t wlen, woff;
 	union {				/* connect target, until the connect completes */
 		struct sockaddr sa;
 		struct sockaddr_in in;
 		struct sockaddr_in6 in6;
 	} addr;
+	struct io_sock *ready_next;
+	const uint8_t *wdata;		/* the owner's buffer being written */
+	uint32_t wlen, woff;
 };
 
 #define IO_SOCK_RBUF (256 * 1024)
@@ -81,7 +81,8 @@ void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct i
  * came): on_read follows from the loop, never from inside this call. 0, or -EBADF / -EALREADY
  * (a read was already asked for). */
 int io_sock_read(struct io_sock *s);
-/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy. */
+/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy,
+ * -EINVAL for 4 GiB or more. */
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);
 /* Starts a connect to sa (AF_INET or AF_INET6; a longer len, such as a sockaddr_storage's, is
  * cut to the address's own). */
