@@ -105,7 +105,8 @@ struct hbone_stream {
 	 * server, the received ones, then the response's baggage (freed once answered), so that
 	 * a long-lived stream does not carry them */
 	struct hbone_meta *meta;
-	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header) */
+	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header), until
+				 * written */
 	struct access_record rec;
 };
 

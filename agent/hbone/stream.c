@@ -244,6 +244,8 @@ static void on_tcp_sent(struct io_sock *s, int err)
 	if (st->writing_prefix) {	/* not the peer's bytes: no window given back, not counted */
 		st->writing_prefix = false;
 		st->prefix_len = 0;
+		free(st->prefix);	/* sent: a long-lived stream does not carry it */
+		st->prefix = NULL;
 		hstream_enter(st);
 		pump_out(st);
 		hstream_leave(st);
