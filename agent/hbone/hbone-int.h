@@ -58,42 +58,55 @@ struct hbone_conn {
 					 * pointer so that a server connection stays small */
 };
 
-/* One CONNECT stream bridged to a TCP socket. Owns its socket and receive queue. */
+/* The longest :authority a server stream keeps (longer is refused as missing), and the longest
+ * error text a stream logs (cut there). */
+#define HSTREAM_AUTHORITY_MAX 300
+#define HSTREAM_ERROR_MAX 320
+
+/*
+ * One CONNECT stream bridged to a TCP socket. Owns its socket and receive queue. It lives in a
+ * 1 KiB slab slot: what only the request or a failure needs is allocated apart, only then.
+ */
 struct hbone_stream {
 	struct hbone_conn *conn;	/* NULL once the connection is gone */
-	struct io_worker *w;
 	struct hbone_gate *gate;	/* borrowed: its queue counts toward the node's bound */
 	struct hbone_stream *prev, *next;
 	int32_t id;			/* -1 until submitted (client) */
-	struct io_sock tcp;
-	bool has_tcp;
-	bool tcp_ready;			/* connected (server) or 200 received (client) */
+	int16_t depth;			/* callbacks of this stream on the stack */
+	int16_t status;			/* of the response */
+	uint32_t header_bytes;		/* request header list size, as HTTP/2 counts it (kept
+					 * below the bound, whatever the peer sends) */
+	uint16_t prefix_len;
+	bool has_tcp : 1;
+	bool tcp_ready : 1;		/* connected (server) or 200 received (client) */
+	bool tcp_eof : 1;
+	bool data_deferred : 1;
+	bool request_pending : 1;	/* server: request complete, not yet handed on */
+	bool h2_eof : 1;
+	bool h2_closed : 1;
+	bool reset : 1;
+	bool finished : 1;		/* unlinked and logged; memory goes when depth is 0 */
+	bool writing_prefix : 1;
+	bool method_connect : 1;	/* server: the request's :method is CONNECT */
+	bool authority_lost : 1;	/* server: out of memory storing :authority */
+	struct io_sock tcp;		/* its worker (tcp.w) is the stream's from the start */
 	/* TCP -> HTTP/2 */
 	const uint8_t *pend;
-	size_t pend_len;
-	bool tcp_eof;
-	bool data_deferred;
+	uint32_t pend_len;		/* at most a socket read (IO_SOCK_RBUF) */
 	/* HTTP/2 -> TCP */
+	uint32_t writing;		/* bytes of q's head being written (one chunk at most) */
 	struct io_bufq q;		/* received, not yet written; pool chunks */
-	size_t writing;			/* bytes of q's head being written */
-	size_t header_bytes;		/* request header list size, as HTTP/2 counts it */
-	bool request_pending;		/* server: request complete, not yet handed on */
-	bool h2_eof;
-	bool h2_closed;
-	bool reset;
-	bool finished;		/* unlinked and logged; memory goes when depth is 0 */
-	int depth;		/* callbacks of this stream on the stack */
-	int status;
-	char authority[300];	/* client: what to ask for; server: what was asked */
-	char method[16];
-	char error[320];
+	/* owned, NULL when there is none. Client: what to ask for, while the request waits for
+	 * its connection; server: what was asked, until the request is handed on */
+	char *authority;
+	/* why the stream failed, for its log line: owned (or hstream_error_oom), NULL until then */
+	char *error;
 	/* owned, NULL when there is none: client, the headers to send (freed once submitted);
 	 * server, the received ones, then the response's baggage (freed once answered), so that
 	 * a long-lived stream does not carry them */
 	struct hbone_meta *meta;
-	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header) */
-	uint16_t prefix_len;
-	bool writing_prefix;
+	uint8_t *prefix;	/* owned: bytes for the app before the tunnel's (PROXY header), until
+				 * written */
 	struct access_record rec;
 };
 
@@ -122,7 +135,11 @@ void hstream_enter(struct hbone_stream *st);
 void hstream_leave(struct hbone_stream *st);
 struct hbone_stream *hstream_new(struct hbone_conn *c);
 void hstream_attach_tcp(struct hbone_stream *st, int fd);
-int hstream_submit_request(struct hbone_stream *st);
+/* Submits st's CONNECT for authority (st->authority, or the caller's when st has none);
+ * st->authority is freed. 0, or -EIO with st failed. */
+int hstream_submit_request(struct hbone_stream *st, const char *authority);
+/* Drops st's stored :authority. */
+void hstream_authority_free(struct hbone_stream *st);
 void hstream_set_callbacks(nghttp2_session_callbacks *cb);
 void hstream_conn_gone(struct hbone_stream *st, const char *reason);
 void hstream_fail(struct hbone_stream *st, const char *reason);

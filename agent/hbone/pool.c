@@ -221,13 +221,17 @@ void hbone_pool_tunnel(struct hbone_pool *p, const struct hbone_target *t, int f
 	st->rec = *rec;
 	if (meta && hstream_meta(st))
 		*st->meta = *meta;	/* without it the request goes out without metadata */
-	/* the pool key leaves the app port out: each stream carries its own authority */
-	snprintf(st->authority, sizeof(st->authority), "%s", t->authority);
 	hstream_attach_tcp(st, fd);
 	if (c->state == HCONN_READY) {
-		hstream_submit_request(st);
+		hstream_submit_request(st, t->authority);
 		hconn_flush(c);
+		goto out;
 	}
+	/* the pool key leaves the app port out: a stream waiting for its connection keeps its
+	 * own authority */
+	st->authority = strdup(t->authority);
+	if (!st->authority)
+		hstream_fail(st, "out of memory");
 out:
 	hconn_leave(c);
 }
@@ -238,8 +242,8 @@ void hpool_conn_ready(struct hbone_conn *c)
 
 	for (st = c->streams; st; st = next) {
 		next = st->next;
-		if (st->id < 0)
-			hstream_submit_request(st);
+		if (st->id < 0 && !st->reset)	/* not one failed while it waited */
+			hstream_submit_request(st, NULL);
 	}
 	if (!c->streams)
 		hpool_conn_idle(c);

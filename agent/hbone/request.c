@@ -1,5 +1,7 @@
 /* hbone request: the server side's view of a CONNECT request head, and when it is handed on. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hbone-int.h"
@@ -18,7 +20,7 @@ int hstream_on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	st->id = f->hd.stream_id;
 	st->rec.direction = ACCESS_INBOUND;
-	st->rec.src = c->peer;
+	io_addr_pack(&st->rec.src, &c->peer);
 	/* out of memory: the proxy refuses the stream (it checks the name is there) */
 	access_set(&st->rec, ACCESS_SRC_IDENTITY, c->peer_identity);
 	nghttp2_session_set_stream_user_data(h2, st->id, st);
@@ -51,6 +53,22 @@ static void append_value(char *dst, size_t cap, const uint8_t *v, size_t len)
 	dst[have + len] = '\0';
 }
 
+/* The last :authority of a request (over-long or empty: none, refused as missing). */
+static void keep_authority(struct hbone_stream *st, const uint8_t *v, size_t len)
+{
+	hstream_authority_free(st);
+	st->authority_lost = false;
+	if (!len || len >= HSTREAM_AUTHORITY_MAX)
+		return;
+	st->authority = malloc(len + 1);
+	if (!st->authority) {
+		st->authority_lost = true;	/* refused with 503 */
+		return;
+	}
+	memcpy(st->authority, v, len);
+	st->authority[len] = '\0';
+}
+
 /* baggage (several headers are one list) or forwarded (the first one) of a request */
 static void append_meta(struct hbone_stream *st, bool baggage, const uint8_t *v, size_t len)
 {
@@ -69,17 +87,22 @@ int hstream_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t
 		     void *user)
 {
 	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+	size_t n;
 
 	if (!st || f->hd.type != NGHTTP2_HEADERS)
 		return 0;
-	/* RFC 9113 6.5.2: name + value + 32 per field; past the bound nothing more is kept */
-	st->header_bytes += namelen + valuelen + 32;
+	/* RFC 9113 6.5.2: name + value + 32 per field; past the bound nothing more is kept (nor
+	 * counted: the sum stays small) */
+	if (st->header_bytes > st->conn->set->max_header_list)
+		return 0;
+	n = st->header_bytes + namelen + valuelen + 32;
+	st->header_bytes = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	if (st->header_bytes > st->conn->set->max_header_list)
 		return 0;
 	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-		copy_value(st->method, sizeof(st->method), value, valuelen);
-	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
-		copy_value(st->authority, sizeof(st->authority), value, valuelen);
+		st->method_connect = valuelen == 7 && memcmp(value, "CONNECT", 7) == 0;
+	else if (c_server(st) && namelen == 10 && memcmp(name, ":authority", 10) == 0)
+		keep_authority(st, value, valuelen);
 	else if (c_server(st) && namelen == 7 && memcmp(name, "baggage", 7) == 0)
 		append_meta(st, true, value, valuelen);
 	else if (c_server(st) && namelen == 9 && memcmp(name, "forwarded", 9) == 0)
@@ -95,15 +118,20 @@ static void on_request(struct hbone_conn *c, struct hbone_stream *st)
 		hbone_stream_refuse(st, 431, "request header list over the 64 KiB bound");
 		return;
 	}
-	if (strcmp(st->method, "CONNECT") != 0) {
+	if (!st->method_connect) {
 		hbone_stream_refuse(st, 400, "method is not CONNECT");
 		return;
 	}
-	if (!st->authority[0]) {
+	if (st->authority_lost) {
+		hbone_stream_refuse(st, 503, "out of memory");
+		return;
+	}
+	if (!st->authority) {
 		hbone_stream_refuse(st, 400, "missing or over-long :authority");
 		return;
 	}
 	c->handler->on_request(st, st->authority, c->hctx);
+	hstream_authority_free(st);	/* the handler copied what it keeps */
 }
 
 void hstream_dispatch_requests(struct hbone_conn *c)

@@ -1,5 +1,6 @@
 /* hbone stream: one CONNECT stream relayed to a TCP socket, with flow control as backpressure. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,44 @@
 #define BEHIND (64 * 1024)	/* a stream holding this much for its app is "behind" */
 
 #define MAKE_NV(n, v, vl) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
+
+/* A stream's error when its own text could not be stored: the log still says it failed. */
+static char error_oom[] = "out of memory";
+
+/* Keeps why st failed for its log line: the first reason, or this one over it when replace.
+ * Cut at HSTREAM_ERROR_MAX - 1 bytes, as the fixed buffer it replaces; "" is no reason. */
+static void __attribute__((format(printf, 3, 4)))
+set_error(struct hbone_stream *st, bool replace, const char *fmt, ...)
+{
+	char text[HSTREAM_ERROR_MAX];
+	va_list ap;
+
+	if (st->error && !replace)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (!text[0])
+		return;
+	if (st->error != error_oom)
+		free(st->error);
+	st->error = strdup(text);
+	if (!st->error)
+		st->error = error_oom;
+}
+
+static void error_free(struct hbone_stream *st)
+{
+	if (st->error != error_oom)
+		free(st->error);
+	st->error = NULL;
+}
+
+void hstream_authority_free(struct hbone_stream *st)
+{
+	free(st->authority);
+	st->authority = NULL;
+}
 
 /* Takes the stream off its connection's list; nghttp2 forgets it too. */
 static void unlink_from_conn(struct hbone_stream *st)
@@ -35,7 +74,7 @@ static void unlink_from_conn(struct hbone_stream *st)
 /* Drops n queued bytes (written or abandoned) and their share of the node's bound. */
 static void queue_drop(struct hbone_stream *st, size_t n)
 {
-	io_bufq_consume(&st->w->bufs, &st->q, n);
+	io_bufq_consume(&st->tcp.w->bufs, &st->q, n);
 	hgate_app_release(st->gate, n);
 }
 
@@ -47,7 +86,9 @@ static void stream_release(struct hbone_stream *st)
 	free(st->prefix);
 	st->prefix = NULL;
 	hstream_meta_free(st);
-	io_obj_free(&st->w->bufs, st);
+	hstream_authority_free(st);
+	error_free(st);
+	io_obj_free(&st->tcp.w->bufs, st);
 }
 
 void hstream_enter(struct hbone_stream *st)
@@ -74,7 +115,7 @@ static void stream_free(struct hbone_stream *st)
 			nghttp2_session_consume_connection(c->h2, st->q.len);
 		unlink_from_conn(st);
 	}
-	access_log_complete(&st->rec, st->error[0] ? st->error : NULL);
+	access_log_complete(&st->rec, st->error);
 	if (c)
 		hconn_stream_detached(c);
 	stream_release(st);
@@ -107,8 +148,7 @@ void hstream_fail(struct hbone_stream *st, const char *reason)
 	hstream_enter(st);
 	if (c)
 		hconn_enter(c);
-	if (!st->error[0])
-		snprintf(st->error, sizeof(st->error), "%s", reason);
+	set_error(st, false, "%s", reason);
 	st->reset = true;
 	if (c && st->id > 0 && !st->h2_closed)
 		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
@@ -125,8 +165,8 @@ void hstream_fail(struct hbone_stream *st, const char *reason)
 
 void hstream_conn_gone(struct hbone_stream *st, const char *reason)
 {
-	if (!st->error[0] && !st->h2_closed)
-		snprintf(st->error, sizeof(st->error), "%s", reason);
+	if (!st->h2_closed)
+		set_error(st, false, "%s", reason);
 	unlink_from_conn(st);
 	if (!st->h2_closed)
 		st->reset = true;
@@ -148,7 +188,7 @@ static void pump_out(struct hbone_stream *st)
 	}
 	seg = io_bufq_peek(&st->q, &len);
 	if (seg) {
-		st->writing = len;
+		st->writing = (uint32_t)len;
 		io_sock_write(&st->tcp, seg, len);
 		return;
 	}
@@ -178,7 +218,7 @@ static void on_tcp_read(struct io_sock *s, const uint8_t *data, ssize_t n)
 	if (n == 0)
 		st->tcp_eof = true;
 	st->pend = data;
-	st->pend_len = (size_t)n;
+	st->pend_len = (uint32_t)n;
 	if (st->data_deferred && st->id > 0) {
 		st->data_deferred = false;
 		nghttp2_session_resume_data(c->h2, st->id);
@@ -204,6 +244,8 @@ static void on_tcp_sent(struct io_sock *s, int err)
 	if (st->writing_prefix) {	/* not the peer's bytes: no window given back, not counted */
 		st->writing_prefix = false;
 		st->prefix_len = 0;
+		free(st->prefix);	/* sent: a long-lived stream does not carry it */
+		st->prefix = NULL;
 		hstream_enter(st);
 		pump_out(st);
 		hstream_leave(st);
@@ -309,7 +351,7 @@ static int send_data_cb(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *fr
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
 	st->pend += length;
-	st->pend_len -= length;
+	st->pend_len -= (uint32_t)length;
 	if (st->rec.direction == ACCESS_OUTBOUND)
 		st->rec.bytes_recv += length;
 	else
@@ -327,7 +369,7 @@ struct hbone_stream *hstream_new(struct hbone_conn *c)
 	if (!st)
 		return NULL;
 	st->conn = c;
-	st->w = c->w;
+	st->tcp.w = c->w;
 	st->gate = c->gate;
 	st->id = -1;
 	st->tcp.fd = -1;
@@ -347,12 +389,13 @@ void hstream_attach_tcp(struct hbone_stream *st, int fd)
 	st->has_tcp = true;
 }
 
-int hstream_submit_request(struct hbone_stream *st)
+int hstream_submit_request(struct hbone_stream *st, const char *authority)
 {
 	struct hbone_conn *c = st->conn;
+	const char *a = st->authority ? st->authority : authority ? authority : "";
 	nghttp2_nv nva[5] = {
 		MAKE_NV(":method", "CONNECT", 7),
-		MAKE_NV(":authority", st->authority, strlen(st->authority)),
+		MAKE_NV(":authority", a, strlen(a)),
 	};
 	size_t n = 2;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = data_read_cb };
@@ -369,6 +412,7 @@ int hstream_submit_request(struct hbone_stream *st)
 	int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, &prd, st);
 
 	hstream_meta_free(st);	/* nghttp2 copied the header values */
+	hstream_authority_free(st);
 
 	if (id < 0) {
 		hstream_fail(st, nghttp2_strerror(id));
@@ -471,8 +515,7 @@ void hbone_stream_refuse(struct hbone_stream *st, int status, const char *reason
 {
 	struct hbone_conn *c = st->conn;
 
-	if (!st->error[0])
-		snprintf(st->error, sizeof(st->error), "%s (HTTP %d)", reason, status);
+	set_error(st, false, "%s (HTTP %d)", reason, status);
 	if (!c || st->h2_closed) {
 		maybe_finish(st);
 		return;
@@ -524,7 +567,7 @@ static void on_tcp_connected(struct io_sock *s, int err)
 	hconn_enter(c);
 	if (err < 0) {
 		snprintf(why, sizeof(why), "app connect failed: %s", strerror(-err));
-		snprintf(st->error, sizeof(st->error), "%s (HTTP 503)", why);
+		set_error(st, true, "%s (HTTP 503)", why);
 		submit_status(st, 503, false);
 		io_sock_close(&st->tcp, false);
 	} else {
@@ -607,7 +650,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 		hstream_fail(st, "app is not reading and the node's buffer bound is reached");
 		return 0;
 	}
-	if (io_bufq_append(&st->w->bufs, &st->q, data, len) < 0) {
+	if (io_bufq_append(&st->tcp.w->bufs, &st->q, data, len) < 0) {
 		hgate_app_release(st->gate, len);
 		nghttp2_session_consume(h2, id, len);
 		hstream_fail(st, "out of memory");
@@ -627,9 +670,9 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 	if (!st)
 		return 0;
 	st->h2_closed = true;
-	if (code != NGHTTP2_NO_ERROR && !st->error[0]) {
+	if (code != NGHTTP2_NO_ERROR) {
 		snprintf(why, sizeof(why), "stream reset by peer (code %u)", code);
-		snprintf(st->error, sizeof(st->error), "%s", why);
+		set_error(st, false, "%s", why);
 	}
 	/* anything but a clean end of both halves resets the TCP side */
 	if (code != NGHTTP2_NO_ERROR || !st->h2_eof)

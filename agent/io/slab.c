@@ -1,4 +1,4 @@
-/* io slab: a worker's per-connection objects (2 or 4 KiB slots) in slabs apart from the heap. */
+/* io slab: a worker's per-connection objects (512 B to 4 KiB) in slabs apart from the heap. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,15 +16,18 @@
 #define PAGE 4096
 #define SLAB_SIZE (64 * PAGE)
 #define SLAB_PAGES 63		/* page 0 is the header */
+#define SLAB_OBJS (SLAB_PAGES * 8)	/* of the smallest slot */
+#define MAP_WORDS ((SLAB_OBJS + 63) / 64)
 #define DIRTY_KEEP 256		/* freed objects kept resident for reuse, per class and worker */
 #define QUIET_MS 1000
 
-static const uint32_t slot_size[IO_OBJ_CLASSES] = { 2048, 4096 };
+static const uint32_t slot_size[IO_OBJ_CLASSES] = { 512, 1024, 2048, 4096 };
+_Static_assert(SLAB_PAGES * (PAGE / 512) <= 64 * MAP_WORDS, "a slab's maps hold its objects");
 
 struct io_slab {
 	struct io_slab *prev, *next;	/* in its class's list of slabs with a free object */
-	uint64_t free[2];		/* bit i: object i is free */
-	uint64_t dirty[2];		/* bit i: free, and its bytes still resident */
+	uint64_t free[MAP_WORDS];	/* bit i: object i is free */
+	uint64_t dirty[MAP_WORDS];	/* bit i: free, and its bytes still resident */
 	unsigned used, cls, per_page;
 	uint64_t empty_since_ms;	/* the spare: when it emptied (0: not looked at yet) */
 };
@@ -46,12 +49,29 @@ static void bit_clear(uint64_t *m, unsigned i)
 
 static bool none(const uint64_t *m)
 {
-	return !m[0] && !m[1];
+	for (unsigned k = 0; k < MAP_WORDS; k++)
+		if (m[k])
+			return false;
+	return true;
 }
 
+/* The first set bit; m has one. */
 static unsigned first(const uint64_t *m)
 {
-	return m[0] ? (unsigned)__builtin_ctzll(m[0]) : 64 + (unsigned)__builtin_ctzll(m[1]);
+	unsigned k = 0;
+
+	while (!m[k])
+		k++;
+	return 64 * k + (unsigned)__builtin_ctzll(m[k]);
+}
+
+static unsigned count(const uint64_t *m)
+{
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < MAP_WORDS; k++)
+		n += (unsigned)__builtin_popcountll(m[k]);
+	return n;
 }
 
 static void *obj_at(struct io_slab *s, unsigned i)
@@ -103,15 +123,19 @@ static void unlink_slab(struct io_obj_pool *o, struct io_slab *s)
 
 void *io_obj_alloc(struct io_buf_pool *p, size_t size)
 {
-	unsigned cls = size <= slot_size[0] ? 0 : 1, i;
-	struct io_obj_pool *o = &p->obj[cls];
-	struct io_slab *s = o->partial;
+	unsigned cls = 0, i;
+	struct io_obj_pool *o;
+	struct io_slab *s;
 	void *obj;
 
 	if (size > slot_size[IO_OBJ_CLASSES - 1]) {
 		errno = EINVAL;
 		return NULL;
 	}
+	while (size > slot_size[cls])
+		cls++;
+	o = &p->obj[cls];
+	s = o->partial;
 	if (!s) {
 		s = slab_new(cls);
 		if (!s)
@@ -141,7 +165,7 @@ static void slab_release(struct io_obj_pool *o, struct io_slab *s)
 {
 	unlink_slab(o, s);
 	o->n_slabs--;
-	o->n_dirty -= (size_t)(__builtin_popcountll(s->dirty[0]) + __builtin_popcountll(s->dirty[1]));
+	o->n_dirty -= count(s->dirty);
 	munmap(s, SLAB_SIZE);
 }
 

@@ -358,7 +358,7 @@ static void on_send(struct io_op *op, int res, uint32_t flags)
 		s->cb->on_sent(s, res);
 		return;
 	}
-	s->woff += (size_t)res;
+	s->woff += (uint32_t)res;
 	if (s->woff < s->wlen) {
 		io_prep_send(s->w, &s->wop, s->fd, s->wdata + s->woff, s->wlen - s->woff);
 		return;
@@ -428,8 +428,10 @@ int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)
 		return -EALREADY;
 	if (s->closing || s->fd < 0)
 		return -EBADF;
+	if (len > UINT32_MAX)
+		return -EINVAL;
 	s->wdata = data;
-	s->wlen = len;
+	s->wlen = (uint32_t)len;
 	s->woff = 0;
 	/* most writes fit the socket's buffer: sent now, one syscall, and on_sent from the ready
 	 * list; only what the kernel did not take goes through io_uring (which waits for room) */
@@ -448,8 +450,13 @@ int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len)
 
 void io_sock_connect(struct io_sock *s, const struct sockaddr *sa, socklen_t len)
 {
+	if (len > sizeof(s->addr))
+		len = sizeof(s->addr);
+	if (sa->sa_family == AF_INET && len > sizeof(s->addr.in))
+		len = sizeof(s->addr.in);
+	memset(&s->addr, 0, sizeof(s->addr));
 	memcpy(&s->addr, sa, len);
-	io_prep_connect(s->w, &s->cop, s->fd, (struct sockaddr *)&s->addr, len);
+	io_prep_connect(s->w, &s->cop, s->fd, &s->addr.sa, len);
 }
 
 void io_sock_shutdown_write(struct io_sock *s)

@@ -52,6 +52,15 @@ const char *access_addr(const struct sockaddr_storage *addr, char *buf, size_t l
 	return buf;
 }
 
+/* A record's address as access_addr writes it */
+static void packed_addr(const struct io_addr *a, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+
+	io_addr_unpack(a, &ss);
+	access_addr(&ss, buf, len);
+}
+
 static const char *or_dash(const char *s)
 {
 	return s && *s ? s : "-";
@@ -129,16 +138,18 @@ void access_log_complete(struct access_record *r, const char *error)
 		r->metrics = NULL;
 	}
 
+	packed_addr(&r->src, src, sizeof(src));
+	packed_addr(&r->dst, dst, sizeof(dst));
+	packed_addr(&r->hbone, hb, sizeof(hb));
 	/* the error field is in the format itself, so that the logger quotes and escapes it */
 #define ACCESS_FIELDS                                                                       \
 	"src.addr=%s src.workload=%s src.namespace=%s src.identity=%s dst.addr=%s "         \
 	"dst.hbone_addr=%s dst.service=%s dst.workload=%s dst.namespace=%s dst.identity=%s " \
 	"direction=%s bytes_sent=%llu bytes_recv=%llu duration=%.3fs"
 	log_emit(error ? LOG_WARN : LOG_INFO, "connection complete",
-		 error ? ACCESS_FIELDS " error=\"%s\"" : ACCESS_FIELDS "%.0s",
-		 access_addr(&r->src, src, sizeof(src)), or_dash(r->names[ACCESS_SRC_WORKLOAD]),
-		 or_dash(r->names[ACCESS_SRC_NAMESPACE]), or_dash(r->names[ACCESS_SRC_IDENTITY]),
-		 access_addr(&r->dst, dst, sizeof(dst)), access_addr(&r->hbone, hb, sizeof(hb)),
+		 error ? ACCESS_FIELDS " error=\"%s\"" : ACCESS_FIELDS "%.0s", src,
+		 or_dash(r->names[ACCESS_SRC_WORKLOAD]), or_dash(r->names[ACCESS_SRC_NAMESPACE]),
+		 or_dash(r->names[ACCESS_SRC_IDENTITY]), dst, hb,
 		 or_dash(r->names[ACCESS_DST_SERVICE]), or_dash(r->names[ACCESS_DST_WORKLOAD]),
 		 or_dash(r->names[ACCESS_DST_NAMESPACE]), or_dash(r->names[ACCESS_DST_IDENTITY]),
 		 r->direction == ACCESS_OUTBOUND ? "outbound" : "inbound",

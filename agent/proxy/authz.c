@@ -15,8 +15,8 @@ static bool judge(const struct state_snapshot *snap, const struct access_record 
 	const char *sid;
 	uint16_t sport;
 
-	proxy_ip_of(&rec->src, &req.src_ip, &sport);
-	proxy_ip_of(&rec->dst, &req.dst_ip, &req.dst_port);
+	proxy_addr_ip(&rec->src, &req.src_ip, &sport);
+	proxy_addr_ip(&rec->dst, &req.dst_ip, &req.dst_port);
 	req.dst = state_lookup_ip(snap, &req.dst_ip);
 	if (!req.dst) {
 		snprintf(why, len, "destination workload is no longer known");
@@ -65,9 +65,9 @@ void proxy_count_open_peer(struct proxy_worker *pw, struct access_record *rec, c
 		return;
 	}
 	snap = proxy_snapshot(pw);
-	proxy_ip_of(&rec->src, &ip, &port);
+	proxy_addr_ip(&rec->src, &ip, &port);
 	sw = state_lookup_ip(snap, &ip);
-	proxy_ip_of(&rec->dst, &ip, &port);
+	proxy_addr_ip(&rec->dst, &ip, &port);
 	dw = state_lookup_ip(snap, &ip);
 	if (rec->names[ACCESS_DST_SERVICE])
 		svc = state_lookup_hostname(snap, rec->names[ACCESS_DST_SERVICE]);

@@ -57,7 +57,7 @@ static void peer_meta(struct proxy_worker *pw, struct hbone_stream *st, struct a
 		access_set(rec, ACCESS_SRC_WORKLOAD, bag->workload);	/* the log's only */
 		access_set(rec, ACCESS_SRC_NAMESPACE, bag->namespace_);
 	}
-	proxy_ip_of(&rec->dst, &ip, &port);
+	proxy_addr_ip(&rec->dst, &ip, &port);
 	proxy_baggage_encode(state_lookup_ip(snap, &ip), out, sizeof(out));
 	hbone_stream_set_response_baggage(st, out);
 }
@@ -77,14 +77,16 @@ static void app_tunnel_connect(struct proxy_worker *pw, struct proxy_pod *pod,
 			       struct hbone_stream *st, const struct access_record *rec,
 			       const struct sockaddr_storage *dst)
 {
-	struct sockaddr_storage to = *dst;
+	struct sockaddr_storage to = *dst, src, asked;
 	uint8_t hdr[16 + 36 + 3 + TLS_SPIFFE_MAX];
-	ssize_t n = proxy_ppv2_header(&rec->src, &rec->dst, access_get(rec, ACCESS_SRC_IDENTITY),
-				      hdr, sizeof(hdr));
+	ssize_t n;
 	struct state_ip lo;
 	uint16_t port;
 	int fd;
 
+	io_addr_unpack(&rec->src, &src);
+	io_addr_unpack(&rec->dst, &asked);
+	n = proxy_ppv2_header(&src, &asked, access_get(rec, ACCESS_SRC_IDENTITY), hdr, sizeof(hdr));
 	if (n < 0 || hbone_stream_set_prefix(st, hdr, (size_t)n) < 0) {
 		hbone_stream_refuse(st, 503, "cannot build the PROXY header");
 		return;
@@ -95,7 +97,7 @@ static void app_tunnel_connect(struct proxy_worker *pw, struct proxy_pod *pod,
 		proxy_sockaddr(&lo, port, &to);
 		fd = inpod_socket(pod->netns_fd, to.ss_family, SOCK_STREAM, pw->px->set.mark);
 	} else {
-		fd = proxy_app_socket(pod, &rec->src, pw->px->set.mark);
+		fd = proxy_app_socket(pod, &src, pw->px->set.mark);
 	}
 	if (fd < 0) {
 		hbone_stream_refuse(st, 503, "cannot create the app socket");
@@ -110,7 +112,7 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	struct proxy_pod *pod = ctx;
 	struct proxy_worker *pw = hbone_stream_worker(st)->user;
 	struct access_record *rec = hbone_stream_record(st);
-	struct sockaddr_storage dst;
+	struct sockaddr_storage dst, src;
 	struct state_ip ip;
 	uint16_t port = 0;
 	socklen_t len = 0;
@@ -137,7 +139,7 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 	bad = proxy_check_authority(authority, pod->ips, pod->n_ips, &ip, &port);
 	if (port) {	/* it parsed: the access log names the destination even when refused */
 		len = proxy_sockaddr(&ip, port, &dst);
-		rec->dst = dst;
+		io_addr_pack(&rec->dst, &dst);
 	}
 	if (bad) {
 		hbone_stream_refuse(st, 400, bad);
@@ -160,7 +162,8 @@ static void on_hbone_request(struct hbone_stream *st, const char *authority, voi
 		app_tunnel_connect(pw, pod, st, rec, &dst);
 		return;
 	}
-	fd = proxy_app_socket(pod, &rec->src, pw->px->set.mark);
+	io_addr_unpack(&rec->src, &src);
+	fd = proxy_app_socket(pod, &src, pw->px->set.mark);
 	if (fd < 0) {
 		hbone_stream_refuse(st, 503, "cannot create the app socket");
 		return;
@@ -208,19 +211,21 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 {
 	struct access_record rec = { .direction = ACCESS_INBOUND, .start_ms = io_now_ms() };
 	struct state_snapshot *snap = proxy_snapshot(pw);
-	socklen_t len = sizeof(rec.src);
+	struct sockaddr_storage src = { 0 }, dst;
+	socklen_t len = sizeof(src);
 	char why[256], msg[300];
-	uint16_t port;
 	int up;
 
-	getpeername(fd, (struct sockaddr *)&rec.src, &len);
-	io_addr_unmap(&rec.src);
-	len = sizeof(rec.dst);
-	if (proxy_original_dst(pw, fd, &rec.dst) < 0) {
+	getpeername(fd, (struct sockaddr *)&src, &len);
+	io_addr_unmap(&src);
+	io_addr_pack(&rec.src, &src);
+	len = sizeof(dst);
+	if (proxy_original_dst(pw, fd, &dst) < 0) {
 		access_log_complete(&rec, "no original destination (connection not redirected)");
 		close(fd);
 		return;
 	}
+	io_addr_pack(&rec.dst, &dst);
 	if (access_set(&rec, ACCESS_DST_WORKLOAD, pod->name) < 0 ||
 	    access_set(&rec, ACCESS_DST_NAMESPACE, pod->namespace_) < 0 ||
 	    proxy_record_source(snap, &rec) < 0) {
@@ -228,8 +233,7 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 		io_sock_reset_close(fd);
 		return;
 	}
-	port = ntohs(((struct sockaddr_in *)&rec.dst)->sin_port);
-	if (proxy_agent_port(port)) {
+	if (proxy_agent_port(rec.dst.port)) {
 		access_log_complete(&rec, "destination is a port of the agent");
 		close(fd);
 		return;
@@ -241,12 +245,12 @@ void proxy_inbound_plain_accept(struct proxy_worker *pw, struct proxy_pod *pod, 
 		io_sock_reset_close(fd);
 		return;
 	}
-	up = proxy_app_socket(pod, &rec.src, pw->px->set.mark);
+	up = proxy_app_socket(pod, &src, pw->px->set.mark);
 	if (up < 0) {
 		access_log_complete(&rec, "cannot create the app socket");
 		close(fd);
 		return;
 	}
 	proxy_count_open(pw, &rec, PROXY_FLAGS_OK, false);
-	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&rec.dst, len, &rec, true);
+	proxy_relay_tcp(pw, fd, up, (struct sockaddr *)&dst, len, &rec, true);
 }

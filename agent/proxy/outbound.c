@@ -48,13 +48,21 @@ void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_
 	}
 }
 
+void proxy_addr_ip(const struct io_addr *a, struct state_ip *ip, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+
+	io_addr_unpack(a, &ss);
+	proxy_ip_of(&ss, ip, port);
+}
+
 int proxy_record_source(struct state_snapshot *snap, struct access_record *rec)
 {
 	struct state_ip ip;
 	uint16_t port;
 	const struct state_workload *w;
 
-	proxy_ip_of(&rec->src, &ip, &port);
+	proxy_addr_ip(&rec->src, &ip, &port);
 	w = state_lookup_ip(snap, &ip);
 	if (!w)
 		return 0;
@@ -71,7 +79,7 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 	socklen_t len = proxy_sockaddr(&r->ip, r->port, &sa);
 	int up = inpod_socket(pod->netns_fd, sa.ss_family, SOCK_STREAM, pw->px->set.mark);
 
-	rec->dst = sa;
+	io_addr_pack(&rec->dst, &sa);
 	proxy_count_open(pw, rec, PROXY_FLAGS_OK, false);
 	if (up < 0) {
 		access_log_complete(rec, "cannot create the upstream socket");
@@ -86,8 +94,11 @@ static void passthrough(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 static void request_meta(const struct state_workload *src, const struct proxy_route *r,
 			 const struct access_record *rec, struct hbone_meta *m)
 {
+	struct sockaddr_storage client;
+
+	io_addr_unpack(&rec->src, &client);
 	proxy_baggage_encode(src, m->baggage, sizeof(m->baggage));
-	proxy_forwarded(&rec->src, r->svc ? r->svc->hostname : NULL, m->forwarded,
+	proxy_forwarded(&client, r->svc ? r->svc->hostname : NULL, m->forwarded,
 			sizeof(m->forwarded));
 	proxy_traceparent(m->traceparent, sizeof(m->traceparent));
 }
@@ -98,13 +109,15 @@ static void tunnel(struct proxy_worker *pw, struct proxy_pod *pod, int fd,
 {
 	struct hbone_target t;
 	struct hbone_meta meta;
+	struct sockaddr_storage dst;
 	char ipbuf[INET6_ADDRSTRLEN], name[300];
 
 	memset(&t, 0, sizeof(t));
 	proxy_sockaddr(&r->ip, r->kind == PROXY_ROUTE_WAYPOINT ? r->port : HBONE_PORT,
 		       &t.hbone_addr);
-	proxy_sockaddr(&r->authority_ip, r->authority_port, &rec->dst);
-	rec->hbone = t.hbone_addr;
+	proxy_sockaddr(&r->authority_ip, r->authority_port, &dst);
+	io_addr_pack(&rec->dst, &dst);
+	io_addr_pack(&rec->hbone, &t.hbone_addr);
 	state_ip_format(&r->authority_ip, ipbuf, sizeof(ipbuf));
 	snprintf(t.authority, sizeof(t.authority),
 		 r->authority_ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u", ipbuf, r->authority_port);
@@ -193,7 +206,7 @@ static void route_outbound(struct proxy_worker *pw, struct proxy_pod *pod, int f
 	char why[400];
 	int ret;
 
-	proxy_ip_of(&rec->src, &src.ip, &sport);
+	proxy_addr_ip(&rec->src, &src.ip, &sport);
 	proxy_ip_of(orig, &dst, &dport);
 	src.workload = state_lookup_pod(snap, pod->uid, pod->namespace_, pod->name);
 	ret = proxy_route_pick(snap, &src, &dst, dport, next_random(pw), &r, why, sizeof(why));
@@ -273,17 +286,18 @@ void proxy_set_demand(struct proxy *px, int (*demand)(void *ctx, const char *nam
 void proxy_outbound_accept(struct proxy_worker *pw, struct proxy_pod *pod, int fd)
 {
 	struct access_record rec = { .direction = ACCESS_OUTBOUND, .start_ms = io_now_ms() };
-	struct sockaddr_storage orig;
-	socklen_t len = sizeof(rec.src);
+	struct sockaddr_storage orig, peer = { 0 };
+	socklen_t len = sizeof(peer);
 
-	getpeername(fd, (struct sockaddr *)&rec.src, &len);
-	io_addr_unmap(&rec.src);	/* a [::] listener's IPv4 peer */
+	getpeername(fd, (struct sockaddr *)&peer, &len);
+	io_addr_unmap(&peer);	/* a [::] listener's IPv4 peer */
+	io_addr_pack(&rec.src, &peer);
 	if (proxy_original_dst(pw, fd, &orig) < 0) {
 		access_log_complete(&rec, "no original destination (connection not redirected)");
 		close(fd);
 		return;
 	}
-	rec.dst = orig;
+	io_addr_pack(&rec.dst, &orig);
 	if (access_set(&rec, ACCESS_SRC_WORKLOAD, pod->name) < 0 ||
 	    access_set(&rec, ACCESS_SRC_NAMESPACE, pod->namespace_) < 0 ||
 	    access_set(&rec, ACCESS_SRC_IDENTITY, pod->identity) < 0) {

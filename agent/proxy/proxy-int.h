@@ -204,6 +204,8 @@ void proxy_recheck(struct io_worker *w);
 int proxy_original_dst(struct proxy_worker *pw, int fd, struct sockaddr_storage *dst);
 /* Splits a socket address into ip and port. */
 void proxy_ip_of(const struct sockaddr_storage *ss, struct state_ip *ip, uint16_t *port);
+/* The same for a record's packed address. */
+void proxy_addr_ip(const struct io_addr *a, struct state_ip *ip, uint16_t *port);
 /* Fills sockaddr from ip and port; returns its length. */
 socklen_t proxy_sockaddr(const struct state_ip *ip, uint16_t port, struct sockaddr_storage *ss);
 /* A socket in pod's netns bound to src (transparently, port 0), for connecting to the app. */

@@ -2,9 +2,11 @@
 #ifndef ZTUNNEL_ACCESS_H
 #define ZTUNNEL_ACCESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <ztunnel/addr.h>
 #include <ztunnel/metrics.h>
 #include <ztunnel/tls.h>
 
@@ -38,17 +40,17 @@ struct access_tracker {
  * it. Copying one hands its names on; the copy left behind must not be ended too.
  */
 struct access_record {
-	enum access_direction direction;
-	struct sockaddr_storage src;		/* the client */
-	struct sockaddr_storage dst;		/* the app's address */
-	struct sockaddr_storage hbone;		/* the HBONE peer (port 15008); family 0 if none */
+	uint8_t direction;		/* enum access_direction */
+	bool counted;			/* by access_count_open, until completed */
+	struct io_addr src;		/* the client */
+	struct io_addr dst;		/* the app's address */
+	struct io_addr hbone;		/* the HBONE peer (port 15008); family 0 if none */
 	const char *names[ACCESS_NAMES];	/* interned by access_set; NULL when unknown */
 	uint64_t bytes_sent;	/* towards the client */
 	uint64_t bytes_recv;	/* from the client */
 	uint64_t start_ms;
 	struct metrics_series *series;	/* counted in it when opened; NULL: not counted */
 	struct metrics *metrics;	/* for the active connections gauge; NULL: none */
-	bool counted;			/* by access_count_open, until completed */
 	struct access_tracker *tracker;	/* set while tracked */
 	struct access_record *tprev, *tnext;
 	access_abort_fn abort;

@@ -24,8 +24,9 @@ struct io_buf_class_pool {
 
 struct io_slab;
 
-/* Slot sizes of the object slabs: 2 KiB and 4 KiB. */
-#define IO_OBJ_CLASSES 2
+/* Slot sizes of the object slabs: 512 bytes (a tunnelled stream), 1 KiB (a relay), 2 KiB (an
+ * HBONE connection) and 4 KiB. */
+#define IO_OBJ_CLASSES 4
 
 /* The slabs of per-connection objects of one slot size. */
 struct io_obj_pool {
@@ -95,10 +96,11 @@ void io_buf_pool_clear(struct io_buf_pool *p);
 size_t io_buf_in_use_bytes(const struct io_buf_pool *p);
 
 /*
- * Per-connection objects (up to 4 KiB) in slots of 2 or 4 KiB, in slabs apart from the heap: when a
- * storm's connections are gone their pages go back to the system, where freed heap objects
- * between long-lived ones would pin theirs. Zeroed; NULL when out of memory (EINVAL: over
- * 4 KiB). An object must be freed on the worker that allocated it. io_obj_free(NULL) is fine.
+ * Per-connection objects (up to 4 KiB) in slots of 512 bytes, 1, 2 or 4 KiB (the smallest that
+ * fits), in slabs apart from the heap: when a storm's connections are gone their pages go back
+ * to the system, where freed heap objects between long-lived ones would pin theirs. Zeroed;
+ * NULL when out of memory (EINVAL: over 4 KiB). An object must be freed on the worker that
+ * allocated it. io_obj_free(NULL) is fine.
  */
 void *io_obj_alloc(struct io_buf_pool *p, size_t size);
 void io_obj_free(struct io_buf_pool *p, void *obj);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -27,12 +28,12 @@ struct io_sock_cb {
 struct io_sock {
 	struct io_worker *w;
 	int fd;				/* owned; -1 once closed */
+	enum io_buf_class rclass;
 	const struct io_sock_cb *cb;
 	void *owner;
 	struct io_op rop, wop, cop;	/* rop: the multishot recv, or the poll of a one-shot read */
 	uint8_t *rbuf;			/* from the worker's pool, held only while read bytes are
 					 * being used: from a recv until the next io_sock_read */
-	enum io_buf_class rclass;
 	/* Reads from the worker's buffer ring: buffers the multishot recv filled, in order, until
 	 * the owner asks for them (linked through rbufs.next); the one delivered to on_read is
 	 * held until the next io_sock_read. */
@@ -41,21 +42,26 @@ struct io_sock {
 	uint16_t rq_head, rq_tail, rq_n;
 	uint32_t rq_bytes;
 	int rq_final;			/* 0 (EOF) or -errno, after the queued bytes (rq_has_final) */
-	bool rq_has_final;
-	bool want;			/* io_sock_read called, on_read not delivered yet */
-	bool mshot;			/* rop is a multishot recv (else a poll) */
-	bool rcancel;			/* ... being cancelled: its socket queued too much */
-	bool ready;			/* on the worker's list of reads to deliver */
-	bool rbuf_headroom;		/* rbuf holds a one-shot read, after IO_SOCK_HEADROOM */
+	/* flags as bits: the socket is part of every tunnelled connection's object */
+	bool rq_has_final : 1;
+	bool want : 1;			/* io_sock_read called, on_read not delivered yet */
+	bool mshot : 1;			/* rop is a multishot recv (else a poll) */
+	bool rcancel : 1;		/* ... being cancelled: its socket queued too much */
+	bool ready : 1;			/* on the worker's list of reads to deliver */
+	bool rbuf_headroom : 1;		/* rbuf holds a one-shot read, after IO_SOCK_HEADROOM */
+	bool closing : 1;
+	bool shut_wr : 1;
+	bool read_eof : 1;
+	bool sent_ready : 1;		/* a write the kernel took at once: on_sent from the loop */
+	union {				/* connect target, until the connect completes */
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
 	struct io_sock *ready_next;
 	const uint8_t *wdata;		/* the owner's buffer being written */
-	size_t wlen, woff;
-	int sent_res;			/* the result of a write the kernel took at once ... */
-	bool sent_ready;		/* ... for on_sent from the loop */
-	struct sockaddr_storage addr;	/* connect target */
-	bool closing;
-	bool shut_wr;
-	bool read_eof;
+	uint32_t wlen, woff;
+	int sent_res;			/* ... and its result (0 or -errno) */
 };
 
 #define IO_SOCK_RBUF (256 * 1024)
@@ -86,11 +92,13 @@ int io_sock_read(struct io_sock *s);
  * overwrite: the headroom and what it has used of the read before p. 0 where the read came
  * from the buffer ring, or p is not in it. */
 size_t io_sock_headroom(const struct io_sock *s, const uint8_t *p);
-/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy.
- * The socket is written at once where it takes the bytes (no io_uring round trip for them);
- * on_sent still follows from the loop, never from inside this call. */
+/* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy,
+ * -EINVAL for 4 GiB or more. The socket is written at once where it takes the bytes (no
+ * io_uring round trip for them); on_sent still follows from the loop, never from inside this
+ * call. */
 int io_sock_write(struct io_sock *s, const uint8_t *data, size_t len);
-/* Starts a connect to sa. */
+/* Starts a connect to sa (AF_INET or AF_INET6; a longer len, such as a sockaddr_storage's, is
+ * cut to the address's own). */
 void io_sock_connect(struct io_sock *s, const struct sockaddr *sa, socklen_t len);
 /* shutdown(SHUT_WR) once. */
 void io_sock_shutdown_write(struct io_sock *s);

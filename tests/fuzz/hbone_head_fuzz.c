@@ -14,8 +14,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The stream keeps at most this much of the value (hbone_stream.authority); longer is refused
- * before the proxy sees it, as is an empty one. */
+/* The stream keeps at most this much of the value (HSTREAM_AUTHORITY_MAX, agent/hbone); longer
+ * is refused before the proxy sees it, as is an empty one. */
 #define AUTHORITY_CAP 300
 
 static void canonical(const char *in, const struct state_ip *ip, uint16_t port)

@@ -110,10 +110,11 @@ static void test_slabs_return_memory(void)
 	io_obj_free(&p, again);
 	for (int i = 0; i < N; i += 50)
 		io_obj_free(&p, objs[i]);
-	CHECK(p.obj[1].n_slabs == 1 && p.obj[1].spare, "one spare slab left (%u)", p.obj[1].n_slabs);
+	CHECK(p.obj[3].n_slabs == 1 && p.obj[3].spare, "one spare slab left (%u)",
+	      p.obj[3].n_slabs);
 	io_obj_trim(&p, 5000, 2000);
 	io_obj_trim(&p, 8000, 2000);
-	CHECK(p.obj[1].n_slabs == 0 && p.obj[1].n_dirty == 0, "the spare goes when quiet");
+	CHECK(p.obj[3].n_slabs == 0 && p.obj[3].n_dirty == 0, "the spare goes when quiet");
 	io_obj_free(&p, NULL);
 	free(objs);
 }
@@ -131,15 +132,97 @@ static void test_small_slots_share_pages(void)
 	io_obj_trim(&p, 1000, 5000);
 	io_obj_trim(&p, 3000, 5000);
 	CHECK(b[0] == 2 && b[2047] == 2, "a live neighbour keeps its bytes");
-	CHECK(p.obj[0].n_dirty == 1, "the freed half waits for its neighbour");
-	c = io_obj_alloc(&p, 100);
+	CHECK(p.obj[2].n_dirty == 1, "the freed half waits for its neighbour");
+	c = io_obj_alloc(&p, 1100);
 	CHECK(c == a && c[0] == 0 && c[2047] == 0, "the freed slot comes back zeroed");
 	io_obj_free(&p, b);
 	io_obj_free(&p, c);
-	CHECK(p.obj[0].n_slabs == 1 && p.obj[0].spare, "an empty slab is kept as the spare");
+	CHECK(p.obj[2].n_slabs == 1 && p.obj[2].spare, "an empty slab is kept as the spare");
 	io_obj_trim(&p, 10000, 5000);
 	io_obj_trim(&p, 16000, 5000);
-	CHECK(p.obj[0].n_slabs == 0, "and goes when quiet");
+	CHECK(p.obj[2].n_slabs == 0, "and goes when quiet");
+}
+
+/* The small classes: a 512-byte object (a stream) or a 1 KiB one (a relay) takes its own slot,
+ * per_page to a page; a slab holds 63 pages of them (more than the 2 KiB class's 126 objects),
+ * a page goes back only when all of its objects are free, and every slot of a full slab is
+ * distinct and reused. */
+static void test_small_class(unsigned cls, size_t size)
+{
+	struct io_buf_pool p = { 0 };
+	const int per_page = (int)(4096 / size), per_slab = 63 * per_page, n = per_slab + 10;
+	uint8_t **o = calloc((size_t)n, sizeof(*o));
+	bool distinct = true;
+
+	for (int i = 0; i < n; i++) {
+		o[i] = io_obj_alloc(&p, size);
+		CHECK(o[i] && o[i][size - 1] == 0, "%zu: object %d", size, i);
+		memset(o[i], 0x5a, size);
+	}
+	CHECK(o[1] == o[0] + size && o[per_page - 1] == o[0] + (per_page - 1) * size,
+	      "%zu: %d slots to a page", size, per_page);
+	for (unsigned k = 0; k < IO_OBJ_CLASSES; k++)
+		CHECK(p.obj[k].n_slabs == (k == cls ? 2u : 0u), "%zu: %u slabs of class %u", size,
+		      p.obj[k].n_slabs, k);
+	for (int i = 0; i < per_slab && distinct; i++)
+		for (int j = i + 1; j < per_slab; j++)
+			if (o[i] == o[j]) {
+				distinct = false;
+				break;
+			}
+	CHECK(distinct, "%zu: a full slab's slots are distinct", size);
+	for (int i = 0; i < per_page - 1; i++)
+		io_obj_free(&p, o[i]);
+	io_obj_trim(&p, 1000, 5000);
+	io_obj_trim(&p, 3000, 5000);
+	CHECK(o[per_page - 1][0] == 0x5a && p.obj[cls].n_dirty == (size_t)per_page - 1,
+	      "%zu: the freed wait for the last of their page", size);
+	io_obj_free(&p, o[per_slab - 1]);	/* the last slot of the first slab */
+	for (int i = 0; i < per_page - 1; i++)
+		CHECK(io_obj_alloc(&p, size - 8) == o[i], "%zu: slot %d comes back", size, i);
+	o[per_slab - 1] = io_obj_alloc(&p, size - 8);
+	CHECK(o[per_slab - 1] && o[per_slab - 1][0] == 0, "%zu: the last slot comes back zeroed",
+	      size);
+	for (int i = 0; i < n; i++)
+		io_obj_free(&p, o[i]);
+	CHECK(io_obj_in_use(&p) == 0 && p.obj[cls].n_slabs == 1, "%zu: all freed, a spare kept",
+	      size);
+	io_obj_trim(&p, 10000, 5000);
+	io_obj_trim(&p, 16000, 5000);
+	CHECK(p.obj[cls].n_slabs == 0, "%zu: and the spare goes when quiet", size);
+	free(o);
+}
+
+/* A packed address gives back the address and port it was packed from, in 20 bytes; an empty or
+ * non-IP one packs as none and unpacks as family 0. */
+static void test_addr_pack(void)
+{
+	struct sockaddr_storage ss, back;
+	struct sockaddr_in6 *in6 = (void *)&ss;
+	struct sockaddr_in *in = (void *)&ss;
+	struct io_addr a;
+
+	CHECK(sizeof(struct io_addr) == 20, "packed address %zu bytes", sizeof(struct io_addr));
+	memset(&ss, 0, sizeof(ss));
+	in->sin_family = AF_INET;
+	in->sin_port = htons(15008);
+	inet_pton(AF_INET, "10.201.2.2", &in->sin_addr);
+	io_addr_pack(&a, &ss);
+	CHECK(a.family == AF_INET && a.port == 15008, "v4 packed (%u %u)", a.family, a.port);
+	CHECK(io_addr_unpack(&a, &back) == sizeof(struct sockaddr_in) &&
+	      memcmp(&back, &ss, sizeof(ss)) == 0, "v4 unpacked the same");
+	memset(&ss, 0, sizeof(ss));
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(443);
+	inet_pton(AF_INET6, "fd00:201:2::2", &in6->sin6_addr);
+	io_addr_pack(&a, &ss);
+	CHECK(io_addr_unpack(&a, &back) == sizeof(struct sockaddr_in6) &&
+	      memcmp(&back, &ss, sizeof(ss)) == 0, "v6 unpacked the same");
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	io_addr_pack(&a, &ss);
+	CHECK(a.family == 0 && io_addr_unpack(&a, &back) == 0 && back.ss_family == 0,
+	      "a non-IP address is none");
 }
 
 /* A dual-stack socket's ::ffff:a.b.c.d peer becomes the AF_INET one (port kept); real IPv6 and
@@ -178,10 +261,13 @@ static void test_addr_unmap(void)
 int main(void)
 {
 	test_addr_unmap();
+	test_addr_pack();
 	test_pool_recycles_and_shrinks();
 	test_bufq_order_and_release();
 	test_slabs_return_memory();
 	test_small_slots_share_pages();
+	test_small_class(0, 512);
+	test_small_class(1, 1024);
 	printf("%s\n", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;
 }
