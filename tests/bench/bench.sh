@@ -125,6 +125,7 @@ measure() {
 	out=$(ztb conn "$host" "$eport" --duration "$SECS" --concurrency 4)
 	record conn_per_s "$p" "$(kv conns_per_sec "$out")"
 	record conn_failures "$p" "$(kv failures "$out")"
+	record conn_early_eagain "$p" "$(kv early_eagain "$out")"
 	say "[$p] done: $(for m in tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rrmax_rps \
 		conn_per_s; do printf '%s=%s ' "$m" "${R[$m,$p]}"; done)"
 }
@@ -430,6 +431,7 @@ run_ztunnel_big() {
 	out=$(ztb conn "$SERVER_IP" "$ECHO_PORT" --duration "$SECS" --concurrency 4)
 	record conn_per_s big "$(kv conns_per_sec "$out")"
 	record conn_failures big "$(kv failures "$out")"
+	record conn_early_eagain big "$(kv early_eagain "$out")"
 	stop_mesh
 }
 
@@ -515,7 +517,7 @@ ratio() {	# A B -> A/B with 2 decimals, or "-"
 print_table() {
 	local m p z s h n
 	local metrics=(tput_1stream_Gbps tput_4stream_Gbps rr1000_p50_us rr1000_p99_us rrmax_rps
-		rrmax_p50_us rrmax_p99_us conn_per_s conn_failures rss_node1_idle_kB
+		rrmax_p50_us rrmax_p99_us conn_per_s conn_failures conn_early_eagain rss_node1_idle_kB
 		rss_node2_idle_kB held_conns rss_node1_held_kB rss_node2_held_kB conn_kB_node1
 		conn_kB_node2 rss_node1_after_kB rss_node2_after_kB fds_node1_idle fds_node1_after
 		fds_node2_idle fds_node2_after cpu_s_per_GiB_node1 cpu_s_per_GiB_node2)
