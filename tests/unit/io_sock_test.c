@@ -495,6 +495,165 @@ static void test_ring_trim(struct io_worker *w)
 	CHECK(d.n == 0, "trim: %u ring buffers still resident after 10 s quiet", d.n);
 }
 
+/* ---- writes: sent at once where the kernel takes them, on_sent always from the loop ---- */
+
+struct writer {
+	struct io_sock s;
+	int tx;			/* the test side */
+	uint8_t *buf;
+	size_t len;
+	bool in_call;		/* io_sock_write is on the stack */
+	bool sent_inside;	/* on_sent came from inside io_sock_write */
+	int sent, err, write_ret;
+	bool closed;
+};
+
+static void w_on_read(struct io_sock *s, const uint8_t *data, ssize_t n)
+{
+}
+
+static void w_on_sent(struct io_sock *s, int err)
+{
+	struct writer *wr = s->owner;
+
+	if (wr->in_call)
+		wr->sent_inside = true;
+	wr->sent++;
+	wr->err = err;
+}
+
+static void w_on_closed(struct io_sock *s)
+{
+	((struct writer *)s->owner)->closed = true;
+}
+
+static const struct io_sock_cb wcb = { w_on_read, w_on_sent, on_connected, w_on_closed };
+
+static void w_init(struct io_worker *w, void *arg)
+{
+	struct writer *wr = arg;
+
+	io_sock_init(&wr->s, w, wr->s.fd, &wcb, wr, 0);
+}
+
+static void w_write(struct io_worker *w, void *arg)
+{
+	struct writer *wr = arg;
+
+	wr->in_call = true;
+	wr->write_ret = io_sock_write(&wr->s, wr->buf, wr->len);
+	wr->in_call = false;
+}
+
+static void w_close(struct io_worker *w, void *arg)
+{
+	io_sock_close(&((struct writer *)arg)->s, false);
+}
+
+struct w_wait {
+	struct writer *wr;
+	int want;
+	bool ok;
+};
+
+static void w_check(struct io_worker *w, void *arg)
+{
+	struct w_wait *a = arg;
+
+	a->ok = a->wr->sent >= a->want;
+}
+
+/* Waits up to ms for the writer's want-th on_sent. */
+static bool w_wait_sent(struct io_worker *w, struct writer *wr, int want, int ms)
+{
+	struct w_wait a = { wr, want, false };
+
+	for (int i = 0; i < ms / 10; i++) {
+		on_worker(w, w_check, &a);
+		if (a.ok)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* Reads len bytes from fd (non-blocking, polling) and checks them against buf. */
+static bool drain_and_check(int fd, const uint8_t *buf, size_t len)
+{
+	uint8_t chunk[64 * 1024];
+	size_t got = 0;
+	bool same = true;
+
+	for (int idle = 0; got < len && idle < 3000;) {
+		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+
+		if (n <= 0) {
+			idle++;
+			usleep(1000);
+			continue;
+		}
+		same = same && (size_t)n <= len - got && !memcmp(chunk, buf + got, (size_t)n);
+		got += (size_t)n;
+	}
+	return same && got == len;
+}
+
+static void test_write(struct io_worker *w)
+{
+	struct writer wr = { 0 };
+	size_t big = 16u << 20;
+	int a, t;
+
+	if (make_pair(&a, &t) < 0) {
+		CHECK(0, "write: loopback pair");
+		return;
+	}
+	wr.s.fd = a;
+	wr.tx = t;
+	wr.buf = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		wr.buf[i] = pattern(i);
+	on_worker(w, w_init, &wr);
+	/* a small write: the kernel takes it at once; on_sent follows, from the loop */
+	wr.len = 1000;
+	on_worker(w, w_write, &wr);
+	CHECK(wr.write_ret == 0, "write: small write refused (%d)", wr.write_ret);
+	CHECK(w_wait_sent(w, &wr, 1, 5000) && wr.err == 0, "write: small write's on_sent (%d, %d)",
+	      wr.sent, wr.err);
+	CHECK(drain_and_check(t, wr.buf, 1000), "write: the small write's bytes");
+	/* more than the socket buffers hold while the test side does not read: the rest waits
+	 * in io_uring for room, and on_sent comes only once all of it is out */
+	wr.len = big;
+	on_worker(w, w_write, &wr);
+	CHECK(wr.write_ret == 0, "write: big write refused (%d)", wr.write_ret);
+	usleep(100000);
+	CHECK(!w_wait_sent(w, &wr, 2, 20), "write: on_sent before the bytes could have gone");
+	CHECK(drain_and_check(t, wr.buf, big), "write: the big write's bytes, whole and in order");
+	CHECK(w_wait_sent(w, &wr, 2, 5000) && wr.err == 0, "write: big write's on_sent (%d, %d)",
+	      wr.sent, wr.err);
+	/* the peer is gone: a write's error comes through on_sent too, never from inside */
+	close(t);
+	wr.len = 1000;
+	for (int i = 0; i < 20 && wr.err == 0; i++) {
+		int before = wr.sent;
+
+		on_worker(w, w_write, &wr);
+		if (wr.write_ret < 0)
+			break;
+		if (!w_wait_sent(w, &wr, before + 1, 5000))
+			break;
+		usleep(10000);	/* the peer's RST */
+	}
+	CHECK(wr.err == -EPIPE || wr.err == -ECONNRESET, "write: a write to a closed peer: err %d",
+	      wr.err);
+	CHECK(!wr.sent_inside, "write: on_sent came from inside io_sock_write");
+	on_worker(w, w_close, &wr);
+	for (int i = 0; i < 500 && !wr.closed; i++)
+		usleep(10000);
+	CHECK(wr.closed, "write: on_closed");
+	free(wr.buf);
+}
+
 static void run(bool mshot)
 {
 	struct io_worker w;
@@ -512,6 +671,7 @@ static void run(bool mshot)
 		test_exhaustion(&w);
 	}
 	test_half_close(&w);
+	test_write(&w);
 	test_close_in_flight(&w, mshot && w.rbufs.registered);
 	if (mshot && w.rbufs.registered)
 		test_ring_trim(&w);
