@@ -121,22 +121,23 @@ static void deliver(struct io_sock *s, const uint8_t *data, ssize_t n)
 }
 
 /* Copies queued buffers, whole and in order, into a pool buffer up to the socket's read size
- * and gives them back to the ring: one read instead of many small ones, when the kernel did not
- * fill them in a row. 0 when no pool buffer could be had. */
+ * (after IO_SOCK_HEADROOM, as a one-shot read's) and gives them back to the ring: one read
+ * instead of many small ones, when the kernel did not fill them in a row. 0 when no pool buffer
+ * could be had. */
 static size_t gather_queued(struct io_sock *s, size_t cap)
 {
 	struct io_buf_ring *r = &s->w->rbufs;
 	unsigned head = s->rq_head;
 	size_t len = 0;
 
+	cap -= IO_SOCK_HEADROOM;
 	if (s->rq_n < 2 || r->slot[head].len + r->slot[r->slot[head].next].len > cap || s->rbuf ||
 	    !(s->rbuf = io_buf_get(&s->w->bufs, s->rclass)))
 		return 0;
-	s->rbuf_headroom = false;
 	while (s->rq_n && len + r->slot[s->rq_head].len <= cap) {
 		unsigned bid = pop_queued(s);
 
-		memcpy(s->rbuf + len, io_buf_ring_data(r, bid), r->slot[bid].len);
+		memcpy(s->rbuf + IO_SOCK_HEADROOM + len, io_buf_ring_data(r, bid), r->slot[bid].len);
 		len += r->slot[bid].len;
 		io_buf_ring_put(r, bid);
 	}
@@ -170,7 +171,7 @@ static void deliver_queued(struct io_sock *s)
 		size_t got = gather_queued(s, cap);
 
 		if (got) {
-			deliver(s, s->rbuf, (ssize_t)got);
+			deliver(s, s->rbuf + IO_SOCK_HEADROOM, (ssize_t)got);
 			return;
 		}
 	}
@@ -238,7 +239,6 @@ static void on_readable(struct io_op *op, int res, uint32_t flags)
 	}
 	if (n <= 0)
 		io_buf_put(&s->w->bufs, s->rclass, &s->rbuf);
-	s->rbuf_headroom = n > 0;
 	deliver(s, s->rbuf ? s->rbuf + IO_SOCK_HEADROOM : NULL, n < 0 ? -errno : n);
 }
 
@@ -304,7 +304,19 @@ static void on_recv(struct io_op *op, int res, uint32_t flags)
 		arm_read(s, res == -ENOBUFS);	/* ended with nothing to tell: read on */
 }
 
-static void schedule(struct io_sock *s);
+static void schedule(struct io_sock *s)
+{
+	struct io_worker *w = s->w;
+
+	if (s->ready)
+		return;
+	s->ready = true;
+	if (w->ready_tail)
+		w->ready_tail->ready_next = s;
+	else
+		w->ready_head = s;
+	w->ready_tail = s;
+}
 
 void io_sock_run_ready(struct io_worker *w)
 {
@@ -330,20 +342,6 @@ void io_sock_run_ready(struct io_worker *w)
 		} else if (s->want && has_queued(s))
 			deliver_queued(s);
 	}
-}
-
-static void schedule(struct io_sock *s)
-{
-	struct io_worker *w = s->w;
-
-	if (s->ready)
-		return;
-	s->ready = true;
-	if (w->ready_tail)
-		w->ready_tail->ready_next = s;
-	else
-		w->ready_head = s;
-	w->ready_tail = s;
 }
 
 static void on_send(struct io_op *op, int res, uint32_t flags)
@@ -414,7 +412,7 @@ int io_sock_read(struct io_sock *s)
 
 size_t io_sock_headroom(const struct io_sock *s, const uint8_t *p)
 {
-	if (!s->rbuf || !s->rbuf_headroom || p < s->rbuf + IO_SOCK_HEADROOM ||
+	if (!s->rbuf || p < s->rbuf + IO_SOCK_HEADROOM ||
 	    p > s->rbuf + io_buf_size(s->rclass))
 		return 0;
 	return (size_t)(p - s->rbuf);

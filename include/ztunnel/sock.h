@@ -48,7 +48,6 @@ struct io_sock {
 	bool mshot : 1;			/* rop is a multishot recv (else a poll) */
 	bool rcancel : 1;		/* ... being cancelled: its socket queued too much */
 	bool ready : 1;			/* on the worker's list of reads to deliver */
-	bool rbuf_headroom : 1;		/* rbuf holds a one-shot read, after IO_SOCK_HEADROOM */
 	bool closing : 1;
 	bool shut_wr : 1;
 	bool read_eof : 1;
@@ -65,8 +64,9 @@ struct io_sock {
 };
 
 #define IO_SOCK_RBUF (256 * 1024)
-/* A one-shot read's bytes start this far into its pool buffer: room for the owner to write a
- * header right before them (an HTTP/2 frame header, so that a DATA frame is one run). */
+/* A read into a pool buffer (one-shot, or ring buffers gathered) starts this far into it: room
+ * for the owner to write a header right before the bytes (an HTTP/2 frame header, so that a
+ * DATA frame is one run). */
 #define IO_SOCK_HEADROOM 16
 /* A socket with this many bytes queued in ring buffers stops its multishot recv until the owner
  * has taken half (the rest waits in the kernel, under TCP's window); a few more may still come
@@ -89,8 +89,8 @@ void io_sock_init(struct io_sock *s, struct io_worker *w, int fd, const struct i
  * (a read was already asked for). */
 int io_sock_read(struct io_sock *s);
 /* How many bytes right before p (inside the last read's bytes, given to on_read) the owner may
- * overwrite: the headroom and what it has used of the read before p. 0 where the read came
- * from the buffer ring, or p is not in it. */
+ * overwrite: the headroom and what it has used of the read before p. 0 where the read is a
+ * ring buffer delivered in place, or p is not in it. */
 size_t io_sock_headroom(const struct io_sock *s, const uint8_t *p);
 /* Writes all of data (the caller keeps it alive until on_sent). -EALREADY if a write is busy,
  * -EINVAL for 4 GiB or more. The socket is written at once where it takes the bytes (no
