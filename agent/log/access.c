@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <ztunnel/access.h>
 #include <ztunnel/addr.h>
@@ -17,12 +18,13 @@ const char *access_addr(const struct sockaddr_storage *addr, char *buf, size_t l
 
 	io_addr_unmap(&copy);	/* ::ffff:a.b.c.d is logged as a.b.c.d */
 
-	if (ss->ss_family == AF_INET && len >= sizeof("255.255.255.255:65535")) {
-		/* by hand: one or more per logged connection */
+	if (ss->ss_family == AF_INET) {
+		/* by hand, not printf: one or more per logged connection */
 		const struct sockaddr_in *in = (const void *)ss;
 		const uint8_t *a = (const uint8_t *)&in->sin_addr;
 		unsigned port = ntohs(in->sin_port);
-		char *p = buf;
+		char text[sizeof("255.255.255.255:65535")], *p = text;
+		size_t n;
 
 		for (int i = 0; i < 4; i++) {
 			if (a[i] >= 100)
@@ -35,12 +37,12 @@ const char *access_addr(const struct sockaddr_storage *addr, char *buf, size_t l
 		for (unsigned d = port >= 10000 ? 10000 : port >= 1000 ? 1000 : port >= 100 ? 100 :
 				  port >= 10 ? 10 : 1; d; d /= 10)
 			*p++ = (char)('0' + port / d % 10);
-		*p = '\0';
-	} else if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(in->sin_port));
+		n = (size_t)(p - text);	/* cut to len as snprintf would */
+		if (len) {
+			n = n < len ? n : len - 1;
+			memcpy(buf, text, n);
+			buf[n] = '\0';
+		}
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)ss;
 
