@@ -30,6 +30,20 @@ struct packet {
 	struct tcphdr tcp;
 } __attribute__((packed));
 
+/* From port 40000 to dport, with the flags asked for. */
+static struct tcphdr tcp_header(uint16_t dport, bool syn, bool ack)
+{
+	struct tcphdr t;
+
+	memset(&t, 0, sizeof(t));
+	t.source = htons(40000);
+	t.dest = htons(dport);
+	t.doff = 5;
+	t.syn = syn;
+	t.ack = ack;
+	return t;
+}
+
 static struct packet tcp_packet(const char *src, const char *dst, uint16_t dport, bool syn,
 				bool ack)
 {
@@ -44,11 +58,7 @@ static struct packet tcp_packet(const char *src, const char *dst, uint16_t dport
 	p.ip.tot_len = htons(sizeof(p.ip) + sizeof(p.tcp));
 	inet_pton(AF_INET, src, &p.ip.saddr);
 	inet_pton(AF_INET, dst, &p.ip.daddr);
-	p.tcp.source = htons(40000);
-	p.tcp.dest = htons(dport);
-	p.tcp.doff = 5;
-	p.tcp.syn = syn;
-	p.tcp.ack = ack;
+	p.tcp = tcp_header(dport, syn, ack);
 	return p;
 }
 
@@ -71,11 +81,7 @@ static struct packet6 tcp_packet6(const char *src, const char *dst, uint16_t dpo
 	p.ip.payload_len = htons(sizeof(p.tcp));
 	inet_pton(AF_INET6, src, &p.ip.saddr);
 	inet_pton(AF_INET6, dst, &p.ip.daddr);
-	p.tcp.source = htons(40000);
-	p.tcp.dest = htons(dport);
-	p.tcp.doff = 5;
-	p.tcp.syn = syn;
-	p.tcp.ack = ack;
+	p.tcp = tcp_header(dport, syn, ack);
 	return p;
 }
 

@@ -23,33 +23,19 @@
 #define POD6 "fd00:201:1::2"
 #define TEST_IFINDEX 0	/* a test run's context has no ingress interface */
 
-/* A socket on 127.0.0.1 (listening for TCP), with its cookie. */
-static int sock_on_loopback(int type, uint64_t *cookie)
+/* A socket on 127.0.0.1, or [::1] (IPv6 only), listening for TCP, with its cookie. */
+static int sock_on_loopback(int family, int type, uint64_t *cookie)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr *sa = family == AF_INET ? (struct sockaddr *)&a : (struct sockaddr *)&a6;
+	socklen_t salen = family == AF_INET ? sizeof(a) : sizeof(a6);
 	socklen_t len = sizeof(*cookie);
-	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0);
 
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, 4) < 0) ||
+	if (fd < 0 || bind(fd, sa, salen) < 0 || (type == SOCK_STREAM && listen(fd, 4) < 0) ||
 	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) < 0) {
-		printf("bpf_lookup_test: socket: %s\n", strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
-
-/* The same on [::1] (IPv6 only). */
-static int sock_on_loopback6(int type, uint64_t *cookie)
-{
-	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	socklen_t len = sizeof(*cookie);
-	int fd = socket(AF_INET6, type | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, 4) < 0) ||
-	    getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) < 0) {
-		printf("bpf_lookup_test: socket6: %s\n", strerror(errno));
+		printf("bpf_lookup_test: socket (family %d): %s\n", family, strerror(errno));
 		exit(1);
 	}
 	return fd;
@@ -60,10 +46,25 @@ struct lookup {
 	uint64_t cookie;	/* of the socket the program selected, 0 for none */
 };
 
+/* The program's verdict on the lookup ctx, and the socket it selected. */
+static struct lookup test_run(struct zt_sk_lookup *s, struct bpf_sk_lookup *ctx)
+{
+	struct lookup r = { -1, 0 };
+
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = ctx, .ctx_size_in = sizeof(*ctx),
+		    .ctx_out = ctx, .ctx_size_out = sizeof(*ctx), .repeat = 1);
+	if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.zt_sk_lookup), &opts) == 0) {
+		r.verdict = (int)opts.retval;
+		r.cookie = ctx->cookie;
+	} else {
+		printf("  test run: %s\n", strerror(errno));
+	}
+	return r;
+}
+
 static struct lookup run(struct zt_sk_lookup *s, int proto, const char *dst, uint32_t dport)
 {
 	struct bpf_sk_lookup ctx;
-	struct lookup r = { -1, 0 };
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.family = AF_INET;
@@ -72,22 +73,13 @@ static struct lookup run(struct zt_sk_lookup *s, int proto, const char *dst, uin
 	ctx.remote_port = htons(40000);
 	inet_pton(AF_INET, dst, &ctx.local_ip4);
 	ctx.local_port = dport;
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-		    .ctx_out = &ctx, .ctx_size_out = sizeof(ctx), .repeat = 1);
-	if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.zt_sk_lookup), &opts) == 0) {
-		r.verdict = (int)opts.retval;
-		r.cookie = ctx.cookie;
-	} else {
-		printf("  test run: %s\n", strerror(errno));
-	}
-	return r;
+	return test_run(s, &ctx);
 }
 
 /* An IPv6 lookup of proto to [dst]:dport from the pod. */
 static struct lookup run6(struct zt_sk_lookup *s, int proto, const char *dst, uint32_t dport)
 {
 	struct bpf_sk_lookup ctx;
-	struct lookup r = { -1, 0 };
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.family = AF_INET6;
@@ -96,15 +88,7 @@ static struct lookup run6(struct zt_sk_lookup *s, int proto, const char *dst, ui
 	ctx.remote_port = htons(40000);
 	inet_pton(AF_INET6, dst, ctx.local_ip6);
 	ctx.local_port = dport;
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
-		    .ctx_out = &ctx, .ctx_size_out = sizeof(ctx), .repeat = 1);
-	if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.zt_sk_lookup), &opts) == 0) {
-		r.verdict = (int)opts.retval;
-		r.cookie = ctx.cookie;
-	} else {
-		printf("  test run: %s\n", strerror(errno));
-	}
-	return r;
+	return test_run(s, &ctx);
 }
 
 /* dns: 0 off, 1 IPv4, 2 IPv4 and IPv6 (the agent's dns_capture). */
@@ -147,10 +131,10 @@ static uint64_t count(struct zt_sk_lookup *s, uint32_t which)
 static void test_ipv6(void)
 {
 	uint64_t out_c, out4_c, udp_c, tcp_c;
-	int out = sock_on_loopback6(SOCK_STREAM, &out_c);
-	int out4 = sock_on_loopback(SOCK_STREAM, &out4_c);
-	int udp = sock_on_loopback6(SOCK_DGRAM, &udp_c);
-	int tcp = sock_on_loopback6(SOCK_STREAM, &tcp_c);
+	int out = sock_on_loopback(AF_INET6, SOCK_STREAM, &out_c);
+	int out4 = sock_on_loopback(AF_INET, SOCK_STREAM, &out4_c);
+	int udp = sock_on_loopback(AF_INET6, SOCK_DGRAM, &udp_c);
+	int tcp = sock_on_loopback(AF_INET6, SOCK_STREAM, &tcp_c);
 	struct zt_sk_lookup *s = load(1, TEST_IFINDEX);
 	struct lookup r;
 
@@ -195,9 +179,9 @@ static void test_ipv6(void)
 int main(void)
 {
 	uint64_t out_c, udp_c, tcp_c;
-	int out = sock_on_loopback(SOCK_STREAM, &out_c);
-	int dns_udp = sock_on_loopback(SOCK_DGRAM, &udp_c);
-	int dns_tcp = sock_on_loopback(SOCK_STREAM, &tcp_c);
+	int out = sock_on_loopback(AF_INET, SOCK_STREAM, &out_c);
+	int dns_udp = sock_on_loopback(AF_INET, SOCK_DGRAM, &udp_c);
+	int dns_tcp = sock_on_loopback(AF_INET, SOCK_STREAM, &tcp_c);
 	struct zt_sk_lookup *s = load(0, TEST_IFINDEX);
 	struct lookup r;
 
