@@ -556,7 +556,6 @@ static void on_tcp_connected(struct io_sock *s, int err)
 {
 	struct hbone_stream *st = s->owner;
 	struct hbone_conn *c = st->conn;
-	char why[120];
 
 	if (!c || st->h2_closed) {
 		st->reset = true;
@@ -566,8 +565,7 @@ static void on_tcp_connected(struct io_sock *s, int err)
 	hstream_enter(st);
 	hconn_enter(c);
 	if (err < 0) {
-		snprintf(why, sizeof(why), "app connect failed: %s", strerror(-err));
-		set_error(st, true, "%s (HTTP 503)", why);
+		set_error(st, true, "app connect failed: %s (HTTP 503)", strerror(-err));
 		submit_status(st, 503, false);
 		io_sock_close(&st->tcp, false);
 	} else {
@@ -665,14 +663,12 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 {
 	struct hbone_stream *st = nghttp2_session_get_stream_user_data(h2, id);
-	char why[80];
 
 	if (!st)
 		return 0;
 	st->h2_closed = true;
 	if (code != NGHTTP2_NO_ERROR) {
-		snprintf(why, sizeof(why), "stream reset by peer (code %u)", code);
-		set_error(st, false, "%s", why);
+		set_error(st, false, "stream reset by peer (code %u)", code);
 	}
 	/* anything but a clean end of both halves resets the TCP side */
 	if (code != NGHTTP2_NO_ERROR || !st->h2_eof)
